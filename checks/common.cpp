@@ -1,0 +1,67 @@
+#include "checks/common.hpp"
+
+#include <fmt/format.h>
+
+namespace kvmready::checks {
+
+CpuClass cpu_class(const std::string& vendor) {
+    if (vendor == "GenuineIntel" || vendor == "CentaurHauls" || vendor == "  Shanghai  ") return CpuClass::Intel;
+    if (vendor == "AuthenticAMD" || vendor == "HygonGenuine") return CpuClass::Amd;
+    return CpuClass::Unknown;
+}
+
+const char* vendor_module(CpuClass c) {
+    switch (c) {
+    case CpuClass::Intel: return "kvm_intel";
+    case CpuClass::Amd: return "kvm_amd";
+    case CpuClass::Unknown: return "";
+    }
+    return "";
+}
+
+const ModuleInfo* find_module(const Facts& f, const std::string& name) {
+    for (const auto& m : f.modules.present)
+        if (m.name == name) return &m;
+    return nullptr;
+}
+
+const ModuleInfo* flavour_module(const Facts& f) {
+    for (const char* name : {"kvm_intel", "kvm_amd", "kvm_pvm"})
+        if (const auto* m = find_module(f, name)) return m;
+    for (const auto& m : f.modules.present)
+        if (m.name.rfind("kvm_", 0) == 0) return &m;
+    return nullptr;
+}
+
+std::string describe_flavour(const std::string& module) {
+    if (module == "kvm_intel") return "kvm_intel (Intel VT-x)";
+    if (module == "kvm_amd") return "kvm_amd (AMD-V/SVM)";
+    if (module == "kvm_pvm") return "kvm_pvm (PVM: software, pagetable-based virtualization without VT-x/AMD-V)";
+    return module;
+}
+
+bool is_pvm(const Facts& f) {
+    const auto* m = flavour_module(f);
+    return m && m->name == "kvm_pvm";
+}
+
+const char* const kPvmImplications =
+    "PVM runs guests without VT-x/AMD-V: a guest must boot a PVM-enabled kernel (CONFIG_PVM_GUEST). "
+    "Ordinary guests started with QEMU/libvirt -accel kvm fail or hang on this host; run them with TCG "
+    "(-accel tcg, libvirt <domain type='qemu'>) or give them a PVM guest kernel";
+
+std::string hex(uint64_t v) { return fmt::format("0x{:x}", v); }
+
+std::string mode_string(unsigned mode) { return fmt::format("{:04o}", mode); }
+
+void set(Finding& f, Status s, std::string message) {
+    f.status = s;
+    f.message = std::move(message);
+}
+
+void remedy(Finding& f, std::string text, std::vector<std::string> commands, std::string fix_id, const char* applicability,
+            bool requires_root) {
+    f.remediation = Remediation{std::move(text), std::move(commands), std::move(fix_id), applicability, requires_root};
+}
+
+}  // namespace kvmready::checks

@@ -1,0 +1,33 @@
+// Small helpers shared by the checks: CPU vendor classes and the KVM flavour
+// (which vendor module provides KVM on this host).
+#pragma once
+
+#include <string>
+
+#include "core/check.hpp"
+
+namespace kvmready::checks {
+
+enum class CpuClass { Intel, Amd, Unknown };
+
+// Zhaoxin ("  Shanghai  ", "CentaurHauls") implements VMX and uses kvm_intel;
+// Hygon implements SVM and uses kvm_amd.
+CpuClass cpu_class(const std::string& vendor);
+const char* vendor_module(CpuClass c);       // "kvm_intel", "kvm_amd", or ""
+
+const ModuleInfo* find_module(const Facts& f, const std::string& name);
+// The vendor/flavour module that provides KVM here (kvm_intel, kvm_amd,
+// kvm_pvm, ...), or nullptr.
+const ModuleInfo* flavour_module(const Facts& f);
+// Human description of a flavour module, e.g. "kvm_pvm (PVM: software, pagetable-based)".
+std::string describe_flavour(const std::string& module);
+bool is_pvm(const Facts& f);
+extern const char* const kPvmImplications;
+
+std::string hex(uint64_t v);
+std::string mode_string(unsigned mode);  // "0660"
+void set(Finding& f, Status s, std::string message);
+void remedy(Finding& f, std::string text, std::vector<std::string> commands, std::string fix_id,
+            const char* applicability, bool requires_root);
+
+}  // namespace kvmready::checks

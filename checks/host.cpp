@@ -1,0 +1,111 @@
+// host.*: what kind of machine this is (bare metal, VM, container), because
+// that decides where a missing capability must be fixed.
+#include <fmt/format.h>
+
+#include "checks/checks.hpp"
+#include "checks/common.hpp"
+
+namespace kvmready::checks {
+
+namespace {
+
+// CPUID hypervisor signatures (leaf 0x40000000) and the product behind them.
+struct HvName {
+    const char* signature;
+    const char* name;
+};
+constexpr HvName kHypervisors[] = {
+    {"KVMKVMKVM", "KVM"},          {"Microsoft Hv", "Microsoft Hyper-V"}, {"VMwareVMware", "VMware"},
+    {"XenVMMXenVMM", "Xen"},       {"TCGTCGTCGTCG", "QEMU TCG"},          {"VBoxVBoxVBox", "VirtualBox"},
+    {"prl hyperv  ", "Parallels"}, {"bhyve bhyve ", "bhyve"},             {"ACRNACRNACRN", "ACRN"},
+    {"QNXQVMBSQG", "QNX"},         {"Linux KVM Hv", "KVM (Hyper-V enlightenments)"}, {"EVMMEVMMEVMM", "Intel EVMM"},
+};
+
+std::string hv_name(const std::string& sig) {
+    for (const auto& h : kHypervisors)
+        if (sig == h.signature) return h.name;
+    return sig;
+}
+
+// cgroup paths that container runtimes create for their payloads.
+bool cgroup_says_container(const std::string& cg) {
+    for (const char* s : {"/docker/", "/docker-", "/lxc/", "/lxc.payload", "/kubepods", "/containerd", "/libpod-", "/machine.slice/"})
+        if (cg.find(s) != std::string::npos) return true;
+    return false;
+}
+
+void hypervisor(const Facts& f, const Results&, Finding& out) {
+    const auto& h = f.hypervisor;
+    auto& ev = out.evidence;
+    std::optional<cpuid::Decoded> d;
+    if (f.cpu.available) d = cpuid::decode(f.cpu.dump);
+    const bool live_cpu = f.cpu.source == "live" || f.cpu.source == "recorded";
+    if (d && live_cpu) {
+        ev["cpuid_hypervisor_bit"] = d->hypervisor;
+        ev["cpuid_signature"] = d->hypervisor_vendor ? nlohmann::ordered_json(*d->hypervisor_vendor) : nlohmann::ordered_json();
+    }
+    if (!h.dmi.empty()) ev["dmi"] = h.dmi;
+    if (!h.sys_hypervisor_type.empty()) ev["sys_hypervisor_type"] = h.sys_hypervisor_type;
+
+    // Container: several independent signals; /.dockerenv alone proves
+    // nothing (images carry it into VMs and chroots).
+    std::string container;
+    if (!h.container_env.empty()) container = h.container_env + " (container= in PID 1's environment)";
+    else if (h.containerenv_file) container = "podman (/run/.containerenv)";
+    else if (cgroup_says_container(h.pid1_cgroup)) container = "a container runtime (PID 1's cgroup path)";
+    else if (h.dockerenv_file && h.root_fstype == "overlay") container = "docker (/.dockerenv and an overlay root filesystem)";
+    ev["container"] = container.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(container);
+    if (h.dockerenv_file && container.empty())
+        ev["note"] = "/.dockerenv exists but nothing else indicates a container; not treated as one";
+    if (h.wsl) ev["wsl"] = true;
+
+    std::string what;
+    if (d && live_cpu && d->hypervisor) {
+        what = d->hypervisor_vendor ? "a virtual machine under " + hv_name(*d->hypervisor_vendor) + " (CPUID signature \"" +
+                                          *d->hypervisor_vendor + "\")"
+                                    : "a virtual machine (CPUID hypervisor bit)";
+    } else if (!h.sys_hypervisor_type.empty()) {
+        what = "a " + h.sys_hypervisor_type + " domain (/sys/hypervisor/type)";
+    } else if (h.dmi.count("sys_vendor") && (h.dmi.at("sys_vendor") == "QEMU" || h.dmi.at("product_name") == "KVM" ||
+                                               h.dmi.at("sys_vendor") == "innotek GmbH" ||
+                                               h.dmi.at("sys_vendor") == "VMware, Inc.")) {
+        what = "a virtual machine (DMI: " + h.dmi.at("sys_vendor") + ")";
+    } else if (d && live_cpu) {
+        what = "bare metal (no hypervisor bit in CPUID)";
+    } else {
+        what = "unknown (no CPUID of this host)";
+    }
+    if (h.wsl) what += ", WSL2";
+    ev["machine"] = what;
+
+    if (!container.empty()) {
+        set(out, Status::Warn, fmt::format("inside a container ({}) on {}", container, what));
+        remedy(out,
+               "The host may support KVM, but this container can only use it if /dev/kvm is passed in; run kvmready on "
+               "the host to judge the host itself.",
+               {"docker run --device /dev/kvm ...", "podman run --device /dev/kvm ..."}, "", "manual", false);
+        return;
+    }
+    const bool guest = d && live_cpu && d->hypervisor;
+    if (guest && !d->vmx && !d->svm && !f.kvm.ran) {
+        set(out, Status::Warn, "running as " + what + " without nested virtualization");
+        remedy(out, "Enable nested virtualization for this VM on the outer host (see cpu.virt-extensions for the exact setting).",
+               {}, "", "manual", false);
+        return;
+    }
+    set(out, Status::Pass, "running as " + what);
+}
+
+}  // namespace
+
+void register_host(std::vector<CheckSpec>& r) {
+    r.push_back({"host.hypervisor", "Bare metal, virtual machine or container", Level::Optional, {},
+                 "CPUID hypervisor bit and signature (leaf 0x40000000), /sys/class/dmi/id/*, /sys/hypervisor/type; for "
+                 "containers: container= in /proc/1/environ, /run/.containerenv, /proc/1/cgroup, the root filesystem type "
+                 "(/.dockerenv only as supporting evidence).",
+                 "Inside a VM, KVM needs nested virtualization from the outer hypervisor; inside a container, /dev/kvm must "
+                 "be passed in. Knowing which tells where to fix a failure.",
+                 "Enable nested virtualization on the outer host, or pass --device /dev/kvm to the container.", hypervisor});
+}
+
+}  // namespace kvmready::checks

@@ -1,0 +1,352 @@
+// kvm.*: the kernel side. kvm.api, the functional ioctl test, is the ground
+// truth for "KVM works"; the others explain why it does not.
+#include <algorithm>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "checks/checks.hpp"
+#include "checks/common.hpp"
+
+namespace kvmready::checks {
+
+namespace {
+
+constexpr unsigned kKvmMajor = 10, kKvmMinor = 232;
+
+std::string errno_text(int e) {
+    return fmt::format("{} ({})", std::strerror(e), e == EACCES ? "EACCES" : e == EPERM ? "EPERM" : e == ENOENT ? "ENOENT"
+                                                                          : e == EBUSY ? "EBUSY" : e == ENODEV ? "ENODEV"
+                                                                                                               : std::to_string(e));
+}
+
+std::vector<std::string> module_list(const Facts& f) {
+    std::vector<std::string> v;
+    for (const auto& m : f.modules.present)
+        v.push_back(m.name + (m.builtin ? " (built-in)" : m.initstate == "live" ? "" : " (" + m.initstate + ")"));
+    return v;
+}
+
+std::string expected_vendor_module(const Facts& f) {
+    if (!f.cpu.available) return "";
+    return vendor_module(cpu_class(cpuid::decode(f.cpu.dump).vendor));
+}
+
+bool installed(const Facts& f, const std::string& m) {
+    return std::find(f.modules.installed.begin(), f.modules.installed.end(), m) != f.modules.installed.end();
+}
+
+void module(const Facts& f, const Results&, Finding& out) {
+    const auto& m = f.modules;
+    auto& ev = out.evidence;
+    ev["present"] = module_list(f);
+    ev["installed_for_kernel"] = m.installed;
+    ev["module_support"] = m.module_support;
+    ev["kernel"] = f.kernel.release;
+    const std::string want = expected_vendor_module(f);
+    if (!want.empty()) ev["expected_vendor_module"] = want;
+    const ModuleInfo* core = find_module(f, "kvm");
+    const ModuleInfo* flav = flavour_module(f);
+    if (core && flav) {
+        std::string how = flav->builtin ? "built into the kernel" : "loaded";
+        if (!flav->builtin && flav->initstate != "live") {
+            set(out, Status::Warn, fmt::format("{} is {} (still initialising or unloading)", flav->name, flav->initstate));
+            return;
+        }
+        set(out, Status::Pass, fmt::format("kvm and {} are {}", describe_flavour(flav->name), how));
+        return;
+    }
+    const std::string target = want.empty() ? "kvm_intel or kvm_amd" : want;
+    if (core && !flav) {
+        set(out, Status::Fail, fmt::format("kvm is present but no vendor module ({}) is loaded", target));
+    } else {
+        set(out, Status::Fail, "no KVM module is loaded or built in");
+    }
+    if (!m.module_support) {
+        out.message += "; this kernel has no loadable-module support";
+        remedy(out, "Boot a kernel built with CONFIG_KVM and CONFIG_KVM_INTEL/CONFIG_KVM_AMD (e.g. Debian's linux-image-amd64).", {}, "",
+               "manual", true);
+        return;
+    }
+    if (m.modules_disabled) {
+        out.message += "; module loading is disabled (kernel.modules_disabled=1) until reboot";
+        remedy(out, fmt::format("Load {} at boot instead: add it to /etc/modules-load.d/kvm.conf and reboot.", target),
+               {fmt::format("echo {} > /etc/modules-load.d/kvm.conf", want.empty() ? "kvm_intel" : want)}, "kvm.modules-load",
+               "confirm", true);
+        return;
+    }
+    if (!want.empty() && (installed(f, want) || !m.modules_dir_found)) {
+        remedy(out,
+               fmt::format("Load the module (it pulls in kvm); if modprobe says \"Operation not supported\" or dmesg says "
+                           "\"disabled by bios\", enable virtualization in the firmware.",
+                           want),
+               {"modprobe " + want}, "kvm.modules-load", "automatic", true);
+        return;
+    }
+    if (!m.modules_dir_found) {
+        remedy(out, fmt::format("No modules directory for kernel {}: install its modules package.", f.kernel.release),
+               {fmt::format("apt-get install linux-image-{}", f.kernel.release)}, "", "manual", true);
+        return;
+    }
+    remedy(out, fmt::format("Kernel {} ships no {} module: install a kernel that has it.", f.kernel.release, target),
+           {"apt-get install linux-image-amd64"}, "", "manual", true);
+}
+
+void device(const Facts& f, const Results& r, Finding& out) {
+    const auto& d = f.device;
+    auto& ev = out.evidence;
+    ev["path"] = d.path;
+    ev["exists"] = d.stat.exists;
+    if (d.stat.exists) {
+        ev["type"] = d.stat.type;
+        if (d.stat.type == "char" || d.stat.type == "block") ev["device"] = fmt::format("{}:{}", d.stat.major, d.stat.minor);
+        ev["mode"] = mode_string(d.stat.mode);
+        ev["owner"] = d.owner_name.empty() ? std::to_string(d.stat.uid) : d.owner_name;
+        ev["group"] = d.group_name.empty() ? std::to_string(d.stat.gid) : d.group_name;
+    }
+    const std::string mknod = "mknod -m 0660 /dev/kvm c 10 232 && chgrp kvm /dev/kvm";
+    if (d.stat.exists && d.stat.type == "char" && d.stat.major == kKvmMajor && d.stat.minor == kKvmMinor) {
+        set(out, Status::Pass, fmt::format("/dev/kvm is the KVM character device (10:232, mode {}, {}:{})", mode_string(d.stat.mode),
+                                           ev["owner"].get<std::string>(), ev["group"].get<std::string>()));
+        return;
+    }
+    if (d.stat.exists) {
+        set(out, Status::Fail,
+            d.stat.type == "char" ? fmt::format("/dev/kvm is character device {}:{}, not KVM's 10:232", d.stat.major, d.stat.minor)
+                                  : fmt::format("/dev/kvm is a {}, not a character device", d.stat.type));
+        remedy(out, "Replace it with the real device node.", {"rm /dev/kvm && " + mknod}, "", "confirm", true);
+        return;
+    }
+    const bool container = r.find("host.hypervisor") && r.find("host.hypervisor")->evidence.value("container", nlohmann::ordered_json()).is_string();
+    if (container) {
+        set(out, Status::Fail, "/dev/kvm does not exist in this container");
+        remedy(out, "Pass the host's /dev/kvm into the container.", {"docker run --device /dev/kvm ..."}, "", "manual", false);
+        return;
+    }
+    if (flavour_module(f)) {
+        set(out, Status::Fail, "/dev/kvm does not exist although KVM modules are loaded");
+        remedy(out, "devtmpfs/udev did not create the node; create it (and check that /dev is a devtmpfs).", {mknod}, "", "confirm", true);
+        return;
+    }
+    set(out, Status::Fail, "/dev/kvm does not exist: no KVM module provides it");
+    const std::string want = expected_vendor_module(f);
+    remedy(out, "Load the KVM module for this CPU (see kvm.module).", {"modprobe " + (want.empty() ? std::string("kvm_intel") : want)},
+           "kvm.modules-load", "automatic", true);
+}
+
+// POSIX.1e access check for read+write, as the kernel does it.
+struct AccessDecision {
+    bool allowed = false;
+    std::string basis;
+};
+
+AccessDecision decide_access(const DeviceFacts& d, const host::User& u, const std::vector<uint32_t>& gids) {
+    constexpr unsigned kRw = 6;
+    auto in_group = [&](uint32_t g) { return std::find(gids.begin(), gids.end(), g) != gids.end(); };
+    if (u.uid == 0) return {true, "root bypasses file permissions (CAP_DAC_OVERRIDE)"};
+    const unsigned mode = d.stat.mode;
+    if (u.uid == d.stat.uid) return {((mode >> 6) & kRw) == kRw, fmt::format("owner bits of mode {}", mode_string(mode))};
+    if (d.acl) {
+        unsigned mask = 7;
+        for (const auto& e : *d.acl)
+            if (e.tag == "mask") mask = e.perms;
+        for (const auto& e : *d.acl)
+            if (e.tag == "user" && e.id == static_cast<int64_t>(u.uid))
+                return {(e.perms & mask & kRw) == kRw, fmt::format("ACL entry user:{}", u.name)};
+        bool group_matched = false;
+        for (const auto& e : *d.acl) {
+            const bool match = (e.tag == "group_obj" && in_group(d.stat.gid)) || (e.tag == "group" && e.id >= 0 && in_group(static_cast<uint32_t>(e.id)));
+            if (!match) continue;
+            group_matched = true;
+            if ((e.perms & mask & kRw) == kRw) return {true, fmt::format("ACL group entry (gid {})", e.tag == "group" ? e.id : d.stat.gid)};
+        }
+        if (group_matched) return {false, "ACL group entries match but grant no read-write"};
+        for (const auto& e : *d.acl)
+            if (e.tag == "other") return {(e.perms & kRw) == kRw, "ACL other entry"};
+    }
+    if (in_group(d.stat.gid)) return {((mode >> 3) & kRw) == kRw, fmt::format("group bits of mode {}", mode_string(mode))};
+    return {(mode & kRw) == kRw, fmt::format("other bits of mode {}", mode_string(mode))};
+}
+
+void access(const Facts& f, const Results&, Finding& out) {
+    const auto& a = f.access;
+    const auto& d = f.device;
+    auto& ev = out.evidence;
+    if (!a.user) {
+        set(out, Status::Unknown, "cannot tell whose access to judge: " + a.lookup_error);
+        remedy(out, "Name the user explicitly.", {"kvmready check --user <name> kvm.access"}, "", "manual", false);
+        return;
+    }
+    const host::User& u = *a.user;
+    ev["user"] = u.name;
+    ev["uid"] = u.uid;
+    std::vector<uint32_t> db_gids;
+    for (const auto& g : u.groups) db_gids.push_back(g.gid);
+    std::vector<std::string> names;
+    for (const auto& g : u.groups) names.push_back(g.name.empty() ? std::to_string(g.gid) : g.name);
+    ev["groups"] = names;
+    const std::vector<uint32_t>& gids = a.process_groups ? *a.process_groups : db_gids;
+    if (a.process_groups) ev["session_gids"] = *a.process_groups;
+    ev["device_mode"] = mode_string(d.stat.mode);
+    ev["device_group"] = d.group_name.empty() ? std::to_string(d.stat.gid) : d.group_name;
+    if (d.acl) {
+        nlohmann::ordered_json acl = nlohmann::ordered_json::array();
+        for (const auto& e : *d.acl) acl.push_back(fmt::format("{}:{}:{}", e.tag, e.id < 0 ? "" : std::to_string(e.id), e.perms));
+        ev["acl"] = acl;
+    }
+    const AccessDecision by_perm = decide_access(d, u, gids);
+    const AccessDecision by_db = decide_access(d, u, db_gids);
+    ev["permission_basis"] = by_perm.basis;
+    if (a.open_errno) ev["open_rw"] = *a.open_errno == 0 ? "ok" : errno_text(*a.open_errno);
+
+    const std::string grp = d.group_name.empty() ? "kvm" : d.group_name;
+    // A real open by this very user is ground truth; permissions explain it.
+    const bool allowed = a.open_errno ? *a.open_errno == 0 : by_perm.allowed;
+    if (allowed) {
+        std::string msg = fmt::format("{} can open /dev/kvm read-write ({})", u.name,
+                                      a.open_errno ? "opened it; " + by_perm.basis : by_perm.basis);
+        set(out, Status::Pass, msg);
+        return;
+    }
+    if (a.open_errno && by_perm.allowed) {
+        set(out, Status::Fail,
+            fmt::format("{} may open /dev/kvm by its permissions ({}), yet open() failed: {}; something beyond file permissions "
+                        "denies it (device cgroup, SELinux/AppArmor, a read-only /dev)",
+                        u.name, by_perm.basis, errno_text(*a.open_errno)));
+        remedy(out, "Check the container's device rules and the security module's audit log.", {"dmesg | grep -i -e avc -e apparmor"},
+               "", "manual", true);
+        return;
+    }
+    if (a.process_groups && by_db.allowed) {
+        set(out, Status::Fail,
+            fmt::format("{} is in the group that may use /dev/kvm, but this login session predates that ({})", u.name, by_db.basis));
+        remedy(out, "Start a new login session (log out and in), or use the group in this shell right away.", {"newgrp " + grp}, "",
+               "manual", false);
+        return;
+    }
+    set(out, Status::Fail, fmt::format("{} cannot open /dev/kvm read-write ({}, {}:{} mode {})", u.name, by_perm.basis,
+                                       d.owner_name.empty() ? std::to_string(d.stat.uid) : d.owner_name, grp, mode_string(d.stat.mode)));
+    const bool group_rw = ((d.stat.mode >> 3) & 6) == 6 && d.stat.gid != 0;
+    if (group_rw) {
+        remedy(out, fmt::format("Add {} to group {} (takes effect at the next login).", u.name, grp),
+               {fmt::format("usermod -aG {} {}", grp, u.name)}, "user.groups", "confirm", true);
+    } else {
+        remedy(out,
+               "Give /dev/kvm to group kvm with mode 0660 now and at every boot (udev rule), then add the user to kvm.",
+               {"groupadd -f -r kvm", "chgrp kvm /dev/kvm && chmod 0660 /dev/kvm",
+                "echo 'KERNEL==\"kvm\", GROUP=\"kvm\", MODE=\"0660\"' > /etc/udev/rules.d/65-kvm.rules",
+                fmt::format("usermod -aG kvm {}", u.name)},
+               "kvm.device-permissions", "confirm", true);
+    }
+}
+
+void api(const Facts& f, const Results&, Finding& out) {
+    const auto& k = f.kvm;
+    auto& ev = out.evidence;
+    if (!k.attempted) {
+        set(out, Status::Unknown, "functional test not run: " + k.not_attempted_reason);
+        remedy(out, "Run kvmready on the host itself to test /dev/kvm for real.", {"kvmready check kvm.api"}, "", "manual", false);
+        return;
+    }
+    ev["api_version"] = k.api_version;
+    ev["duration_ms"] = std::round(k.duration_ms * 100) / 100;
+    if (!k.capabilities.empty()) ev["capabilities"] = k.capabilities;
+    if (const auto* m = flavour_module(f)) ev["flavour"] = m->name;
+    if (k.open_errno != 0) {
+        set(out, Status::Fail, "cannot open /dev/kvm: " + errno_text(k.open_errno));
+        remedy(out, "See kvm.access for who may open it.", {}, "", "manual", false);
+        return;
+    }
+    if (k.api_version != 12) {
+        set(out, Status::Fail, fmt::format("KVM_GET_API_VERSION returned {}, expected 12", k.api_version));
+        remedy(out, "/dev/kvm does not behave like KVM; check what provides it (kvm.device).", {}, "", "manual", false);
+        return;
+    }
+    if (!k.vm_created) {
+        ev["create_vm_error"] = errno_text(k.create_vm_errno);
+        if (k.create_vm_errno == EBUSY) {
+            set(out, Status::Fail, "KVM_CREATE_VM failed with EBUSY: another hypervisor (VirtualBox, VMware) holds VT-x/AMD-V");
+            remedy(out, "Stop the other hypervisor's VMs and unload its kernel modules.", {"lsmod | grep -e vbox -e vmmon"}, "", "manual", true);
+        } else {
+            set(out, Status::Fail, "KVM_CREATE_VM failed: " + errno_text(k.create_vm_errno));
+            remedy(out, "The kernel log says why.", {"dmesg | grep -i kvm | tail"}, "", "manual", true);
+        }
+        return;
+    }
+    if (!k.vcpu_created) {
+        set(out, Status::Fail, "KVM_CREATE_VCPU failed: " + errno_text(k.create_vcpu_errno));
+        remedy(out, "The kernel log says why.", {"dmesg | grep -i kvm | tail"}, "", "manual", true);
+        return;
+    }
+    if (!k.ran || k.guest_output != "KVM") {
+        set(out, Status::Fail, k.ran ? fmt::format("guest ran but wrote \"{}\" instead of \"KVM\"", k.guest_output)
+                                     : "guest code did not run to HLT: " + k.run_error);
+        remedy(out, "KVM accepts VMs but cannot run guest code; the kernel log says why.", {"dmesg | grep -i kvm | tail"}, "", "manual", true);
+        return;
+    }
+    const auto* m = flavour_module(f);
+    set(out, Status::Pass, fmt::format("KVM works: API 12, created a VM and a vCPU and ran guest code to HLT in {:.1f} ms{}", k.duration_ms,
+                                       m ? " via " + m->name : ""));
+}
+
+void nested(const Facts& f, const Results&, Finding& out) {
+    const ModuleInfo* m = flavour_module(f);
+    if (!m) {
+        set(out, Status::Skip, "no KVM vendor module is loaded");
+        return;
+    }
+    auto& ev = out.evidence;
+    ev["module"] = m->name;
+    auto it = m->parameters.find("nested");
+    if (it == m->parameters.end()) {
+        if (m->name == "kvm_pvm") {
+            set(out, Status::Unknown, "kvm_pvm has no 'nested' parameter: its guests see no VT-x/AMD-V and can only nest through PVM again");
+        } else {
+            set(out, Status::Unknown, m->name + " exposes no 'nested' parameter");
+        }
+        return;
+    }
+    ev["nested"] = it->second;
+    const bool on = it->second == "Y" || it->second == "1";
+    if (on) {
+        set(out, Status::Pass, fmt::format("nested virtualization is enabled ({} nested={})", m->name, it->second));
+        return;
+    }
+    set(out, Status::Warn, fmt::format("nested virtualization is disabled ({} nested={}); guests cannot run their own VMs", m->name, it->second));
+    remedy(out, "Enable it persistently; the module must be reloaded while no VM runs (or reboot).",
+           {fmt::format("echo 'options {} nested=1' > /etc/modprobe.d/kvm-nested.conf", m->name),
+            fmt::format("modprobe -r {0} && modprobe {0}", m->name)},
+           "kvm.nested", "confirm", true);
+}
+
+}  // namespace
+
+void register_kvm(std::vector<CheckSpec>& r) {
+    r.push_back({"kvm.module", "KVM kernel modules", Level::Required, {},
+                 "/sys/module/kvm* (present for loaded and built-in modules; initstate only for loadable ones), /proc/modules "
+                 "(module support), /proc/sys/kernel/modules_disabled, /lib/modules/RELEASE/modules.dep.",
+                 "KVM needs the core kvm module plus a vendor module: kvm_intel (VT-x), kvm_amd (AMD-V) or another flavour "
+                 "such as kvm_pvm (software PVM).",
+                 "modprobe kvm_intel or kvm_amd; persist in /etc/modules-load.d/.", module});
+    r.push_back({"kvm.device", "/dev/kvm device node", Level::Required, {},
+                 "stat(/dev/kvm): type, device numbers, mode, owner and group.",
+                 "Every VMM (QEMU, Firecracker, cloud-hypervisor) opens /dev/kvm, the character device 10:232.",
+                 "Load the KVM modules; if they are loaded and the node is missing, mknod /dev/kvm c 10 232.", device});
+    r.push_back({"kvm.access", "User may open /dev/kvm read-write", Level::Required, {"kvm.device"},
+                 "Mode, owner, group and POSIX ACL of /dev/kvm; the user's groups from the user database and, for the invoking "
+                 "user, the groups of the running session; for the invoking user also a real open(O_RDWR).",
+                 "QEMU runs as an ordinary user (libvirt-qemu on Debian) and must open /dev/kvm read-write; without access it "
+                 "silently falls back to slow emulation or fails.",
+                 "Group kvm with mode 0660 on /dev/kvm (udev rule) and the user in group kvm.", access});
+    r.push_back({"kvm.api", "KVM works (ioctl functional test)", Level::Required, {"kvm.device", "kvm.access"},
+                 "ioctls on /dev/kvm: KVM_GET_API_VERSION (12), KVM_CHECK_EXTENSION for capabilities, KVM_CREATE_VM, "
+                 "KVM_CREATE_VCPU, and KVM_RUN of a few bytes of real-mode code that writes \"KVM\" to an I/O port and halts.",
+                 "This is the ground truth: if a VM can be created and guest code runs, KVM works, whatever CPU flags say.",
+                 "Follow the failing step's hint (access, EBUSY from another hypervisor, kernel log).", api});
+    r.push_back({"kvm.nested", "Nested virtualization", Level::Optional, {"kvm.module"},
+                 "/sys/module/kvm_intel/parameters/nested or /sys/module/kvm_amd/parameters/nested.",
+                 "Needed only to run hypervisors inside guests (CI runners, labs).",
+                 "options kvm_intel nested=1 (or kvm_amd) in /etc/modprobe.d/, then reload the module.", nested});
+}
+
+}  // namespace kvmready::checks

@@ -1,0 +1,16 @@
+#include "checks/checks.hpp"
+
+namespace kvmready {
+
+const std::vector<CheckSpec>& registry() {
+    static const std::vector<CheckSpec> r = [] {
+        std::vector<CheckSpec> v;
+        checks::register_cpu(v);
+        checks::register_host(v);
+        checks::register_kvm(v);
+        return v;
+    }();
+    return r;
+}
+
+}  // namespace kvmready

@@ -1,0 +1,85 @@
+#include <unistd.h>
+
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "cli/cli.hpp"
+#include "core/errors.hpp"
+#include "core/probe.hpp"
+#include "core/runner.hpp"
+#include "output/output.hpp"
+
+namespace kvmready::cli {
+
+namespace {
+
+struct CheckOptions {
+    bool json = false, quiet = false, verbose = false, strict = false, list = false;
+    std::string color = "auto";
+    std::string user, root, cpuid_dump;
+    std::vector<std::string> selectors;
+};
+
+int list_checks(bool json) {
+    if (json) {
+        nlohmann::ordered_json arr = nlohmann::ordered_json::array();
+        for (const auto& c : registry())
+            arr.push_back({{"id", c.id}, {"category", c.category()}, {"title", c.title}, {"level", to_string(c.level)}});
+        std::cout << arr.dump(2) << "\n";
+        return kExitReady;
+    }
+    for (const auto& c : registry()) std::cout << fmt::format("{:<22} {:<12} {}\n", c.id, to_string(c.level), c.title);
+    return kExitReady;
+}
+
+int run_check(const CheckOptions& o) {
+    if (o.list) return list_checks(o.json);
+    // Reject bad selectors before any probing.
+    for (const auto& s : o.selectors)
+        if (!find_check(s) && std::none_of(registry().begin(), registry().end(), [&](const CheckSpec& c) { return c.category() == s; }))
+            throw UsageError(fmt::format("unknown check or category '{}' (see `kvmready check --list`)", s));
+    ProbeOptions popt;
+    popt.user = o.user;
+    if (!o.cpuid_dump.empty()) {
+        popt.cpuid_dump = load_cpuid_dump(o.cpuid_dump);
+        popt.cpuid_dump_name = o.cpuid_dump;
+    }
+    auto host = o.root.empty() ? host::make_live_host() : host::make_rooted_host(o.root);
+    Facts facts = probe(*host, popt);
+    if (!o.user.empty() && !facts.access.user)
+        throw UsageError(fmt::format("--user {}: no such user{}", o.user, o.root.empty() ? "" : " in " + o.root + "/etc/passwd"));
+    Report report = run_checks(facts, o.selectors);
+    if (o.json) {
+        std::cout << output::render_json(report, facts).dump(2) << "\n";
+    } else {
+        auto style = output::style_for(o.color, isatty(STDOUT_FILENO) == 1);
+        style.quiet = o.quiet;
+        style.verbose = o.verbose;
+        std::cout << output::render_text(report, facts, style);
+    }
+    std::cout.flush();
+    return exit_code_for(report, o.strict);
+}
+
+}  // namespace
+
+Action setup_check(CLI::App& app) {
+    auto o = std::make_shared<CheckOptions>();
+    auto* sub = app.add_subcommand("check", "Probe this host (or a recorded one) and judge whether it can run KVM guests.");
+    sub->add_option("checks", o->selectors, "Check ids or categories to run (default: all), e.g. `kvm cpu.virt-extensions`");
+    sub->add_flag("--json", o->json, "Print one JSON object (schema in kvmready(1))");
+    sub->add_flag("-q,--quiet", o->quiet, "Print only the verdict line");
+    sub->add_flag("-v,--verbose", o->verbose, "Show each check's title, level and evidence");
+    sub->add_option("--color", o->color, "Colour output: auto, always or never (NO_COLOR is honoured by auto)")
+        ->check(CLI::IsMember({"auto", "always", "never"}));
+    sub->add_flag("--strict", o->strict, "Exit 1 on warnings too");
+    sub->add_option("-u,--user", o->user, "Judge /dev/kvm access for this user instead of the invoking one");
+    sub->add_option("--root", o->root, "Read sysfs/procfs/dev facts from this directory tree instead of /");
+    sub->add_option("--cpuid-dump", o->cpuid_dump, "Use this CPUID dump (cpuid -r, AIDA64/InstLatX64, libcpuid, ...) as the CPU facts");
+    sub->add_flag("--list", o->list, "List the checks with their level and exit");
+    sub->get_option("--json")->excludes("--quiet");
+    return [o] { return run_check(*o); };
+}
+
+}  // namespace kvmready::cli

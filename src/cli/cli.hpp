@@ -1,0 +1,25 @@
+// One file per subcommand: each adds its options to the CLI11 tree and
+// returns the action to run when it is chosen.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "cpuid/cpuid.hpp"
+
+namespace kvmready::cli {
+
+using Action = std::function<int()>;
+
+Action setup_check(CLI::App& app);
+Action setup_explain(CLI::App& app);
+Action setup_cpuid(CLI::App& app);
+
+// Reads and parses a CPUID dump file; throws NoInputError / DataError.
+cpuid::Dump load_cpuid_dump(const std::string& path);
+
+int run(int argc, char** argv);
+
+}  // namespace kvmready::cli

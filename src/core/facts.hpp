@@ -1,0 +1,109 @@
+// Facts: everything the probe learned about a host, as plain data. Checks are
+// pure functions of Facts, and Facts serialise to JSON and back, so a
+// recording from one machine can be judged on another.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/json_optional.hpp"
+#include "cpuid/cpuid.hpp"
+#include "host/host.hpp"
+#include "host/kvm_probe.hpp"
+
+namespace kvmready {
+
+struct KernelFacts {
+    std::string release;   // /proc/sys/kernel/osrelease
+    std::string cmdline;   // /proc/cmdline
+    std::string hostname;  // /proc/sys/kernel/hostname
+};
+
+struct CpuFacts {
+    std::string source;               // "live", "dump:FILE", "recorded", "none"
+    bool available = false;
+    std::string unavailable_reason;
+    cpuid::Dump dump;                 // serialised as `cpuid -r` text
+    // /proc/cpuinfo: what the kernel decided to show, evidence only.
+    bool cpuinfo_read = false;
+    std::string cpuinfo_vendor;
+    std::string cpuinfo_model_name;
+    std::vector<std::string> cpuinfo_flags;
+    bool cpuinfo_has_vmx_flags_line = false;
+    std::vector<std::string> cpuinfo_vmx_flags;
+};
+
+struct MsrReading {
+    std::optional<uint64_t> value;
+    std::string error;
+};
+
+struct MsrFacts {
+    std::string source;               // "live", "dump", "recorded"
+    MsrReading feature_control;       // Intel IA32_FEATURE_CONTROL (0x3a)
+    MsrReading vm_cr;                 // AMD VM_CR (0xc0010114)
+};
+
+struct ModuleInfo {
+    std::string name;
+    bool builtin = false;             // no /sys/module/NAME/initstate
+    std::string initstate;            // "live", "coming", "going" for loadable ones
+    std::map<std::string, std::string> parameters;
+};
+
+struct ModuleFacts {
+    bool module_support = false;      // /proc/modules exists
+    bool modules_disabled = false;    // /proc/sys/kernel/modules_disabled = 1
+    std::vector<ModuleInfo> present;  // kvm* and irqbypass under /sys/module
+    bool modules_dir_found = false;   // /lib/modules/RELEASE exists
+    std::vector<std::string> installed;  // kvm* modules available to modprobe for this kernel
+};
+
+struct DeviceFacts {
+    std::string path = "/dev/kvm";
+    host::StatInfo stat;
+    std::optional<std::vector<host::AclEntry>> acl;
+    std::string owner_name;
+    std::string group_name;
+};
+
+struct AccessFacts {
+    std::string requested_user;       // --user NAME, empty for the invoking user
+    bool is_current = true;
+    std::optional<host::User> user;
+    std::string lookup_error;
+    std::optional<std::vector<uint32_t>> process_groups;  // current user, live
+    std::optional<int> open_errno;    // real open(O_RDWR), current user, live
+};
+
+struct HypervisorFacts {
+    std::map<std::string, std::string> dmi;  // sys_vendor, product_name, bios_vendor, ...
+    std::string sys_hypervisor_type;         // /sys/hypervisor/type (Xen)
+    std::string container_env;               // container= in PID 1's environment
+    bool containerenv_file = false;          // /run/.containerenv (podman)
+    bool dockerenv_file = false;             // /.dockerenv (weak: images carry it)
+    std::string pid1_cgroup;                 // /proc/1/cgroup
+    std::string root_fstype;                 // fs type of / from /proc/self/mountinfo
+    bool wsl = false;                        // Microsoft kernel (WSL2)
+};
+
+struct Facts {
+    int schema_version = 1;
+    std::string source;               // "live" or "root:DIR"
+    KernelFacts kernel;
+    CpuFacts cpu;
+    MsrFacts msr;
+    ModuleFacts modules;
+    DeviceFacts device;
+    AccessFacts access;
+    host::KvmProbe kvm;
+    HypervisorFacts hypervisor;
+};
+
+nlohmann::json facts_to_json(const Facts& f);
+Facts facts_from_json(const nlohmann::json& j);
+
+}  // namespace kvmready

@@ -1,0 +1,237 @@
+#include "core/probe.hpp"
+
+#include <algorithm>
+#include <sstream>
+#include <thread>
+
+namespace kvmready {
+
+namespace {
+
+std::string trim(std::string s) {
+    auto not_space = [](unsigned char c) { return !std::isspace(c); };
+    s.erase(s.begin(), std::find_if(s.begin(), s.end(), not_space));
+    s.erase(std::find_if(s.rbegin(), s.rend(), not_space).base(), s.end());
+    return s;
+}
+
+std::vector<std::string> words(const std::string& s) {
+    std::istringstream in(s);
+    std::vector<std::string> out;
+    for (std::string w; in >> w;) out.push_back(w);
+    return out;
+}
+
+std::string read_trimmed(const host::Host& h, const std::string& path) {
+    return trim(h.read_file(path).value_or(""));
+}
+
+// Modules that matter for KVM: the core, every vendor/flavour module the
+// kernel may have (kvm_intel, kvm_amd, kvm_pvm, ...), and irqbypass.
+bool is_kvm_module(const std::string& name) {
+    return name == "kvm" || name.rfind("kvm_", 0) == 0 || name.rfind("kvm-", 0) == 0 || name == "irqbypass";
+}
+
+std::string module_name_from_path(std::string p) {
+    auto slash = p.rfind('/');
+    if (slash != std::string::npos) p = p.substr(slash + 1);
+    auto dot = p.find(".ko");
+    if (dot != std::string::npos) p = p.substr(0, dot);
+    std::replace(p.begin(), p.end(), '-', '_');
+    return p;
+}
+
+void probe_modules(const host::Host& h, Facts& f) {
+    auto& m = f.modules;
+    m.module_support = h.stat("/proc/modules").exists;
+    m.modules_disabled = read_trimmed(h, "/proc/sys/kernel/modules_disabled") == "1";
+    for (const auto& name : h.list_dir("/sys/module")) {
+        if (!is_kvm_module(name)) continue;
+        ModuleInfo mi;
+        mi.name = name;
+        const std::string base = "/sys/module/" + name;
+        auto init = h.read_file(base + "/initstate");
+        mi.builtin = !init.has_value();
+        mi.initstate = trim(init.value_or(""));
+        for (const auto& p : h.list_dir(base + "/parameters")) {
+            auto v = h.read_file(base + "/parameters/" + p);
+            if (v) mi.parameters[p] = trim(*v);
+        }
+        m.present.push_back(std::move(mi));
+    }
+    if (f.kernel.release.empty()) return;
+    const std::string dir = "/lib/modules/" + f.kernel.release;
+    m.modules_dir_found = h.stat(dir).exists;
+    // modules.dep lists every loadable module with its path; kvm lines are few.
+    if (auto dep = h.read_file(dir + "/modules.dep")) {
+        std::istringstream in(*dep);
+        for (std::string line; std::getline(in, line);) {
+            auto colon = line.find(':');
+            if (colon == std::string::npos) continue;
+            std::string name = module_name_from_path(line.substr(0, colon));
+            if (is_kvm_module(name)) m.installed.push_back(name);
+        }
+    }
+    std::sort(m.installed.begin(), m.installed.end());
+}
+
+void probe_cpu(const host::Host& h, const ProbeOptions& opt, Facts& f) {
+    auto& c = f.cpu;
+    if (opt.cpuid_dump) {
+        c.source = "dump:" + opt.cpuid_dump_name;
+        c.dump = *opt.cpuid_dump;
+    } else {
+        c.source = h.is_live() ? "live" : "recorded";
+        c.dump = h.cpuid();
+    }
+    c.available = !c.dump.leaves.empty();
+    if (!c.available) c.unavailable_reason = h.is_live() ? "CPUID returned nothing" : "no CPUID dump recorded in " + h.source();
+    if (auto text = h.read_file("/proc/cpuinfo")) parse_cpuinfo(*text, c);
+}
+
+void probe_msrs(const host::Host& h, const ProbeOptions& opt, Facts& f) {
+    constexpr uint32_t kFeatureControl = 0x3a;
+    constexpr uint32_t kVmCr = 0xc0010114;
+    auto from_host = [&](uint32_t idx) {
+        auto v = h.read_msr(0, idx);
+        return MsrReading{v.value, v.error};
+    };
+    if (opt.cpuid_dump) {
+        // A customer's dump may carry MSRs (InstLatX64 full reports); it
+        // describes that CPU, not this host, so never mix in live reads.
+        f.msr.source = "dump";
+        auto get = [&](uint32_t idx) {
+            auto it = opt.cpuid_dump->msrs.find(idx);
+            if (it == opt.cpuid_dump->msrs.end()) return MsrReading{std::nullopt, "not present in the CPUID dump"};
+            return MsrReading{it->second, ""};
+        };
+        f.msr.feature_control = get(kFeatureControl);
+        f.msr.vm_cr = get(kVmCr);
+        return;
+    }
+    f.msr.source = h.is_live() ? "live" : "recorded";
+    f.msr.feature_control = from_host(kFeatureControl);
+    f.msr.vm_cr = from_host(kVmCr);
+}
+
+void probe_device(const host::Host& h, Facts& f) {
+    auto& d = f.device;
+    d.stat = h.stat(d.path);
+    if (!d.stat.exists) return;
+    d.acl = h.acl(d.path);
+    const std::string passwd = h.read_file("/etc/passwd").value_or("");
+    const std::string group = h.read_file("/etc/group").value_or("");
+    if (auto u = host::lookup_uid_in_db(passwd, group, d.stat.uid)) d.owner_name = u->name;
+    std::istringstream in(group);
+    for (std::string line; std::getline(in, line);) {
+        auto a = line.find(':');
+        auto b = line.find(':', a + 1);
+        auto c = line.find(':', b + 1);
+        if (a == std::string::npos || b == std::string::npos || c == std::string::npos) continue;
+        if (line.substr(b + 1, c - b - 1) == std::to_string(d.stat.gid)) {
+            d.group_name = line.substr(0, a);
+            break;
+        }
+    }
+}
+
+void probe_access(const host::Host& h, const ProbeOptions& opt, Facts& f) {
+    auto& a = f.access;
+    a.requested_user = opt.user;
+    auto current = h.current_user();
+    if (opt.user.empty()) {
+        a.is_current = true;
+        a.user = current;
+        if (!current) a.lookup_error = "the recording does not say which user ran it; pass --user NAME";
+    } else {
+        a.user = h.lookup_user(opt.user);
+        a.is_current = current && a.user && current->uid == a.user->uid;
+        if (!a.user) a.lookup_error = "no such user: " + opt.user;
+    }
+    if (a.is_current) {
+        a.process_groups = h.process_groups();
+        if (f.device.stat.exists) a.open_errno = h.try_open_rw(f.device.path);
+    }
+}
+
+void probe_hypervisor(const host::Host& h, Facts& f) {
+    auto& v = f.hypervisor;
+    for (const char* key : {"sys_vendor", "product_name", "product_version", "bios_vendor", "board_vendor", "chassis_vendor"}) {
+        auto val = read_trimmed(h, std::string("/sys/class/dmi/id/") + key);
+        if (!val.empty()) v.dmi[key] = val;
+    }
+    v.sys_hypervisor_type = read_trimmed(h, "/sys/hypervisor/type");
+    if (auto env = h.read_file("/proc/1/environ")) {
+        std::string_view s(*env);
+        for (size_t pos = 0; pos < s.size();) {
+            size_t end = s.find('\0', pos);
+            if (end == std::string_view::npos) end = s.size();
+            auto kv = s.substr(pos, end - pos);
+            if (kv.rfind("container=", 0) == 0) v.container_env = std::string(kv.substr(10));
+            pos = end + 1;
+        }
+    }
+    v.containerenv_file = h.stat("/run/.containerenv").exists;
+    v.dockerenv_file = h.stat("/.dockerenv").exists;
+    v.pid1_cgroup = trim(h.read_file("/proc/1/cgroup").value_or(""));
+    if (auto mi = h.read_file("/proc/self/mountinfo")) {
+        // Fields: id parent maj:min root mountpoint opts [optional...] - fstype source superopts
+        std::istringstream in(*mi);
+        for (std::string line; std::getline(in, line);) {
+            auto w = words(line);
+            if (w.size() < 7 || w[4] != "/") continue;
+            auto dash = std::find(w.begin(), w.end(), "-");
+            if (dash != w.end() && dash + 1 != w.end()) v.root_fstype = *(dash + 1);
+        }
+    }
+    std::string lower = f.kernel.release;
+    std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+    v.wsl = lower.find("microsoft") != std::string::npos || lower.find("wsl") != std::string::npos;
+}
+
+}  // namespace
+
+void parse_cpuinfo(const std::string& text, CpuFacts& out) {
+    std::istringstream in(text);
+    out.cpuinfo_read = true;
+    for (std::string line; std::getline(in, line);) {
+        if (trim(line).empty()) break;  // first stanza only
+        auto colon = line.find(':');
+        if (colon == std::string::npos) continue;
+        std::string key = trim(line.substr(0, colon));
+        std::string val = trim(line.substr(colon + 1));
+        if (key == "vendor_id") out.cpuinfo_vendor = val;
+        else if (key == "model name") out.cpuinfo_model_name = val;
+        else if (key == "flags") out.cpuinfo_flags = words(val);
+        else if (key == "vmx flags") {
+            out.cpuinfo_has_vmx_flags_line = true;
+            out.cpuinfo_vmx_flags = words(val);
+        }
+    }
+}
+
+Facts probe(const host::Host& h, const ProbeOptions& opt) {
+    Facts f;
+    f.source = h.source();
+    // The ioctl test is the slowest probe (VM creation); run it beside the
+    // file reads rather than after them.
+    std::thread kvm_thread;
+    if (opt.kvm_api) {
+        kvm_thread = std::thread([&] { f.kvm = h.probe_kvm("/dev/kvm"); });
+    } else {
+        f.kvm.not_attempted_reason = "not requested";
+    }
+    f.kernel.release = read_trimmed(h, "/proc/sys/kernel/osrelease");
+    f.kernel.cmdline = read_trimmed(h, "/proc/cmdline");
+    f.kernel.hostname = read_trimmed(h, "/proc/sys/kernel/hostname");
+    probe_cpu(h, opt, f);
+    probe_msrs(h, opt, f);
+    probe_modules(h, f);
+    probe_device(h, f);
+    probe_access(h, opt, f);
+    probe_hypervisor(h, f);
+    if (kvm_thread.joinable()) kvm_thread.join();
+    return f;
+}
+
+}  // namespace kvmready

@@ -1,0 +1,163 @@
+#include "core/runner.hpp"
+
+#include <algorithm>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "core/errors.hpp"
+
+namespace kvmready {
+
+const char* to_string(Status s) {
+    switch (s) {
+    case Status::Pass: return "pass";
+    case Status::Warn: return "warn";
+    case Status::Fail: return "fail";
+    case Status::Skip: return "skip";
+    case Status::Unknown: return "unknown";
+    case Status::Error: return "error";
+    }
+    return "error";
+}
+
+const char* to_string(Level l) {
+    switch (l) {
+    case Level::Required: return "required";
+    case Level::Recommended: return "recommended";
+    case Level::Optional: return "optional";
+    }
+    return "required";
+}
+
+const char* to_string(Verdict v) {
+    switch (v) {
+    case Verdict::Ready: return "ready";
+    case Verdict::ReadyWithWarnings: return "ready_with_warnings";
+    case Verdict::NotReady: return "not_ready";
+    case Verdict::Undetermined: return "undetermined";
+    }
+    return "undetermined";
+}
+
+const CheckSpec* find_check(const std::string& id) {
+    for (const auto& c : registry())
+        if (id == c.id) return &c;
+    return nullptr;
+}
+
+namespace {
+
+Finding run_one(const CheckSpec& spec, const Facts& facts, const Results& results) {
+    Finding f;
+    f.id = spec.id;
+    f.category = spec.category();
+    f.title = spec.title;
+    f.level = spec.level;
+    for (const char* dep : spec.depends_on) {
+        const Finding* d = results.find(dep);
+        if (d && (d->status == Status::Fail || d->status == Status::Skip)) {
+            f.status = Status::Skip;
+            f.message = fmt::format("needs {} ({})", dep, d->status == Status::Fail ? "failed" : "skipped");
+            return f;
+        }
+    }
+    try {
+        spec.run(facts, results, f);
+    } catch (const std::exception& e) {
+        f.status = Status::Error;
+        f.message = fmt::format("the check itself failed: {}", e.what());
+        f.evidence = nlohmann::ordered_json::object();
+        f.remediation = Remediation{"This is a kvmready bug; please report it with `kvmready report`.", {}, "", "manual", false};
+    }
+    return f;
+}
+
+bool selected(const CheckSpec& spec, const std::vector<std::string>& selectors) {
+    if (selectors.empty()) return true;
+    const std::string cat = spec.category();
+    return std::any_of(selectors.begin(), selectors.end(), [&](const std::string& s) { return s == spec.id || s == cat; });
+}
+
+void decide(Report& r) {
+    const Finding* first_fail = nullptr;
+    const Finding* first_unknown = nullptr;
+    int warnings = 0;
+    for (const auto& f : r.findings) {
+        if (f.level == Level::Required) {
+            if (f.status == Status::Fail && !first_fail) first_fail = &f;
+            if ((f.status == Status::Unknown || f.status == Status::Error || f.status == Status::Skip) && !first_unknown)
+                first_unknown = &f;
+        }
+        if (f.level != Level::Optional && f.level != Level::Required && (f.status == Status::Warn || f.status == Status::Fail))
+            ++warnings;
+        if (f.level == Level::Required && f.status == Status::Warn) ++warnings;
+    }
+    auto first_command = [&](auto pred) -> std::string {
+        for (const auto& f : r.findings) {
+            if (!pred(f)) continue;
+            if (!f.remediation.commands.empty()) return f.remediation.commands.front();
+            if (!f.remediation.text.empty()) return f.remediation.text;
+        }
+        return {};
+    };
+    if (first_fail) {
+        r.verdict = Verdict::NotReady;
+        r.verdict_text = fmt::format("This host cannot run KVM virtual machines: {}.", first_fail->message);
+        r.next_step = first_command([](const Finding& f) { return f.level == Level::Required && f.status == Status::Fail; });
+    } else if (first_unknown) {
+        r.verdict = Verdict::Undetermined;
+        r.verdict_text = fmt::format("Could not determine whether this host can run KVM: {} is {} ({}).", first_unknown->id,
+                                     to_string(first_unknown->status), first_unknown->message);
+        r.next_step = first_command([](const Finding& f) { return f.status == Status::Unknown || f.status == Status::Error; });
+    } else if (warnings > 0) {
+        r.verdict = Verdict::ReadyWithWarnings;
+        r.verdict_text = fmt::format("KVM works on this host, with {} warning{} to read.", warnings, warnings == 1 ? "" : "s");
+        r.next_step = first_command([](const Finding& f) {
+            return f.level != Level::Optional && (f.status == Status::Warn || f.status == Status::Fail);
+        });
+    } else {
+        r.verdict = Verdict::Ready;
+        r.verdict_text = "This host can run KVM virtual machines.";
+    }
+}
+
+}  // namespace
+
+Report run_checks(const Facts& facts, const std::vector<std::string>& selectors) {
+    for (const auto& s : selectors) {
+        bool known = std::any_of(registry().begin(), registry().end(),
+                                 [&](const CheckSpec& c) { return s == c.id || s == c.category(); });
+        if (!known) throw UsageError(fmt::format("unknown check or category '{}' (see `kvmready check --list`)", s));
+    }
+    Results results;
+    Report r;
+    for (const auto& spec : registry()) {
+        Finding f = run_one(spec, facts, results);
+        results.add(f);
+        if (!selected(spec, selectors)) continue;
+        switch (f.status) {
+        case Status::Pass: ++r.summary.pass; break;
+        case Status::Warn: ++r.summary.warn; break;
+        case Status::Fail: ++r.summary.fail; break;
+        case Status::Skip: ++r.summary.skip; break;
+        case Status::Unknown: ++r.summary.unknown; break;
+        case Status::Error: ++r.summary.error; break;
+        }
+        r.findings.push_back(std::move(f));
+    }
+    decide(r);
+    return r;
+}
+
+int exit_code_for(const Report& r, bool strict) {
+    switch (r.verdict) {
+    case Verdict::Ready: return kExitReady;
+    case Verdict::ReadyWithWarnings: return strict ? kExitNotReady : kExitReady;
+    case Verdict::NotReady: return kExitNotReady;
+    case Verdict::Undetermined: return kExitUndetermined;
+    }
+    return kExitSoftware;
+}
+
+}  // namespace kvmready

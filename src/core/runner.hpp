@@ -1,0 +1,33 @@
+// Runs the registry over Facts and derives the verdict.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/check.hpp"
+
+namespace kvmready {
+
+enum class Verdict { Ready, ReadyWithWarnings, NotReady, Undetermined };
+const char* to_string(Verdict v);
+
+struct Summary {
+    int pass = 0, warn = 0, fail = 0, skip = 0, unknown = 0, error = 0;
+    [[nodiscard]] int total() const { return pass + warn + fail + skip + unknown + error; }
+};
+
+struct Report {
+    std::vector<Finding> findings;   // selected checks, registry order
+    Summary summary;
+    Verdict verdict = Verdict::Undetermined;
+    std::string verdict_text;        // one sentence
+    std::string next_step;           // one command or action, empty when ready
+};
+
+// selectors: check ids or categories; empty = all. Throws UsageError on an
+// unknown selector.
+Report run_checks(const Facts& facts, const std::vector<std::string>& selectors);
+
+int exit_code_for(const Report& r, bool strict);
+
+}  // namespace kvmready

@@ -1,0 +1,91 @@
+// The host layer: the only code that touches the operating system. Everything
+// above it (probe, checks, output) sees a Host, so a directory tree recorded on
+// another machine (--root, fixtures, support bundles) answers exactly like a
+// live system.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cpuid/cpuid.hpp"
+#include "host/kvm_probe.hpp"
+
+namespace kvmready::host {
+
+struct StatInfo {
+    bool exists = false;
+    int error = 0;                 // errno of the failed stat when !exists
+    std::string type;              // "char", "block", "dir", "file", "symlink", "other"
+    unsigned major = 0, minor = 0; // device numbers for char/block
+    unsigned mode = 0;             // permission bits (07777)
+    uint32_t uid = 0, gid = 0;
+};
+
+// One POSIX ACL entry; tag is "user_obj", "user", "group_obj", "group", "mask", "other".
+struct AclEntry {
+    std::string tag;
+    int64_t id = -1;               // uid/gid for "user"/"group", -1 otherwise
+    unsigned perms = 0;            // rwx bits: 4 read, 2 write, 1 execute
+};
+
+struct Group {
+    uint32_t gid = 0;
+    std::string name;
+};
+
+struct User {
+    std::string name;
+    uint32_t uid = 0;
+    uint32_t gid = 0;
+    std::vector<Group> groups;     // from the group database (primary included)
+};
+
+struct MsrValue {
+    std::optional<uint64_t> value;
+    std::string error;             // why it could not be read
+};
+
+class Host {
+public:
+    virtual ~Host() = default;
+
+    // "live" or "root:DIR".
+    [[nodiscard]] virtual std::string source() const = 0;
+    [[nodiscard]] virtual bool is_live() const = 0;
+
+    // Paths are absolute paths as seen on the host being examined.
+    [[nodiscard]] virtual std::optional<std::string> read_file(const std::string& path, int* err = nullptr) const = 0;
+    [[nodiscard]] virtual std::vector<std::string> list_dir(const std::string& path) const = 0;
+    [[nodiscard]] virtual StatInfo stat(const std::string& path) const = 0;
+    // nullopt: no extended ACL (or ACLs unsupported); entries otherwise.
+    [[nodiscard]] virtual std::optional<std::vector<AclEntry>> acl(const std::string& path) const = 0;
+
+    // CPUID of the host: live instruction, or a recorded dump.
+    [[nodiscard]] virtual cpuid::Dump cpuid() const = 0;
+    [[nodiscard]] virtual MsrValue read_msr(unsigned cpu, uint32_t index) const = 0;
+
+    // The /dev/kvm functional test. Offline hosts return what was recorded,
+    // or a result with attempted=false and a reason.
+    [[nodiscard]] virtual KvmProbe probe_kvm(const std::string& dev) const = 0;
+
+    [[nodiscard]] virtual std::optional<User> lookup_user(const std::string& name) const = 0;
+    [[nodiscard]] virtual std::optional<User> current_user() const = 0;
+    // Groups the running process really holds (live only): differs from the
+    // database right after `usermod -aG` until the next login.
+    [[nodiscard]] virtual std::optional<std::vector<uint32_t>> process_groups() const = 0;
+    // errno of open(path, O_RDWR) by this process; nullopt offline.
+    [[nodiscard]] virtual std::optional<int> try_open_rw(const std::string& path) const = 0;
+};
+
+std::unique_ptr<Host> make_live_host();
+// Throws std::system_error(ENOENT) when dir does not exist.
+std::unique_ptr<Host> make_rooted_host(const std::string& dir);
+
+// Parse /etc/passwd and /etc/group text (used by rooted hosts and tests).
+std::optional<User> lookup_user_in_db(const std::string& passwd, const std::string& group, const std::string& name);
+std::optional<User> lookup_uid_in_db(const std::string& passwd, const std::string& group, uint32_t uid);
+
+}  // namespace kvmready::host

@@ -1,0 +1,239 @@
+// A host recorded as a directory tree: sysfs/procfs/etc files as they were,
+// plus .kvmready/host.json for what a tree of plain files cannot hold (device
+// nodes, MSR values, the ioctl test result, the user the recording ran as).
+// All paths resolve with RESOLVE_IN_ROOT, so absolute symlinks inside a
+// recorded tree (sysfs is full of them) never escape to the live machine.
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <system_error>
+
+#include "core/errors.hpp"
+#include "host/host.hpp"
+#include "host/stat_util.hpp"
+
+namespace kvmready::host {
+
+namespace {
+
+using nlohmann::json;
+
+int open_in_root(int root, const std::string& path, uint64_t flags) {
+    open_how how {};
+    how.flags = flags | O_CLOEXEC;
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    std::string rel = path;
+    while (!rel.empty() && rel.front() == '/') rel.erase(0, 1);
+    if (rel.empty()) rel = ".";
+    for (;;) {
+        long fd = ::syscall(SYS_openat2, root, rel.c_str(), &how, sizeof how);
+        if (fd >= 0 || errno != EAGAIN) return static_cast<int>(fd);
+    }
+}
+
+unsigned parse_mode(const json& v) {
+    if (v.is_number_unsigned()) return v.get<unsigned>();
+    return static_cast<unsigned>(std::stoul(v.get<std::string>(), nullptr, 8));
+}
+
+uint64_t parse_u64(const json& v) {
+    if (v.is_number_unsigned()) return v.get<uint64_t>();
+    return std::stoull(v.get<std::string>(), nullptr, 0);
+}
+
+class RootedHost final : public Host {
+public:
+    explicit RootedHost(std::string dir) : dir_(std::move(dir)) {
+        root_ = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (root_ < 0) {
+            int e = errno;
+            if (e == ENOENT || e == ENOTDIR) throw NoInputError("--root " + dir_ + ": no such directory");
+            throw NoInputError("--root " + dir_ + ": " + std::strerror(e));
+        }
+        load_sidecar();
+    }
+    RootedHost(const RootedHost&) = delete;
+    RootedHost& operator=(const RootedHost&) = delete;
+    ~RootedHost() override { ::close(root_); }
+
+    [[nodiscard]] std::string source() const override { return "root:" + dir_; }
+    [[nodiscard]] bool is_live() const override { return false; }
+
+    [[nodiscard]] std::optional<std::string> read_file(const std::string& path, int* err = nullptr) const override {
+        int fd = open_in_root(root_, path, O_RDONLY);
+        if (fd < 0) {
+            if (err) *err = errno;
+            return std::nullopt;
+        }
+        std::string out;
+        char buf[8192];
+        for (;;) {
+            ssize_t n = ::read(fd, buf, sizeof buf);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                if (err) *err = errno;
+                ::close(fd);
+                return std::nullopt;
+            }
+            if (n == 0) break;
+            out.append(buf, static_cast<size_t>(n));
+        }
+        ::close(fd);
+        return out;
+    }
+
+    [[nodiscard]] std::vector<std::string> list_dir(const std::string& path) const override {
+        std::vector<std::string> out;
+        int fd = open_in_root(root_, path, O_RDONLY | O_DIRECTORY);
+        if (fd < 0) return out;
+        DIR* d = fdopendir(fd);
+        if (!d) {
+            ::close(fd);
+            return out;
+        }
+        while (dirent* e = readdir(d)) {
+            if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) out.emplace_back(e->d_name);
+        }
+        closedir(d);
+        std::sort(out.begin(), out.end());
+        return out;
+    }
+
+    [[nodiscard]] StatInfo stat(const std::string& path) const override {
+        if (auto it = nodes_.find(path); it != nodes_.end()) return it->second.st;
+        int fd = open_in_root(root_, path, O_PATH);
+        if (fd < 0) return StatInfo{false, errno};
+        struct stat st {};
+        int rc = ::fstat(fd, &st);
+        int e = errno;
+        ::close(fd);
+        if (rc < 0) return StatInfo{false, e};
+        return stat_info_from(st);
+    }
+
+    [[nodiscard]] std::optional<std::vector<AclEntry>> acl(const std::string& path) const override {
+        if (auto it = nodes_.find(path); it != nodes_.end()) return it->second.acl;
+        return std::nullopt;
+    }
+
+    [[nodiscard]] cpuid::Dump cpuid() const override { return cpuid_; }
+
+    [[nodiscard]] MsrValue read_msr(unsigned cpu, uint32_t index) const override {
+        if (!msr_error_.empty()) return {std::nullopt, msr_error_};
+        if (cpu != 0) return {std::nullopt, "only CPU 0 MSRs are recorded"};
+        if (auto it = msrs_.find(index); it != msrs_.end()) return {it->second, ""};
+        return {std::nullopt, "MSR not recorded in " + dir_ + "/.kvmready/host.json"};
+    }
+
+    [[nodiscard]] KvmProbe probe_kvm(const std::string&) const override {
+        if (kvm_probe_) return *kvm_probe_;
+        KvmProbe p;
+        p.not_attempted_reason = "recorded host tree has no ioctl result (the functional test only runs live)";
+        return p;
+    }
+
+    [[nodiscard]] std::optional<User> lookup_user(const std::string& name) const override {
+        return lookup_user_in_db(read_file("/etc/passwd").value_or(""), read_file("/etc/group").value_or(""), name);
+    }
+
+    [[nodiscard]] std::optional<User> current_user() const override {
+        if (current_user_.empty()) return std::nullopt;
+        return lookup_user(current_user_);
+    }
+
+    [[nodiscard]] std::optional<std::vector<uint32_t>> process_groups() const override { return process_groups_; }
+
+    [[nodiscard]] std::optional<int> try_open_rw(const std::string& path) const override {
+        if (auto it = open_rw_.find(path); it != open_rw_.end()) return it->second;
+        return std::nullopt;
+    }
+
+private:
+    struct Node {
+        StatInfo st;
+        std::optional<std::vector<AclEntry>> acl;
+    };
+
+    void load_sidecar() {
+        const std::string name = dir_ + "/.kvmready/host.json";
+        auto text = read_file("/.kvmready/host.json");
+        if (!text) {
+            msr_error_ = "recorded host tree has no MSR values";
+            return;
+        }
+        json j;
+        try {
+            j = json::parse(*text);
+        } catch (const json::parse_error& e) {
+            throw DataError(name + ": not valid JSON: " + e.what());
+        }
+        try {
+            for (const auto& [path, n] : j.value("nodes", json::object()).items()) {
+                Node node;
+                node.st.exists = n.value("exists", true);
+                node.st.error = node.st.exists ? 0 : ENOENT;
+                node.st.type = n.value("type", "char");
+                node.st.major = n.value("major", 0u);
+                node.st.minor = n.value("minor", 0u);
+                node.st.mode = n.contains("mode") ? parse_mode(n["mode"]) : 0;
+                node.st.uid = n.value("uid", 0u);
+                node.st.gid = n.value("gid", 0u);
+                if (n.contains("acl")) {
+                    node.acl.emplace();
+                    for (const auto& a : n["acl"])
+                        node.acl->push_back(AclEntry{a.at("tag").get<std::string>(), a.value("id", int64_t{-1}),
+                                                     a.at("perms").get<unsigned>()});
+                }
+                nodes_[path] = node;
+            }
+            const json msr = j.value("msr", json::object());
+            msr_error_ = msr.value("error", "");
+            for (const auto& [k, v] : msr.value("values", json::object()).items())
+                msrs_[static_cast<uint32_t>(std::stoul(k, nullptr, 0))] = parse_u64(v);
+            if (j.contains("kvm_probe")) kvm_probe_ = j["kvm_probe"].get<KvmProbe>();
+            current_user_ = j.value("current_user", "");
+            if (j.contains("process_groups")) process_groups_ = j["process_groups"].get<std::vector<uint32_t>>();
+            for (const auto& [k, v] : j.value("open_rw_errno", json::object()).items()) open_rw_[k] = v.get<int>();
+        } catch (const json::exception& e) {
+            throw DataError(name + ": unexpected content: " + e.what());
+        } catch (const std::logic_error& e) {
+            throw DataError(name + ": bad number: " + e.what());
+        }
+        if (auto f = j.value("cpuid_file", std::string{}); !f.empty()) {
+            const std::string rel = "/.kvmready/" + f;
+            auto dump = read_file(rel);
+            if (!dump) throw DataError(name + ": cpuid_file " + f + " is missing");
+            try {
+                cpuid_ = cpuid::parse(*dump, dir_ + rel);
+            } catch (const cpuid::ParseError& e) {
+                throw DataError(std::string(e.what()));
+            }
+        }
+    }
+
+    std::string dir_;
+    int root_ = -1;
+    std::map<std::string, Node> nodes_;
+    std::map<uint32_t, uint64_t> msrs_;
+    std::string msr_error_;
+    std::optional<KvmProbe> kvm_probe_;
+    std::string current_user_;
+    std::optional<std::vector<uint32_t>> process_groups_;
+    std::map<std::string, int> open_rw_;
+    cpuid::Dump cpuid_;
+};
+
+}  // namespace
+
+std::unique_ptr<Host> make_rooted_host(const std::string& dir) { return std::make_unique<RootedHost>(dir); }
+
+}  // namespace kvmready::host

@@ -1,0 +1,42 @@
+#include "output/output.hpp"
+
+namespace kvmready::output {
+
+nlohmann::ordered_json finding_json(const Finding& f) {
+    nlohmann::ordered_json rem = {{"text", f.remediation.text},
+                                  {"commands", f.remediation.commands},
+                                  {"fix_id", f.remediation.fix_id.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(f.remediation.fix_id)},
+                                  {"applicability", f.remediation.applicability.empty() ? nlohmann::ordered_json()
+                                                                                         : nlohmann::ordered_json(f.remediation.applicability)},
+                                  {"requires_root", f.remediation.requires_root}};
+    return {{"id", f.id},
+            {"category", f.category},
+            {"title", f.title},
+            {"level", to_string(f.level)},
+            {"status", to_string(f.status)},
+            {"message", f.message},
+            {"evidence", f.evidence},
+            {"remediation", rem}};
+}
+
+nlohmann::ordered_json render_json(const Report& r, const Facts& f) {
+    nlohmann::ordered_json checks = nlohmann::ordered_json::array();
+    for (const auto& x : r.findings) checks.push_back(finding_json(x));
+    const auto& s = r.summary;
+    return {{"schema_version", 1},
+            {"tool", {{"name", "kvmready"}, {"version", KVMREADY_VERSION}}},
+            {"host",
+             {{"source", f.source},
+              {"recorded", f.source != "live"},
+              {"hostname", f.kernel.hostname},
+              {"kernel", f.kernel.release},
+              {"cpu_source", f.cpu.source}}},
+            {"verdict", to_string(r.verdict)},
+            {"verdict_text", r.verdict_text},
+            {"next_step", r.next_step.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(r.next_step)},
+            {"summary",
+             {{"pass", s.pass}, {"warn", s.warn}, {"fail", s.fail}, {"skip", s.skip}, {"unknown", s.unknown}, {"error", s.error}, {"total", s.total()}}},
+            {"checks", checks}};
+}
+
+}  // namespace kvmready::output
