@@ -8,6 +8,7 @@
 #include "core/errors.hpp"
 #include "core/probe.hpp"
 #include "core/runner.hpp"
+#include "host/recording_host.hpp"
 #include "output/output.hpp"
 
 namespace kvmready::cli {
@@ -17,7 +18,7 @@ namespace {
 struct CheckOptions {
     bool json = false, quiet = false, verbose = false, strict = false, list = false;
     std::string color = "auto";
-    std::string user, root, cpuid_dump;
+    std::string user, root, cpuid_dump, record;
     std::vector<std::string> selectors;
 };
 
@@ -46,7 +47,16 @@ int run_check(const CheckOptions& o) {
         popt.cpuid_dump_name = o.cpuid_dump;
     }
     auto host = o.root.empty() ? host::make_live_host() : host::make_rooted_host(o.root);
-    Facts facts = probe(*host, popt);
+    std::optional<host::RecordingHost> recorder;
+    if (!o.record.empty()) recorder.emplace(*host);
+    const host::Host& source = recorder ? static_cast<const host::Host&>(*recorder) : *host;
+    Facts facts = probe(source, popt);
+    if (recorder) {
+        const std::string who = facts.access.user ? facts.access.user->name : "?";
+        recorder->write(o.record, fmt::format("recorded by kvmready {} from {} (host {}, kernel {}, as {})", KVMREADY_VERSION,
+                                              host->source(), facts.kernel.hostname, facts.kernel.release, who));
+        std::cerr << fmt::format("kvmready: recorded the facts read into {} (replay: kvmready check --root {})\n", o.record, o.record);
+    }
     if (!o.user.empty() && !facts.access.user)
         throw UsageError(fmt::format("--user {}: no such user{}", o.user, o.root.empty() ? "" : " in " + o.root + "/etc/passwd"));
     Report report = run_checks(facts, o.selectors);
@@ -77,6 +87,7 @@ Action setup_check(CLI::App& app) {
     sub->add_option("-u,--user", o->user, "Judge /dev/kvm access for this user instead of the invoking one");
     sub->add_option("--root", o->root, "Read sysfs/procfs/dev facts from this directory tree instead of /");
     sub->add_option("--cpuid-dump", o->cpuid_dump, "Use this CPUID dump (cpuid -r, AIDA64/InstLatX64, libcpuid, ...) as the CPU facts");
+    sub->add_option("--record", o->record, "Also save everything the probe read into this new directory, as a host tree for --root");
     sub->add_flag("--list", o->list, "List the checks with their level and exit");
     sub->get_option("--json")->excludes("--quiet");
     return [o] { return run_check(*o); };

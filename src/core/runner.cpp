@@ -83,15 +83,20 @@ void decide(Report& r) {
     const Finding* first_fail = nullptr;
     const Finding* first_unknown = nullptr;
     int warnings = 0;
+    std::string flavour;
     for (const auto& f : r.findings) {
         if (f.level == Level::Required) {
             if (f.status == Status::Fail && !first_fail) first_fail = &f;
             if ((f.status == Status::Unknown || f.status == Status::Error || f.status == Status::Skip) && !first_unknown)
                 first_unknown = &f;
         }
-        if (f.level != Level::Optional && f.level != Level::Required && (f.status == Status::Warn || f.status == Status::Fail))
-            ++warnings;
-        if (f.level == Level::Required && f.status == Status::Warn) ++warnings;
+        // Warnings that count: any non-pass outcome of a recommended check, a
+        // required check that passed with reservations. Optional ones never do.
+        const bool counts = (f.level == Level::Recommended && (f.status == Status::Warn || f.status == Status::Fail)) ||
+                            (f.level == Level::Required && f.status == Status::Warn);
+        if (counts) ++warnings;
+        if (f.id == "kvm.api" && f.status == Status::Pass && f.evidence.contains("flavour"))
+            flavour = " (via " + f.evidence["flavour"].get<std::string>() + ")";
     }
     auto first_command = [&](auto pred) -> std::string {
         for (const auto& f : r.findings) {
@@ -112,13 +117,13 @@ void decide(Report& r) {
         r.next_step = first_command([](const Finding& f) { return f.status == Status::Unknown || f.status == Status::Error; });
     } else if (warnings > 0) {
         r.verdict = Verdict::ReadyWithWarnings;
-        r.verdict_text = fmt::format("KVM works on this host, with {} warning{} to read.", warnings, warnings == 1 ? "" : "s");
+        r.verdict_text = fmt::format("KVM works on this host{}, with {} warning{} to read.", flavour, warnings, warnings == 1 ? "" : "s");
         r.next_step = first_command([](const Finding& f) {
             return f.level != Level::Optional && (f.status == Status::Warn || f.status == Status::Fail);
         });
     } else {
         r.verdict = Verdict::Ready;
-        r.verdict_text = "This host can run KVM virtual machines.";
+        r.verdict_text = fmt::format("This host can run KVM virtual machines{}.", flavour);
     }
 }
 

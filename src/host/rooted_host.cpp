@@ -101,7 +101,8 @@ public:
             return out;
         }
         while (dirent* e = readdir(d)) {
-            if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) out.emplace_back(e->d_name);
+            if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0 && std::strcmp(e->d_name, ".kvmready-keep") != 0)
+                out.emplace_back(e->d_name);
         }
         closedir(d);
         std::sort(out.begin(), out.end());
@@ -128,9 +129,10 @@ public:
     [[nodiscard]] cpuid::Dump cpuid() const override { return cpuid_; }
 
     [[nodiscard]] MsrValue read_msr(unsigned cpu, uint32_t index) const override {
-        if (!msr_error_.empty()) return {std::nullopt, msr_error_};
         if (cpu != 0) return {std::nullopt, "only CPU 0 MSRs are recorded"};
         if (auto it = msrs_.find(index); it != msrs_.end()) return {it->second, ""};
+        if (auto it = msr_errors_.find(index); it != msr_errors_.end()) return {std::nullopt, it->second};
+        if (!msr_error_.empty()) return {std::nullopt, msr_error_};
         return {std::nullopt, "MSR not recorded in " + dir_ + "/.kvmready/host.json"};
     }
 
@@ -177,7 +179,8 @@ private:
             throw DataError(name + ": not valid JSON: " + e.what());
         }
         try {
-            for (const auto& [path, n] : j.value("nodes", json::object()).items()) {
+            const json nodes = j.value("nodes", json::object());  // named: range-for would drop a temporary
+            for (const auto& [path, n] : nodes.items()) {
                 Node node;
                 node.st.exists = n.value("exists", true);
                 node.st.error = node.st.exists ? 0 : ENOENT;
@@ -197,12 +200,17 @@ private:
             }
             const json msr = j.value("msr", json::object());
             msr_error_ = msr.value("error", "");
-            for (const auto& [k, v] : msr.value("values", json::object()).items())
+            const json values = msr.value("values", json::object());
+            const json errors = msr.value("errors", json::object());
+            const json open_rw = j.value("open_rw_errno", json::object());
+            for (const auto& [k, v] : values.items())
                 msrs_[static_cast<uint32_t>(std::stoul(k, nullptr, 0))] = parse_u64(v);
+            for (const auto& [k, v] : errors.items())
+                msr_errors_[static_cast<uint32_t>(std::stoul(k, nullptr, 0))] = v.get<std::string>();
             if (j.contains("kvm_probe")) kvm_probe_ = j["kvm_probe"].get<KvmProbe>();
             current_user_ = j.value("current_user", "");
             if (j.contains("process_groups")) process_groups_ = j["process_groups"].get<std::vector<uint32_t>>();
-            for (const auto& [k, v] : j.value("open_rw_errno", json::object()).items()) open_rw_[k] = v.get<int>();
+            for (const auto& [k, v] : open_rw.items()) open_rw_[k] = v.get<int>();
         } catch (const json::exception& e) {
             throw DataError(name + ": unexpected content: " + e.what());
         } catch (const std::logic_error& e) {
@@ -224,6 +232,7 @@ private:
     int root_ = -1;
     std::map<std::string, Node> nodes_;
     std::map<uint32_t, uint64_t> msrs_;
+    std::map<uint32_t, std::string> msr_errors_;
     std::string msr_error_;
     std::optional<KvmProbe> kvm_probe_;
     std::string current_user_;

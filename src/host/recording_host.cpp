@@ -1,0 +1,226 @@
+#include "host/recording_host.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "core/errors.hpp"
+
+namespace kvmready::host {
+
+namespace {
+
+// Empty directories do not survive git; this marker keeps them and the
+// rooted host hides it from listings.
+constexpr const char* kKeep = ".kvmready-keep";
+
+void mkdirs(const std::string& root, const std::string& rel) {
+    std::string cur = root;
+    size_t pos = 0;
+    while (pos < rel.size()) {
+        size_t next = rel.find('/', pos);
+        if (next == std::string::npos) next = rel.size();
+        std::string part = rel.substr(pos, next - pos);
+        pos = next + 1;
+        if (part.empty() || part == "." ) continue;
+        if (part == "..") throw ExitError(kExitSoftware, "refusing to record path with '..': " + rel);
+        cur += "/" + part;
+        if (::mkdir(cur.c_str(), 0755) < 0 && errno != EEXIST)
+            throw ExitError(kExitSoftware, fmt::format("mkdir {}: {}", cur, std::strerror(errno)));
+        struct stat st {};
+        if (::lstat(cur.c_str(), &st) < 0 || !S_ISDIR(st.st_mode))
+            throw ExitError(kExitSoftware, fmt::format("{} is not a directory (symlink?)", cur));
+    }
+}
+
+void write_new(const std::string& path, const std::string& data) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        if (errno == EEXIST) return;  // a path both listed and read
+        throw ExitError(kExitSoftware, fmt::format("create {}: {}", path, std::strerror(errno)));
+    }
+    size_t off = 0;
+    while (off < data.size()) {
+        ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            int e = errno;
+            ::close(fd);
+            throw ExitError(kExitSoftware, fmt::format("write {}: {}", path, std::strerror(e)));
+        }
+        off += static_cast<size_t>(n);
+    }
+    if (::fsync(fd) < 0 || ::close(fd) < 0) throw ExitError(kExitSoftware, fmt::format("close {}: {}", path, std::strerror(errno)));
+}
+
+std::string parent(const std::string& p) {
+    auto s = p.rfind('/');
+    return s == std::string::npos || s == 0 ? "" : p.substr(0, s);
+}
+
+nlohmann::json acl_json(const std::vector<AclEntry>& acl) {
+    nlohmann::json a = nlohmann::json::array();
+    for (const auto& e : acl) {
+        nlohmann::json x = {{"tag", e.tag}, {"perms", e.perms}};
+        if (e.id >= 0) x["id"] = e.id;
+        a.push_back(x);
+    }
+    return a;
+}
+
+}  // namespace
+
+std::optional<std::string> RecordingHost::read_file(const std::string& path, int* err) const {
+    auto r = inner_.read_file(path, err);
+    std::lock_guard lock(mu_);
+    if (r) files_[path] = *r;
+    return r;
+}
+
+std::vector<std::string> RecordingHost::list_dir(const std::string& path) const {
+    auto r = inner_.list_dir(path);
+    std::lock_guard lock(mu_);
+    // Only the directory itself: entries the probe cares about are read or
+    // listed in turn, and the rest would only add noise to a recording.
+    if (!r.empty()) dirs_.insert(path);
+    return r;
+}
+
+StatInfo RecordingHost::stat(const std::string& path) const {
+    auto r = inner_.stat(path);
+    std::lock_guard lock(mu_);
+    if (r.exists) nodes_[path] = r;
+    return r;
+}
+
+std::optional<std::vector<AclEntry>> RecordingHost::acl(const std::string& path) const {
+    auto r = inner_.acl(path);
+    std::lock_guard lock(mu_);
+    if (r) acls_[path] = *r;
+    return r;
+}
+
+cpuid::Dump RecordingHost::cpuid() const {
+    auto r = inner_.cpuid();
+    std::lock_guard lock(mu_);
+    cpuid_ = r;
+    return r;
+}
+
+MsrValue RecordingHost::read_msr(unsigned cpu, uint32_t index) const {
+    auto r = inner_.read_msr(cpu, index);
+    std::lock_guard lock(mu_);
+    if (cpu == 0) msrs_[index] = r;
+    return r;
+}
+
+KvmProbe RecordingHost::probe_kvm(const std::string& dev) const {
+    auto r = inner_.probe_kvm(dev);
+    std::lock_guard lock(mu_);
+    kvm_ = r;
+    return r;
+}
+
+std::optional<User> RecordingHost::lookup_user(const std::string& name) const {
+    {
+        std::lock_guard lock(mu_);
+        need_user_db_ = true;
+    }
+    return inner_.lookup_user(name);
+}
+
+std::optional<User> RecordingHost::current_user() const {
+    auto r = inner_.current_user();
+    std::lock_guard lock(mu_);
+    need_user_db_ = true;
+    if (r) current_user_ = r->name;
+    return r;
+}
+
+std::optional<std::vector<uint32_t>> RecordingHost::process_groups() const {
+    auto r = inner_.process_groups();
+    std::lock_guard lock(mu_);
+    process_groups_ = r;
+    return r;
+}
+
+std::optional<int> RecordingHost::try_open_rw(const std::string& path) const {
+    auto r = inner_.try_open_rw(path);
+    std::lock_guard lock(mu_);
+    if (r) open_rw_[path] = *r;
+    return r;
+}
+
+void RecordingHost::write(const std::string& dir, const std::string& description) const {
+    if (need_user_db_) {
+        // Replays resolve users from the tree's own databases.
+        (void)read_file("/etc/passwd");
+        (void)read_file("/etc/group");
+    }
+    std::lock_guard lock(mu_);
+    if (::mkdir(dir.c_str(), 0755) < 0) {
+        if (errno != EEXIST) throw NoInputError(fmt::format("cannot create {}: {}", dir, std::strerror(errno)));
+        if (::rmdir(dir.c_str()) == 0) {
+            ::mkdir(dir.c_str(), 0755);
+        } else {
+            throw ExitError(kExitUsage, fmt::format("{} already exists and is not empty; choose a new directory", dir));
+        }
+    }
+    for (const auto& [path, data] : files_) {
+        mkdirs(dir, parent(path));
+        write_new(dir + path, data);
+    }
+    for (const auto& d : dirs_) {
+        if (files_.count(d)) continue;
+        mkdirs(dir, d);
+    }
+    nlohmann::json nodes = nlohmann::json::object();
+    for (const auto& [path, st] : nodes_) {
+        if (files_.count(path)) continue;
+        if (st.type == "dir") {
+            mkdirs(dir, path);
+            continue;
+        }
+        if (st.type == "file") {
+            mkdirs(dir, parent(path));
+            write_new(dir + path, "");
+            continue;
+        }
+        nlohmann::json n = {{"type", st.type}, {"major", st.major}, {"minor", st.minor}, {"mode", fmt::format("{:04o}", st.mode)},
+                            {"uid", st.uid}, {"gid", st.gid}};
+        if (auto a = acls_.find(path); a != acls_.end()) n["acl"] = acl_json(a->second);
+        nodes[path] = n;
+    }
+    // Mark every leaf directory so that git keeps it.
+    for (const auto& d : dirs_) {
+        bool has_child = false;
+        for (const auto& [p, _] : files_) has_child |= p.rfind(d + "/", 0) == 0;
+        for (const auto& o : dirs_) has_child |= o.rfind(d + "/", 0) == 0;
+        if (!has_child && !files_.count(d)) write_new(dir + d + "/" + kKeep, "");
+    }
+    nlohmann::json j = {{"format", "kvmready-host-tree/1"}, {"description", description}, {"nodes", nodes}};
+    nlohmann::json msr = {{"values", nlohmann::json::object()}, {"errors", nlohmann::json::object()}};
+    for (const auto& [idx, v] : msrs_) {
+        const std::string key = fmt::format("0x{:x}", idx);
+        if (v.value) msr["values"][key] = fmt::format("0x{:x}", *v.value);
+        else msr["errors"][key] = v.error;
+    }
+    j["msr"] = msr;
+    if (kvm_) j["kvm_probe"] = *kvm_;
+    if (!current_user_.empty()) j["current_user"] = current_user_;
+    if (process_groups_) j["process_groups"] = *process_groups_;
+    if (!open_rw_.empty()) j["open_rw_errno"] = open_rw_;
+    mkdirs(dir, "/.kvmready");
+    if (cpuid_ && !cpuid_->leaves.empty()) {
+        write_new(dir + "/.kvmready/cpuid.txt", cpuid::to_cpuid_r(*cpuid_));
+        j["cpuid_file"] = "cpuid.txt";
+    }
+    write_new(dir + "/.kvmready/host.json", j.dump(2) + "\n");
+}
+
+}  // namespace kvmready::host
