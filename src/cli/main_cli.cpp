@@ -41,6 +41,10 @@ int run(int argc, char** argv) {
     actions.emplace_back(app.get_subcommand("check"), check);
     actions.emplace_back(app.get_subcommand("explain"), setup_explain(app));
     actions.emplace_back(app.get_subcommand("cpuid"), setup_cpuid(app));
+    if (argc < 2) {
+        std::cerr << app.help() << "\nkvmready: a subcommand is required (try `kvmready check`)\n";
+        return kExitUsage;
+    }
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

@@ -73,7 +73,7 @@ Finding run_one(const CheckSpec& spec, const Facts& facts, const Results& result
     return f;
 }
 
-bool selected(const CheckSpec& spec, const std::vector<std::string>& selectors) {
+bool selected_by(const CheckSpec& spec, const std::vector<std::string>& selectors) {
     if (selectors.empty()) return true;
     const std::string cat = spec.category();
     return std::any_of(selectors.begin(), selectors.end(), [&](const std::string& s) { return s == spec.id || s == cat; });
@@ -130,17 +130,21 @@ void decide(Report& r) {
 }  // namespace
 
 Report run_checks(const Facts& facts, const std::vector<std::string>& selectors) {
+    return run_checks(facts, selectors, registry());
+}
+
+Report run_checks(const Facts& facts, const std::vector<std::string>& selectors, const std::vector<CheckSpec>& checks) {
     for (const auto& s : selectors) {
-        bool known = std::any_of(registry().begin(), registry().end(),
+        bool known = std::any_of(checks.begin(), checks.end(),
                                  [&](const CheckSpec& c) { return s == c.id || s == c.category(); });
         if (!known) throw UsageError(fmt::format("unknown check or category '{}' (see `kvmready check --list`)", s));
     }
     Results results;
     Report r;
-    for (const auto& spec : registry()) {
+    for (const auto& spec : checks) {
         Finding f = run_one(spec, facts, results);
         results.add(f);
-        if (!selected(spec, selectors)) continue;
+        if (!selected_by(spec, selectors)) continue;
         switch (f.status) {
         case Status::Pass: ++r.summary.pass; break;
         case Status::Warn: ++r.summary.warn; break;

@@ -36,7 +36,7 @@ std::string collapse_whitespace(std::string_view s) {
 // AMD 8000000Ah EDX, named as Linux's cpufeatures.h word 15 does (the
 // /proc/cpuinfo spelling where it has one, else the lower-cased macro name).
 // AMD-defined bits the kernel does not name are left out.
-constexpr std::array<std::pair<unsigned, const char*>, 20> kSvmFeatureBits = {{
+constexpr std::array<std::pair<unsigned, const char*>, 21> kSvmFeatureBits = {{
     {0, "npt"},
     {1, "lbrv"},
     {2, "svm_lock"},
@@ -57,6 +57,7 @@ constexpr std::array<std::pair<unsigned, const char*>, 20> kSvmFeatureBits = {{
     {25, "vnmi"},
     {28, "svme_addr_chk"},
     {29, "bus_lock_threshold"},
+    {30, "idle_hlt"},
 }};
 
 // 8000001Fh EAX (kernel word 19).

@@ -10,7 +10,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cstring>
 #include <set>
 #include <unordered_map>
 #include <utility>
@@ -103,16 +102,15 @@ class Lines {
 public:
     explicit Lines(string_view text) : text_(text) {}
     bool next(string_view& line) {
-        if (pos_ > text_.size() || (pos_ == text_.size() && !pending_empty_)) return false;
+        if (done_) return false;
         const size_t nl = text_.find('\n', pos_);
         if (nl == string_view::npos) {
             line = text_.substr(pos_);
-            pos_ = text_.size() + 1;
+            done_ = true;
         } else {
             line = text_.substr(pos_, nl - pos_);
             pos_ = nl + 1;
-            // A final "\n" does not start another (empty) line.
-            pending_empty_ = false;
+            done_ = pos_ == text_.size();  // a final "\n" does not open another line
         }
         if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
         ++no_;
@@ -124,7 +122,7 @@ private:
     string_view text_;
     size_t pos_ = 0;
     int no_ = 0;
-    bool pending_empty_ = true;
+    bool done_ = false;
 };
 
 bool is_test_separator(string_view line) {
@@ -245,6 +243,8 @@ Dump parse_cpuid_r(string_view text, const std::string& name) {
             fail(name, lines.number(),
                  "malformed cpuid -r register line (expected '0x<leaf> 0x<subleaf>: eax=0x<8 hex> "
                  "ebx=0x<8 hex> ecx=0x<8 hex> edx=0x<8 hex>')");
+        // Concatenated single-CPU dumps may have lost their "CPU n:" headers.
+        if (leaf == 0 && blocks.has_leaf0()) blocks.start();
         blocks.note(leaf);
         if (blocks.collecting()) sink.add(leaf, sub, r[0], r[1], r[2], r[3]);
     }
@@ -255,21 +255,29 @@ Dump parse_cpuid_r(string_view text, const std::string& name) {
 
 // ---------------------------------------------------------------- AIDA64 / InstLatX64
 
-// "CPUID <hex>..." where the hex run is the leaf field (possibly cut short).
-// Header lines such as "CPUID Manufacturer:" or "CPUID Registers (CPU #1):"
-// start with a word that is not hex, so they are told apart here; a word made
-// only of hex letters ("CPUID Face") is not taken for a leaf unless it has
-// the full 8 digits or contains a decimal digit.
-bool looks_like_aida_line(string_view t) {
-    if (!t.starts_with("CPUID") || t.size() < 6 || !is_blank(t[5])) return false;
-    size_t p = 5;
-    skip_blanks(t, p);
+// Whether the hex run at `p` is a register-line index field (the leaf of
+// "CPUID <leaf>", the index of "MSR <index>") rather than a word of prose.
+// The full 8 digits always are. A shorter or longer run counts when it has a
+// decimal digit and is either long enough to be a garbled field (4+ digits)
+// or ends the line (a dump cut short inside the field). Header lines such as
+// "CPUID Manufacturer:" or "CPUID Registers (CPU #1):" start with a non-hex
+// word, and prose like "CPUID 7 features" or "MSR 3Ah" is left alone.
+bool is_index_field(string_view t, size_t p) {
     const size_t n = hex_run(t, p);
     if (n == 0) return false;
     if (p + n < t.size() && is_alnum(t[p + n])) return false;
     if (n == 8) return true;
-    return std::any_of(t.begin() + static_cast<std::ptrdiff_t>(p), t.begin() + static_cast<std::ptrdiff_t>(p + n),
-                       [](char c) { return c >= '0' && c <= '9'; });
+    const bool has_digit = std::any_of(t.begin() + static_cast<std::ptrdiff_t>(p),
+                                       t.begin() + static_cast<std::ptrdiff_t>(p + n),
+                                       [](char c) { return c >= '0' && c <= '9'; });
+    return has_digit && (n >= 4 || rest_is_blank(t, p + n));
+}
+
+bool looks_like_aida_line(string_view t) {
+    if (!t.starts_with("CPUID") || t.size() < 6 || !is_blank(t[5])) return false;
+    size_t p = 5;
+    skip_blanks(t, p);
+    return is_index_field(t, p);
 }
 
 bool parse_aida_line(string_view t, uint32_t& leaf, std::array<uint32_t, 4>& r, std::optional<uint32_t>& sl) {
@@ -302,9 +310,7 @@ bool parse_aida_line(string_view t, uint32_t& leaf, std::array<uint32_t, 4>& r, 
 }
 
 // MSR <H8>: <H4>-<H4>-<H4>-<H4>[tail]  or  MSR <H8>: < FAILED >
-bool looks_like_msr_line(string_view t) {
-    return t.starts_with("MSR ") && hex_run(t, 4) >= 1;
-}
+bool looks_like_msr_line(string_view t) { return t.starts_with("MSR ") && is_index_field(t, 4); }
 
 // Returns false for malformed lines; `value` unset for "< FAILED >".
 bool parse_msr_line(string_view t, uint32_t& index, std::optional<uint64_t>& value) {

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# One entry point for newcomers and CI on Debian 12:
+#   scripts/dev.sh check   install what is missing, build, run `kvmready check`
+#   scripts/dev.sh test    the same, then run the whole test suite (CTest)
+#   scripts/dev.sh bench   the same, then the benchmarks (README figures)
+# Installs only packages that are missing; needs root (or sudo) for apt.
+set -euo pipefail
+
+mode=${1:-check}
+shift || true
+here=$(cd "$(dirname "$0")/.." && pwd)
+build=${KVMREADY_BUILD_DIR:-$here/build}
+jobs=$(nproc 2>/dev/null || echo 2)
+
+build_pkgs=(cmake g++ make pkg-config libcli11-dev nlohmann-json3-dev libfmt-dev libacl1-dev)
+test_pkgs=(libgtest-dev cpuid qemu-system-x86 cpio)
+bench_pkgs=(libbenchmark-dev hyperfine libvirt-clients cpu-checker)
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+install_missing() {
+    local missing=()
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "dev.sh: installing ${missing[*]}" >&2
+    if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null; then
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+configure_and_build() {
+    cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+    cmake --build "$build" -j"$jobs" 2>&1 | grep -E "error|warning: unused|^make.*Error" || true
+    test -x "$build/kvmready"
+}
+
+case "$mode" in
+check)
+    install_missing "${build_pkgs[@]}"
+    configure_and_build -DKVMREADY_TESTS=OFF -DKVMREADY_BENCH=OFF
+    exec "$build/kvmready" check "$@"
+    ;;
+test)
+    install_missing "${build_pkgs[@]}" "${test_pkgs[@]}"
+    # The guest-kernel tests boot Debian's cloud kernel under QEMU TCG.
+    "$here/scripts/fetch-guest-kernel.sh" >&2
+    configure_and_build -DKVMREADY_TESTS=ON -DKVMREADY_BENCH=OFF
+    "$build/kvmready" check || true
+    cd "$build"
+    ctest --output-on-failure -j"$jobs" "$@"
+    ;;
+bench)
+    install_missing "${build_pkgs[@]}" "${bench_pkgs[@]}"
+    configure_and_build -DCMAKE_BUILD_TYPE=Release -DKVMREADY_TESTS=OFF -DKVMREADY_BENCH=ON
+    "$here/bench/compare.sh" "$build" "$@"
+    ;;
+*)
+    echo "usage: scripts/dev.sh check|test|bench [args]" >&2
+    exit 64
+    ;;
+esac
