@@ -82,7 +82,7 @@ void probe_cpu(const host::Host& h, const ProbeOptions& opt, Facts& f) {
         c.dump = *opt.cpuid_dump;
     } else {
         c.source = h.is_live() ? "live" : "recorded";
-        c.dump = h.cpuid();
+        c.dump = h.cpuid(host::Host::CpuidScope::Essential);
     }
     c.available = !c.dump.leaves.empty();
     if (!c.available) c.unavailable_reason = h.is_live() ? "CPUID returned nothing" : "no CPUID dump recorded in " + h.source();

@@ -175,11 +175,26 @@ public:
         return out;
     }
 
-    [[nodiscard]] cpuid::Dump cpuid() const override {
+    [[nodiscard]] cpuid::Dump cpuid(CpuidScope scope = CpuidScope::Full) const override {
         cpuid::Dump d;
         d.format = "live";
         d.logical_cpus = 1;
         uint32_t a, b, c, e;
+        if (scope == CpuidScope::Essential) {
+            // Exactly what cpuid::decode reads: vendor, signature and feature
+            // bits, hypervisor signature, brand, SVM and memory-encryption leaves.
+            __cpuid(0, a, b, c, e);
+            add_leaf(d, 0, 0);
+            if (a >= 1) add_leaf(d, 1, 0);
+            if (d.leaves.size() > 1 && (d.leaves[1].ecx & (1u << 31))) add_leaf(d, 0x40000000, 0);
+            __cpuid(0x80000000, a, b, c, e);
+            add_leaf(d, 0x80000000, 0);
+            if (a >= 0x80000001 && a <= 0x800000ff) {
+                for (uint32_t l : {0x80000001u, 0x80000002u, 0x80000003u, 0x80000004u, 0x8000000au, 0x8000001fu})
+                    if (l <= a) add_leaf(d, l, 0);
+            }
+            return d;
+        }
         __cpuid(0, a, b, c, e);
         const uint32_t max_basic = std::min<uint32_t>(a, 0x40);  // guard against garbage maxima
         for (uint32_t l = 0; l <= max_basic; ++l) add_leaf_with_subleaves(d, l);

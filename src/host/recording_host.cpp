@@ -105,8 +105,8 @@ std::optional<std::vector<AclEntry>> RecordingHost::acl(const std::string& path)
     return r;
 }
 
-cpuid::Dump RecordingHost::cpuid() const {
-    auto r = inner_.cpuid();
+cpuid::Dump RecordingHost::cpuid(CpuidScope) const {
+    auto r = inner_.cpuid(CpuidScope::Full);  // a recording is a full dump
     std::lock_guard lock(mu_);
     cpuid_ = r;
     return r;

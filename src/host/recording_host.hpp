@@ -23,7 +23,7 @@ public:
     [[nodiscard]] std::vector<std::string> list_dir(const std::string& path) const override;
     [[nodiscard]] StatInfo stat(const std::string& path) const override;
     [[nodiscard]] std::optional<std::vector<AclEntry>> acl(const std::string& path) const override;
-    [[nodiscard]] cpuid::Dump cpuid() const override;
+    [[nodiscard]] cpuid::Dump cpuid(CpuidScope scope = CpuidScope::Full) const override;
     [[nodiscard]] MsrValue read_msr(unsigned cpu, uint32_t index) const override;
     [[nodiscard]] KvmProbe probe_kvm(const std::string& dev) const override;
     [[nodiscard]] std::optional<User> lookup_user(const std::string& name) const override;

@@ -126,7 +126,7 @@ public:
         return std::nullopt;
     }
 
-    [[nodiscard]] cpuid::Dump cpuid() const override { return cpuid_; }
+    [[nodiscard]] cpuid::Dump cpuid(CpuidScope = CpuidScope::Full) const override { return cpuid_; }
 
     [[nodiscard]] MsrValue read_msr(unsigned cpu, uint32_t index) const override {
         if (cpu != 0) return {std::nullopt, "only CPU 0 MSRs are recorded"};
