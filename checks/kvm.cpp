@@ -36,7 +36,15 @@ bool installed(const Facts& f, const std::string& m) {
     return std::find(f.modules.installed.begin(), f.modules.installed.end(), m) != f.modules.installed.end();
 }
 
-void module(const Facts& f, const Results&, Finding& out) {
+// When the CPU side already failed, loading a vendor module cannot help:
+// point at the cause instead of suggesting a modprobe that will fail.
+const char* cpu_cause(const Results& r) {
+    if (r.status("cpu.virt-extensions") == Status::Fail) return "cpu.virt-extensions";
+    if (r.status("cpu.firmware-enabled") == Status::Fail) return "cpu.firmware-enabled";
+    return nullptr;
+}
+
+void module(const Facts& f, const Results& r, Finding& out) {
     const auto& m = f.modules;
     auto& ev = out.evidence;
     ev["present"] = module_list(f);
@@ -61,6 +69,12 @@ void module(const Facts& f, const Results&, Finding& out) {
         set(out, Status::Fail, fmt::format("kvm is present but no vendor module ({}) is loaded", target));
     } else {
         set(out, Status::Fail, "no KVM module is loaded or built in");
+    }
+    if (const char* cause = cpu_cause(r)) {
+        out.message += fmt::format(": {} cannot load while the CPU offers no usable virtualization (see {})",
+                                   want.empty() ? "a vendor module" : want, cause);
+        remedy(out, fmt::format("Fix {} first; then `modprobe {}`.", cause, want.empty() ? "kvm_intel" : want), {}, "", "manual", false);
+        return;
     }
     if (!m.module_support) {
         out.message += "; this kernel has no loadable-module support";
@@ -129,6 +143,10 @@ void device(const Facts& f, const Results& r, Finding& out) {
         return;
     }
     set(out, Status::Fail, "/dev/kvm does not exist: no KVM module provides it");
+    if (const char* cause = cpu_cause(r)) {
+        remedy(out, fmt::format("It appears once a vendor module loads, which needs {} fixed first.", cause), {}, "", "manual", false);
+        return;
+    }
     const std::string want = expected_vendor_module(f);
     remedy(out, "Load the KVM module for this CPU (see kvm.module).", {"modprobe " + (want.empty() ? std::string("kvm_intel") : want)},
            "kvm.modules-load", "automatic", true);
