@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 #include <fmt/format.h>
 
@@ -156,21 +157,36 @@ std::optional<int> RecordingHost::try_open_rw(const std::string& path) const {
     return r;
 }
 
-void RecordingHost::write(const std::string& dir, const std::string& description) const {
+void RecordingHost::write(const std::string& final_dir, const std::string& description) const {
+    // Build the tree in a sibling temporary directory and rename it into
+    // place, so an interrupted or failed recording never leaves half a tree.
+    struct stat existing {};
+    if (::lstat(final_dir.c_str(), &existing) == 0 && !(S_ISDIR(existing.st_mode) && ::rmdir(final_dir.c_str()) == 0))
+        throw ExitError(kExitUsage, fmt::format("{} already exists; choose a new directory", final_dir));
+    std::string tmpl = final_dir;
+    while (tmpl.size() > 1 && tmpl.back() == '/') tmpl.pop_back();
+    tmpl += ".partial-XXXXXX";
+    if (!::mkdtemp(tmpl.data())) throw NoInputError(fmt::format("cannot create {}: {}", tmpl, std::strerror(errno)));
+    const std::string dir = tmpl;
+    try {
+        write_tree(dir, description);
+        ::chmod(dir.c_str(), 0755);
+        if (::rename(dir.c_str(), final_dir.c_str()) < 0)
+            throw ExitError(kExitSoftware, fmt::format("rename {} to {}: {}", dir, final_dir, std::strerror(errno)));
+    } catch (...) {
+        std::error_code ec;
+        std::filesystem::remove_all(dir, ec);
+        throw;
+    }
+}
+
+void RecordingHost::write_tree(const std::string& dir, const std::string& description) const {
     if (need_user_db_) {
         // Replays resolve users from the tree's own databases.
         (void)read_file("/etc/passwd");
         (void)read_file("/etc/group");
     }
     std::lock_guard lock(mu_);
-    if (::mkdir(dir.c_str(), 0755) < 0) {
-        if (errno != EEXIST) throw NoInputError(fmt::format("cannot create {}: {}", dir, std::strerror(errno)));
-        if (::rmdir(dir.c_str()) == 0) {
-            ::mkdir(dir.c_str(), 0755);
-        } else {
-            throw ExitError(kExitUsage, fmt::format("{} already exists and is not empty; choose a new directory", dir));
-        }
-    }
     for (const auto& [path, data] : files_) {
         mkdirs(dir, parent(path));
         write_new(dir + path, data);

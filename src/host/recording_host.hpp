@@ -36,6 +36,8 @@ public:
     void write(const std::string& dir, const std::string& description) const;
 
 private:
+    void write_tree(const std::string& dir, const std::string& description) const;
+
     const Host& inner_;
     // Probes run on two threads (the ioctl test beside the file reads).
     mutable std::mutex mu_;
