@@ -218,37 +218,4 @@ KvmProbe run_kvm_probe(const std::string& dev, int timeout_ms) {
     return p;
 }
 
-void to_json(nlohmann::json& j, const KvmProbe& p) {
-    j = nlohmann::json{{"attempted", p.attempted},
-                       {"not_attempted_reason", p.not_attempted_reason},
-                       {"open_errno", p.open_errno},
-                       {"api_version", p.api_version},
-                       {"create_vm_errno", p.create_vm_errno},
-                       {"vm_created", p.vm_created},
-                       {"create_vcpu_errno", p.create_vcpu_errno},
-                       {"vcpu_created", p.vcpu_created},
-                       {"ran", p.ran},
-                       {"run_error", p.run_error},
-                       {"guest_output", p.guest_output},
-                       {"duration_ms", p.duration_ms},
-                       {"capabilities", p.capabilities}};
-}
-
-void from_json(const nlohmann::json& j, KvmProbe& p) {
-    KvmProbe d;
-    p.attempted = j.value("attempted", d.attempted);
-    p.not_attempted_reason = j.value("not_attempted_reason", d.not_attempted_reason);
-    p.open_errno = j.value("open_errno", d.open_errno);
-    p.api_version = j.value("api_version", d.api_version);
-    p.create_vm_errno = j.value("create_vm_errno", d.create_vm_errno);
-    p.vm_created = j.value("vm_created", d.vm_created);
-    p.create_vcpu_errno = j.value("create_vcpu_errno", d.create_vcpu_errno);
-    p.vcpu_created = j.value("vcpu_created", d.vcpu_created);
-    p.ran = j.value("ran", d.ran);
-    p.run_error = j.value("run_error", d.run_error);
-    p.guest_output = j.value("guest_output", d.guest_output);
-    p.duration_ms = j.value("duration_ms", d.duration_ms);
-    p.capabilities = j.value("capabilities", d.capabilities);
-}
-
 }  // namespace kvmready::host

@@ -25,8 +25,10 @@ struct KvmProbe {
     std::map<std::string, int> capabilities;  // KVM_CHECK_EXTENSION results
 };
 
-void to_json(nlohmann::json& j, const KvmProbe& p);
-void from_json(const nlohmann::json& j, KvmProbe& p);
+// Missing keys keep their defaults, so older recordings still load.
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(KvmProbe, attempted, not_attempted_reason, open_errno, api_version,
+                                                create_vm_errno, vm_created, create_vcpu_errno, vcpu_created, ran, run_error,
+                                                guest_output, duration_ms, capabilities)
 
 // Runs the real ioctl sequence against `dev`. Bounded in time: a guest that
 // does not exit within timeout_ms is interrupted and reported.

@@ -20,22 +20,6 @@ namespace kvmready::host {
 
 namespace {
 
-std::optional<std::string> read_fd(int fd, int* err) {
-    std::string out;
-    char buf[8192];
-    for (;;) {
-        ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            if (err) *err = errno;
-            return std::nullopt;
-        }
-        if (n == 0) break;
-        out.append(buf, static_cast<size_t>(n));
-    }
-    return out;
-}
-
 std::vector<Group> groups_of(const passwd& pw) {
     int n = 64;
     std::vector<gid_t> gids(static_cast<size_t>(n));
@@ -112,7 +96,7 @@ public:
             if (err) *err = errno;
             return std::nullopt;
         }
-        auto out = read_fd(fd, err);
+        auto out = read_all(fd, err);
         ::close(fd);
         return out;
     }

@@ -74,19 +74,7 @@ public:
             if (err) *err = errno;
             return std::nullopt;
         }
-        std::string out;
-        char buf[8192];
-        for (;;) {
-            ssize_t n = ::read(fd, buf, sizeof buf);
-            if (n < 0) {
-                if (errno == EINTR) continue;
-                if (err) *err = errno;
-                ::close(fd);
-                return std::nullopt;
-            }
-            if (n == 0) break;
-            out.append(buf, static_cast<size_t>(n));
-        }
+        auto out = read_all(fd, err);
         ::close(fd);
         return out;
     }

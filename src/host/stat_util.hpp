@@ -1,6 +1,11 @@
 #pragma once
 
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <optional>
+#include <string>
 #include <sys/sysmacros.h>
 
 #include "host/host.hpp"
@@ -24,6 +29,22 @@ inline StatInfo stat_info_from(const struct stat& st) {
     s.uid = st.st_uid;
     s.gid = st.st_gid;
     return s;
+}
+
+// Reads an open file to the end (sysfs and procfs report no useful size).
+inline std::optional<std::string> read_all(int fd, int* err) {
+    std::string out;
+    char buf[8192];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (err) *err = errno;
+            return std::nullopt;
+        }
+        if (n == 0) return out;
+        out.append(buf, static_cast<size_t>(n));
+    }
 }
 
 }  // namespace kvmready::host
