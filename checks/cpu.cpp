@@ -20,11 +20,13 @@ bool has_flag(const std::vector<std::string>& flags, const char* name) {
 bool cpuid_is_this_host(const Facts& f) { return f.cpu.source == "live" || f.cpu.source == "recorded"; }
 
 // Where to turn nested virtualization on, by outer hypervisor.
-std::pair<std::string, std::vector<std::string>> nested_hint(const std::string& hv) {
+std::pair<std::string, std::vector<std::string>> nested_hint(const std::string& hv, bool dmi_says_vm) {
     if (hv == "Microsoft Hv")
-        return {"Hyper-V hides VT-x/AMD-V from this OS. If it is a Hyper-V VM, expose virtualization extensions "
-                "on the Hyper-V host (VM powered off); if this is Windows with Hyper-V/VBS/WSL2 on bare metal, "
-                "the CPU has them but only Hyper-V can use them.",
+        return {dmi_says_vm ? "This Hyper-V VM does not see VT-x/AMD-V: expose virtualization extensions to it on the "
+                              "Hyper-V host (with the VM powered off)."
+                            : "Hyper-V hides VT-x/AMD-V from this OS. If it is a Hyper-V VM, expose virtualization extensions "
+                              "on the Hyper-V host (VM powered off); if this is Windows with Hyper-V/VBS/WSL2 on bare metal, "
+                              "the CPU has them but only Hyper-V can use them.",
                 {"Set-VMProcessor -VMName <vm> -ExposeVirtualizationExtensions $true"}};
     if (hv == "VMwareVMware")
         return {"Enable \"Expose hardware assisted virtualization to the guest OS\" for this VM (vhv.enable = \"TRUE\").",
@@ -99,7 +101,8 @@ void virt_extensions(const Facts& f, const Results&, Finding& out) {
         set(out, Status::Fail,
             fmt::format("no {} in CPUID: this is a virtual machine{} that does not pass virtualization extensions through",
                         expected, hv.empty() ? "" : " (hypervisor \"" + hv + "\")"));
-        auto [text, cmds] = nested_hint(hv);
+        const auto pn = f.hypervisor.dmi.find("product_name");
+        auto [text, cmds] = nested_hint(hv, pn != f.hypervisor.dmi.end() && pn->second == "Virtual Machine");
         remedy(out, text, cmds, "", "manual", false);
         return;
     }
@@ -173,6 +176,14 @@ void firmware_enabled(const Facts& f, const Results& r, Finding& out) {
                {"dmesg | grep -i -e vmx -e 'disabled by bios'"}, "", "manual", true);
         return;
     }
+    // Conversely, `vmx` plus a "vmx flags" line (kernels >= 5.8) appear only
+    // when the firmware left VT-x usable.
+    if (intel && f.cpu.cpuinfo_read && cpuid_is_this_host(f) && has_flag(f.cpu.cpuinfo_flags, "vmx") &&
+        f.cpu.cpuinfo_has_vmx_flags_line) {
+        ev["basis"] = "the kernel lists vmx and its \"vmx flags\" in /proc/cpuinfo, which it only does when VT-x is usable";
+        set(out, Status::Pass, "VT-x is usable: the kernel enabled it (the firmware lock MSR itself is not readable here)");
+        return;
+    }
     set(out, Status::Unknown, "cannot read the firmware lock MSR: " + reading.error);
     remedy(out, "Run as root with the msr driver loaded to read it.", {"sudo modprobe msr && sudo kvmready check cpu.firmware-enabled"},
            "", "manual", true);
@@ -235,7 +246,8 @@ void register_cpu(std::vector<CheckSpec>& r) {
                  "CPUs report VT-x/AMD-V in CPUID even when the firmware disabled it; the lock MSR is what decides "
                  "whether kvm_intel/kvm_amd can load (\"disabled by bios\").",
                  "Enable Intel Virtualization Technology / SVM Mode in the firmware setup and power-cycle.", firmware_enabled});
-    r.push_back({"cpu.ept-npt", "Hardware-assisted paging (EPT / NPT)", Level::Recommended, {"cpu.virt-extensions"},
+    r.push_back({"cpu.ept-npt", "Hardware-assisted paging (EPT / NPT)", Level::Recommended,
+                 {"cpu.virt-extensions", "cpu.firmware-enabled"},
                  "\"vmx flags\" in /proc/cpuinfo (ept, unrestricted_guest) on Intel; CPUID 0x8000000A EDX bit 0 (NPT) on AMD.",
                  "Without second-level address translation KVM uses shadow page tables, which costs guests a lot of "
                  "performance on memory-intensive work.",

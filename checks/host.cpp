@@ -27,11 +27,20 @@ std::string hv_name(const std::string& sig) {
     return sig;
 }
 
-// cgroup paths that container runtimes create for their payloads.
-bool cgroup_says_container(const std::string& cg) {
-    for (const char* s : {"/docker/", "/docker-", "/lxc/", "/lxc.payload", "/kubepods", "/containerd", "/libpod-", "/machine.slice/"})
-        if (cg.find(s) != std::string::npos) return true;
-    return false;
+// cgroup path fragments that container runtimes create for their payloads.
+struct RuntimeMark {
+    const char* fragment;
+    const char* runtime;
+};
+constexpr RuntimeMark kRuntimeMarks[] = {
+    {"/docker/", "docker"},       {"/docker-", "docker"},       {"/kubepods", "Kubernetes"}, {"/libpod-", "podman"},
+    {"/lxc/", "LXC"},             {"/lxc.payload", "LXC"},      {"/containerd", "containerd"}, {"/machine.slice/", "systemd-nspawn"},
+};
+
+std::string runtime_from_cgroup(const std::string& cg) {
+    for (const auto& m : kRuntimeMarks)
+        if (cg.find(m.fragment) != std::string::npos) return m.runtime;
+    return "";
 }
 
 void hypervisor(const Facts& f, const Results&, Finding& out) {
@@ -50,10 +59,12 @@ void hypervisor(const Facts& f, const Results&, Finding& out) {
     // Container: several independent signals; /.dockerenv alone proves
     // nothing (images carry it into VMs and chroots).
     std::string container;
-    if (!h.container_env.empty()) container = h.container_env + " (container= in PID 1's environment)";
-    else if (h.containerenv_file) container = "podman (/run/.containerenv)";
-    else if (cgroup_says_container(h.pid1_cgroup)) container = "a container runtime (PID 1's cgroup path)";
-    else if (h.dockerenv_file && h.root_fstype == "overlay") container = "docker (/.dockerenv and an overlay root filesystem)";
+    std::string basis;
+    if (!h.container_env.empty()) container = h.container_env, basis = "container= in PID 1's environment";
+    else if (h.containerenv_file) container = "podman", basis = "/run/.containerenv";
+    else if (auto rt = runtime_from_cgroup(h.pid1_cgroup); !rt.empty()) container = rt, basis = "PID 1's cgroup path";
+    else if (h.dockerenv_file && h.root_fstype == "overlay") container = "docker", basis = "/.dockerenv and an overlay root filesystem";
+    if (!basis.empty()) ev["container_basis"] = basis;
     ev["container"] = container.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(container);
     if (h.dockerenv_file && container.empty())
         ev["note"] = "/.dockerenv exists but nothing else indicates a container; not treated as one";
@@ -79,7 +90,7 @@ void hypervisor(const Facts& f, const Results&, Finding& out) {
     ev["machine"] = what;
 
     if (!container.empty()) {
-        set(out, Status::Warn, fmt::format("inside a container ({}) on {}", container, what));
+        set(out, Status::Warn, fmt::format("inside a {} container ({}) on {}", container, basis, what));
         remedy(out,
                "The host may support KVM, but this container can only use it if /dev/kvm is passed in; run kvmready on "
                "the host to judge the host itself.",

@@ -236,8 +236,10 @@ void access(const Facts& f, const Results&, Finding& out) {
         return;
     }
     if (a.process_groups && by_db.allowed) {
+        ev["permission_basis_user_database"] = by_db.basis;
         set(out, Status::Fail,
-            fmt::format("{} is in the group that may use /dev/kvm, but this login session predates that ({})", u.name, by_db.basis));
+            fmt::format("{} is in group {} in the user database, but this login session started before that and does not hold it",
+                        u.name, grp));
         remedy(out, "Start a new login session (log out and in), or use the group in this shell right away.", {"newgrp " + grp}, "",
                "manual", false);
         return;

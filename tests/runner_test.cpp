@@ -107,3 +107,16 @@ TEST(Registry, IdsAreUniqueKebabCaseAndDependenciesPrecede) {
         EXPECT_GT(std::string(c.why).size(), 20u) << id;
     }
 }
+
+TEST(Runner, SkippedDependencyPassesItsReasonOn) {
+    std::vector<CheckSpec> checks = {
+        CheckSpec{"c.base", "base", Level::Required, {}, "", "", "",
+                  [](const Facts&, const Results&, Finding& f) {
+                      f.status = Status::Skip;
+                      f.message = "no VT-x to look at";
+                  }},
+        spec("c.next", Level::Recommended, Status::Pass, {"c.base"})};
+    const Report r = run_checks(Facts{}, {}, checks);
+    EXPECT_EQ(status_of(r, "c.next"), Status::Skip);
+    EXPECT_EQ(r.findings[1].message, "no VT-x to look at");
+}

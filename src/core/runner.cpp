@@ -58,7 +58,9 @@ Finding run_one(const CheckSpec& spec, const Facts& facts, const Results& result
         const Finding* d = results.find(dep);
         if (d && (d->status == Status::Fail || d->status == Status::Skip)) {
             f.status = Status::Skip;
-            f.message = fmt::format("needs {} ({})", dep, d->status == Status::Fail ? "failed" : "skipped");
+            // A skipped dependency passes its reason on, so the root cause
+            // reads the same all along the chain.
+            f.message = d->status == Status::Fail ? fmt::format("needs {} (failed)", dep) : d->message;
             return f;
         }
     }
@@ -98,18 +100,35 @@ void decide(Report& r) {
         if (f.id == "kvm.api" && f.status == Status::Pass && f.evidence.contains("flavour"))
             flavour = " (via " + f.evidence["flavour"].get<std::string>() + ")";
     }
+    // One next step: the single command, or the hint naming where the
+    // several commands are, of the first matching finding.
     auto first_command = [&](auto pred) -> std::string {
         for (const auto& f : r.findings) {
             if (!pred(f)) continue;
-            if (!f.remediation.commands.empty()) return f.remediation.commands.front();
-            if (!f.remediation.text.empty()) return f.remediation.text;
+            const auto& rem = f.remediation;
+            if (rem.commands.size() == 1) return rem.commands.front();
+            if (rem.commands.size() > 1) {
+                std::string text = rem.text;
+                if (!text.empty() && text.back() == '.') text.pop_back();
+                return fmt::format("{}: the {} commands under {}", text, rem.commands.size(), f.id);
+            }
+            if (!rem.text.empty()) return rem.text;
         }
         return {};
     };
     if (first_fail) {
+        // Lead with the cause: registry order puts causes first, and a failed
+        // recommended check (a firmware lock) can be the cause of a required one.
+        auto is_cause = [](const Finding& f) { return f.level != Level::Optional && f.status == Status::Fail; };
+        const Finding* lead = first_fail;
+        for (const auto& f : r.findings)
+            if (is_cause(f)) {
+                lead = &f;
+                break;
+            }
         r.verdict = Verdict::NotReady;
-        r.verdict_text = fmt::format("This host cannot run KVM virtual machines: {}.", first_fail->message);
-        r.next_step = first_command([](const Finding& f) { return f.level == Level::Required && f.status == Status::Fail; });
+        r.verdict_text = fmt::format("This host cannot run KVM virtual machines: {}.", lead->message);
+        r.next_step = first_command(is_cause);
     } else if (first_unknown) {
         r.verdict = Verdict::Undetermined;
         r.verdict_text = fmt::format("Could not determine whether this host can run KVM: {} is {} ({}).", first_unknown->id,

@@ -164,7 +164,10 @@ private:
         try {
             j = json::parse(*text);
         } catch (const json::parse_error& e) {
-            throw DataError(name + ": not valid JSON: " + e.what());
+            // Drop the library's "[json.exception.parse_error.101] " prefix.
+            std::string what = e.what();
+            if (auto p = what.find("] "); p != std::string::npos) what = what.substr(p + 2);
+            throw DataError(name + ": not valid JSON: " + what);
         }
         try {
             const json nodes = j.value("nodes", json::object());  // named: range-for would drop a temporary

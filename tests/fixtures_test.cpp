@@ -1,0 +1,488 @@
+// End-to-end tests of `kvmready check --root` on the fixture host trees in
+// tests/fixtures (README.md there says where each came from). Every case runs
+// the real binary twice, as text and as JSON, from the fixtures directory so
+// that the printed source is the tree's relative name; asserts exit code,
+// verdict, key statuses and hints; checks the JSON schema invariants; and
+// compares both outputs byte for byte with tests/golden/<case>.{txt,json}
+// (<case>.stderr for runs that fail before judging).
+//
+// KVMREADY_UPDATE_GOLDEN=1 rewrites the golden files instead of comparing
+// them (every other assertion still runs). Read the diff before committing.
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+extern char** environ;
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+const std::string kBinary = KVMREADY_BINARY;
+const std::string kFixtures = KVMREADY_FIXTURES_DIR;
+const fs::path kGolden = fs::path(KVMREADY_FIXTURES_DIR).parent_path() / "golden";
+
+struct Proc {
+    int exit_code = -1;
+    std::string out, err;
+};
+
+// The child's environment: ours, with a C locale and no NO_COLOR, so that
+// output does not depend on who runs the tests.
+std::vector<std::string> child_env() {
+    std::vector<std::string> env;
+    for (char** e = environ; *e; ++e) {
+        std::string kv(*e);
+        const std::string key = kv.substr(0, kv.find('='));
+        if (key == "NO_COLOR" || key == "LANG" || key == "LANGUAGE" || key.rfind("LC_", 0) == 0) continue;
+        env.push_back(kv);
+    }
+    env.emplace_back("LANG=C");
+    return env;
+}
+
+// posix_spawn with an argv vector (no shell), in `cwd`, capturing both streams.
+Proc run_kvmready(const std::vector<std::string>& args, const std::string& cwd = kFixtures) {
+    std::vector<std::string> argv_s{kBinary};
+    argv_s.insert(argv_s.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : argv_s) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    std::vector<std::string> env_s = child_env();
+    std::vector<char*> envp;
+    for (auto& e : env_s) envp.push_back(e.data());
+    envp.push_back(nullptr);
+
+    int out_pipe[2], err_pipe[2];
+    if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) {
+        ADD_FAILURE() << "pipe2: " << std::strerror(errno);
+        return {};
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, out_pipe[1], STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&fa, err_pipe[1], STDERR_FILENO);
+    posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addchdir_np(&fa, cwd.c_str());
+    pid_t pid = -1;
+    const int rc = posix_spawn(&pid, kBinary.c_str(), &fa, nullptr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&fa);
+    ::close(out_pipe[1]);
+    ::close(err_pipe[1]);
+    Proc r;
+    if (rc != 0) {
+        ::close(out_pipe[0]);
+        ::close(err_pipe[0]);
+        ADD_FAILURE() << "posix_spawn " << kBinary << ": " << std::strerror(rc);
+        return r;
+    }
+    pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+    std::string* sinks[2] = {&r.out, &r.err};
+    int open_fds = 2;
+    while (open_fds > 0) {
+        if (::poll(fds, 2, 60000) <= 0) {
+            if (errno == EINTR) continue;
+            ADD_FAILURE() << "kvmready did not finish within 60 s";
+            ::kill(pid, SIGKILL);
+            break;
+        }
+        for (int i = 0; i < 2; ++i) {
+            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            char buf[8192];
+            const ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
+            if (n > 0) {
+                sinks[i]->append(buf, static_cast<size_t>(n));
+            } else if (n == 0 || errno != EINTR) {
+                ::close(fds[i].fd);
+                fds[i].fd = -1;
+                --open_fds;
+            }
+        }
+    }
+    for (auto& f : fds)
+        if (f.fd >= 0) ::close(f.fd);
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return r;
+}
+
+std::string read_file(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+bool updating_golden() {
+    const char* v = std::getenv("KVMREADY_UPDATE_GOLDEN");
+    return v && std::string(v) == "1";
+}
+
+// Byte-for-byte comparison with tests/golden/<name>, or rewrite it.
+void check_golden(const std::string& name, const std::string& actual) {
+    const fs::path path = kGolden / name;
+    if (updating_golden()) {
+        fs::create_directories(kGolden);
+        std::ofstream(path, std::ios::binary | std::ios::trunc) << actual;
+        return;
+    }
+    ASSERT_TRUE(fs::exists(path)) << path << " is missing; run with KVMREADY_UPDATE_GOLDEN=1 to create it";
+    const std::string expected = read_file(path);
+    if (expected == actual) return;
+    std::istringstream a(actual), e(expected);
+    std::string la, le;
+    int line = 1;
+    while (true) {
+        const bool ga = static_cast<bool>(std::getline(a, la)), ge = static_cast<bool>(std::getline(e, le));
+        if (!ga && !ge) break;
+        if (!ga || !ge || la != le) {
+            ADD_FAILURE() << path << " differs at line " << line << "\n  golden: " << (ge ? le : "<end of file>")
+                          << "\n  actual: " << (ga ? la : "<end of output>")
+                          << "\n(KVMREADY_UPDATE_GOLDEN=1 rewrites the golden files)";
+            return;
+        }
+        ++line;
+    }
+    ADD_FAILURE() << path << " differs (line endings or trailing bytes)";
+}
+
+// The JSON schema every `check --json` output must follow (kvmready(1), JSON OUTPUT).
+void check_schema(const json& j) {
+    ASSERT_TRUE(j.is_object());
+    ASSERT_TRUE(j.contains("schema_version"));
+    EXPECT_TRUE(j["schema_version"].is_number_integer());
+    EXPECT_EQ(j["schema_version"], 1);
+    ASSERT_TRUE(j["tool"].is_object());
+    EXPECT_EQ(j["tool"]["name"], "kvmready");
+    EXPECT_TRUE(j["tool"]["version"].is_string());
+    ASSERT_TRUE(j["host"].is_object());
+    EXPECT_TRUE(j["host"]["source"].is_string());
+    EXPECT_TRUE(j["host"]["recorded"].is_boolean());
+    EXPECT_TRUE(j["host"]["hostname"].is_string());
+    EXPECT_TRUE(j["host"]["kernel"].is_string());
+    EXPECT_TRUE(j["host"]["cpu_source"].is_string());
+    const std::set<std::string> verdicts = {"ready", "ready_with_warnings", "not_ready", "undetermined"};
+    ASSERT_TRUE(j["verdict"].is_string());
+    EXPECT_TRUE(verdicts.count(j["verdict"].get<std::string>())) << j["verdict"];
+    EXPECT_TRUE(j["verdict_text"].is_string());
+    EXPECT_TRUE(j["next_step"].is_string() || j["next_step"].is_null());
+    if (j["verdict"] == "ready") {
+        EXPECT_TRUE(j["next_step"].is_null());
+    }
+
+    ASSERT_TRUE(j["checks"].is_array());
+    const std::set<std::string> levels = {"required", "recommended", "optional"};
+    const std::set<std::string> statuses = {"pass", "warn", "fail", "skip", "unknown", "error"};
+    const std::set<std::string> applicabilities = {"automatic", "confirm", "manual"};
+    std::map<std::string, int> counted;
+    std::set<std::string> ids;
+    for (const auto& c : j["checks"]) {
+        ASSERT_TRUE(c.is_object());
+        for (const char* k : {"id", "category", "title", "level", "status", "message"}) {
+            ASSERT_TRUE(c.contains(k) && c[k].is_string()) << k << " in " << c.dump();
+        }
+        const std::string id = c["id"];
+        EXPECT_TRUE(ids.insert(id).second) << "duplicate check id " << id;
+        EXPECT_EQ(c["category"], id.substr(0, id.find('.'))) << id;
+        EXPECT_FALSE(c["title"].get<std::string>().empty()) << id;
+        EXPECT_FALSE(c["message"].get<std::string>().empty()) << id;
+        EXPECT_TRUE(levels.count(c["level"].get<std::string>())) << id;
+        ASSERT_TRUE(statuses.count(c["status"].get<std::string>())) << id;
+        ++counted[c["status"].get<std::string>()];
+        EXPECT_TRUE(c["evidence"].is_object()) << id;
+        ASSERT_TRUE(c["remediation"].is_object()) << id;
+        const json& r = c["remediation"];
+        EXPECT_TRUE(r["text"].is_string()) << id;
+        ASSERT_TRUE(r["commands"].is_array()) << id;
+        for (const auto& cmd : r["commands"]) EXPECT_TRUE(cmd.is_string()) << id;
+        EXPECT_TRUE(r["fix_id"].is_string() || r["fix_id"].is_null()) << id;
+        EXPECT_TRUE(r["applicability"].is_null() ||
+                    (r["applicability"].is_string() && applicabilities.count(r["applicability"].get<std::string>())))
+            << id;
+        EXPECT_TRUE(r["requires_root"].is_boolean()) << id;
+    }
+    ASSERT_TRUE(j["summary"].is_object());
+    int sum = 0;
+    for (const auto& s : statuses) {
+        ASSERT_TRUE(j["summary"][s].is_number_integer()) << s;
+        EXPECT_EQ(j["summary"][s].get<int>(), counted[s]) << "summary." << s;
+        sum += j["summary"][s].get<int>();
+    }
+    EXPECT_EQ(j["summary"]["total"].get<int>(), static_cast<int>(j["checks"].size()));
+    EXPECT_EQ(sum, static_cast<int>(j["checks"].size()));
+}
+
+const json* find_check(const json& j, const std::string& id) {
+    for (const auto& c : j["checks"])
+        if (c["id"] == id) return &c;
+    return nullptr;
+}
+
+// Message, remediation text and commands of a check, for substring matches.
+std::string check_text(const json& c) {
+    std::string s = c["message"].get<std::string>() + "\n" + c["remediation"]["text"].get<std::string>();
+    for (const auto& cmd : c["remediation"]["commands"]) s += "\n" + cmd.get<std::string>();
+    return s;
+}
+
+struct Case {
+    std::string name;                 // golden file stem and test name
+    std::string fixture;              // tree under tests/fixtures
+    std::vector<std::string> args;    // after `check --root FIXTURE`
+    int exit_code;
+    std::string verdict;              // empty for runs that fail before judging
+    std::map<std::string, std::string> statuses;
+    // (check id, substring of its message/remediation); for error runs: ("stderr", substring)
+    std::vector<std::pair<std::string, std::string>> hints;
+    // (check id, evidence key, expected value)
+    std::vector<std::tuple<std::string, std::string, json>> evidence = {};
+    std::vector<std::string> exact_ids = {};  // when set: exactly these checks, in this order
+};
+
+const std::vector<std::string> kAllIds = {"cpu.virt-extensions", "cpu.firmware-enabled", "cpu.ept-npt",
+                                          "host.hypervisor",     "kvm.module",           "kvm.device",
+                                          "kvm.access",          "kvm.api",              "kvm.nested"};
+
+const std::vector<Case>& cases() {
+    static const std::vector<Case> c = {
+        {"intel_vtx", "intel-vtx", {}, 0, "ready",
+         {{"cpu.virt-extensions", "pass"}, {"cpu.firmware-enabled", "pass"}, {"cpu.ept-npt", "pass"},
+          {"host.hypervisor", "pass"}, {"kvm.module", "pass"}, {"kvm.device", "pass"}, {"kvm.access", "pass"},
+          {"kvm.api", "pass"}, {"kvm.nested", "warn"}},
+         {{"cpu.firmware-enabled", "IA32_FEATURE_CONTROL=0x5"}, {"kvm.device", "root:kvm"},
+          {"kvm.api", "via kvm_intel"}, {"kvm.nested", "options kvm_intel nested=1"}},
+         {{"cpu.ept-npt", "ept", true}, {"kvm.nested", "nested", "N"}},
+         kAllIds},
+        {"amd_nested", "amd-nested", {}, 0, "ready",
+         {{"cpu.virt-extensions", "pass"}, {"cpu.firmware-enabled", "pass"}, {"cpu.ept-npt", "pass"},
+          {"host.hypervisor", "pass"}, {"kvm.module", "pass"}, {"kvm.device", "pass"}, {"kvm.access", "pass"},
+          {"kvm.api", "pass"}, {"kvm.nested", "pass"}},
+         {{"cpu.firmware-enabled", "VM_CR=0x0"}, {"cpu.ept-npt", "NPT"}, {"kvm.nested", "kvm_amd nested=1"}},
+         {{"cpu.firmware-enabled", "svmdis", false}, {"cpu.ept-npt", "npt", true}}},
+        {"no_kvm_module", "no-kvm-module", {}, 1, "not_ready",
+         {{"cpu.virt-extensions", "pass"}, {"cpu.firmware-enabled", "pass"}, {"kvm.module", "fail"},
+          {"kvm.device", "fail"}, {"kvm.access", "skip"}, {"kvm.api", "skip"}, {"kvm.nested", "skip"}},
+         {{"kvm.module", "modprobe kvm_intel"}, {"kvm.device", "modprobe kvm_intel"}},
+         {{"kvm.module", "expected_vendor_module", "kvm_intel"}, {"kvm.module", "module_support", true}}},
+        {"no_dev_kvm", "no-dev-kvm", {}, 1, "not_ready",
+         {{"kvm.module", "pass"}, {"kvm.device", "fail"}, {"kvm.access", "skip"}, {"kvm.api", "skip"},
+          {"kvm.nested", "pass"}},
+         {{"kvm.device", "mknod -m 0660 /dev/kvm c 10 232"}, {"kvm.device", "modules are loaded"}}},
+        {"kvm_group_outside", "kvm-group-outside", {"--user", "alice"}, 1, "not_ready",
+         {{"kvm.device", "pass"}, {"kvm.access", "fail"}, {"kvm.api", "pass"}},
+         {{"kvm.access", "usermod -aG kvm alice"}},
+         {{"kvm.access", "user", "alice"}, {"kvm.access", "permission_basis", "the other bits"}}},
+        {"kvm_group_stale_session", "kvm-group-stale-session", {}, 1, "not_ready",
+         {{"cpu.firmware-enabled", "pass"}, {"kvm.device", "pass"}, {"kvm.access", "fail"}, {"kvm.api", "skip"}},
+         {{"kvm.access", "newgrp kvm"}, {"kvm.access", "log out and in"}},
+         {{"kvm.access", "user", "alice"}, {"kvm.access", "open_rw", "Permission denied (EACCES)"}}},
+        {"vmx_locked", "vmx-locked", {}, 1, "not_ready",
+         {{"cpu.virt-extensions", "pass"}, {"cpu.firmware-enabled", "fail"}, {"kvm.module", "fail"},
+          {"kvm.device", "fail"}},
+         {{"cpu.firmware-enabled", "IA32_FEATURE_CONTROL=0x1"}, {"cpu.firmware-enabled", "firmware setup"}},
+         {{"cpu.firmware-enabled", "locked", true}, {"cpu.firmware-enabled", "vmx_outside_smx", false},
+          {"kvm.module", "present", json::array({"irqbypass", "kvm"})}}},
+        {"vmx_locked_nonroot", "vmx-locked-nonroot", {}, 1, "not_ready",
+         {{"cpu.virt-extensions", "pass"}, {"cpu.firmware-enabled", "fail"}, {"kvm.module", "fail"},
+          {"kvm.device", "fail"}},
+         {{"cpu.firmware-enabled", "kernel reports it unusable"}, {"cpu.firmware-enabled", "disabled by bios"}},
+         {{"cpu.firmware-enabled", "msr_error", "reading /dev/cpu/0/msr needs root (CAP_SYS_RAWIO)"},
+          {"cpu.virt-extensions", "cpuinfo_vmx", false}}},
+        {"hyperv_guest", "hyperv-guest", {}, 1, "not_ready",
+         {{"cpu.virt-extensions", "fail"}, {"cpu.firmware-enabled", "skip"}, {"host.hypervisor", "warn"},
+          {"kvm.module", "fail"}, {"kvm.device", "fail"}},
+         {{"cpu.virt-extensions", "Set-VMProcessor"}, {"cpu.virt-extensions", "Microsoft Hv"},
+          {"host.hypervisor", "Hyper-V"}},
+         {{"cpu.virt-extensions", "hypervisor_vendor", "Microsoft Hv"},
+          {"host.hypervisor", "dmi", {{"bios_vendor", "Microsoft Corporation"}, {"board_vendor", "Microsoft Corporation"},
+                                      {"chassis_vendor", "Microsoft Corporation"}, {"product_name", "Virtual Machine"},
+                                      {"product_version", "Hyper-V UEFI Release v4.1"},
+                                      {"sys_vendor", "Microsoft Corporation"}}}}},
+        {"container", "container", {}, 1, "not_ready",
+         {{"cpu.virt-extensions", "pass"}, {"host.hypervisor", "warn"}, {"kvm.module", "pass"},
+          {"kvm.device", "fail"}, {"kvm.access", "skip"}, {"kvm.api", "skip"}},
+         {{"host.hypervisor", "container"}, {"kvm.device", "--device /dev/kvm"}}},
+        {"pvm_host", "pvm-host", {}, 0, "ready_with_warnings",
+         {{"cpu.virt-extensions", "warn"}, {"cpu.firmware-enabled", "skip"}, {"host.hypervisor", "pass"},
+          {"kvm.module", "pass"}, {"kvm.device", "pass"}, {"kvm.access", "pass"}, {"kvm.api", "pass"},
+          {"kvm.nested", "unknown"}},
+         {{"cpu.virt-extensions", "kvm_pvm"}, {"kvm.api", "via kvm_pvm"}}},
+        // Real recordings made inside Debian's cloud kernel under QEMU TCG
+        // (tests/fixtures/record-guest.sh): a genuine AMD KVM host, and an
+        // Intel CPU without VMX where kvm_intel really failed to load.
+        {"amd_epyc_guest", "amd-epyc-guest", {}, 0, "ready",
+         {{"cpu.virt-extensions", "pass"}, {"cpu.firmware-enabled", "pass"}, {"cpu.ept-npt", "pass"},
+          {"host.hypervisor", "pass"}, {"kvm.module", "pass"}, {"kvm.device", "pass"}, {"kvm.access", "pass"},
+          {"kvm.api", "pass"}, {"kvm.nested", "pass"}},
+         {{"host.hypervisor", "QEMU TCG"}, {"kvm.api", "via kvm_amd"}, {"kvm.nested", "kvm_amd nested=1"}}},
+        {"intel_novmx_guest", "intel-novmx-guest", {}, 1, "not_ready",
+         {{"cpu.virt-extensions", "fail"}, {"kvm.module", "fail"}, {"kvm.device", "fail"}, {"kvm.api", "skip"}},
+         {{"cpu.virt-extensions", "-cpu EPYC"}, {"kvm.module", "see cpu.virt-extensions"}}},
+        {"pvm_host_nobody", "pvm-host", {"--user", "nobody"}, 1, "not_ready",
+         {{"kvm.device", "pass"}, {"kvm.access", "fail"}, {"kvm.api", "pass"}},
+         {{"kvm.access", "nobody cannot open /dev/kvm"}, {"kvm.access", "chgrp kvm /dev/kvm && chmod 0660 /dev/kvm"}},
+         {{"kvm.access", "device_mode", "0600"}}},
+        {"pvm_host_strict", "pvm-host", {"--strict"}, 1, "ready_with_warnings",
+         {{"cpu.virt-extensions", "warn"}, {"kvm.api", "pass"}}, {}},
+        {"select_category_and_id", "pvm-host", {"kvm", "cpu.virt-extensions"}, 0, "ready_with_warnings",
+         {{"cpu.virt-extensions", "warn"}, {"kvm.api", "pass"}}, {}, {},
+         {"cpu.virt-extensions", "kvm.module", "kvm.device", "kvm.access", "kvm.api", "kvm.nested"}},
+        {"select_id", "no-dev-kvm", {"kvm.device"}, 1, "not_ready", {{"kvm.device", "fail"}},
+         {{"kvm.device", "mknod"}}, {}, {"kvm.device"}},
+        {"unknown_selector", "pvm-host", {"kvm.bogus"}, 64, "", {},
+         {{"stderr", "unknown check or category 'kvm.bogus'"}}},
+        {"missing_root", "no-such-tree", {}, 66, "", {}, {{"stderr", "--root no-such-tree: no such directory"}}},
+        {"corrupt_host_json", "corrupt-host-json", {}, 65, "", {},
+         {{"stderr", "corrupt-host-json/.kvmready/host.json: not valid JSON"}}},
+        {"corrupt_cpuid", "corrupt-cpuid", {}, 65, "", {}, {{"stderr", "corrupt-cpuid/.kvmready/cpuid.txt:64:"}}},
+    };
+    return c;
+}
+
+class FixtureCase : public ::testing::TestWithParam<Case> {};
+
+TEST_P(FixtureCase, TextAndJsonMatchExpectationsAndGolden) {
+    const Case& c = GetParam();
+    std::vector<std::string> text_args = {"check", "--root", c.fixture, "--color=never"};
+    std::vector<std::string> json_args = {"check", "--root", c.fixture, "--json"};
+    text_args.insert(text_args.end(), c.args.begin(), c.args.end());
+    json_args.insert(json_args.end(), c.args.begin(), c.args.end());
+    const Proc text = run_kvmready(text_args);
+    const Proc js = run_kvmready(json_args);
+    EXPECT_EQ(text.exit_code, c.exit_code) << text.err;
+    EXPECT_EQ(js.exit_code, c.exit_code) << js.err;
+
+    if (c.verdict.empty()) {
+        // Fails before judging: nothing on stdout, one line naming the problem on stderr.
+        EXPECT_EQ(text.out, "");
+        EXPECT_EQ(js.out, "");
+        EXPECT_EQ(text.err, js.err);
+        for (const auto& [where, sub] : c.hints) EXPECT_NE(text.err.find(sub), std::string::npos) << sub << " in " << text.err;
+        check_golden(c.name + ".stderr", text.err);
+        return;
+    }
+    EXPECT_EQ(text.err, "");
+    EXPECT_EQ(js.err, "");
+    json j;
+    ASSERT_NO_THROW(j = json::parse(js.out)) << js.out;
+    check_schema(j);
+    EXPECT_EQ(j["verdict"], c.verdict);
+    EXPECT_EQ(j["host"]["source"], "root:" + c.fixture);
+    EXPECT_EQ(j["host"]["recorded"], true);
+    for (const auto& [id, status] : c.statuses) {
+        const json* chk = find_check(j, id);
+        ASSERT_NE(chk, nullptr) << id;
+        EXPECT_EQ((*chk)["status"], status) << id << ": " << (*chk)["message"];
+    }
+    for (const auto& [id, sub] : c.hints) {
+        const json* chk = find_check(j, id);
+        ASSERT_NE(chk, nullptr) << id;
+        EXPECT_NE(check_text(*chk).find(sub), std::string::npos) << id << " should mention \"" << sub << "\":\n" << check_text(*chk);
+        // What JSON says, the text report says too.
+        EXPECT_NE(text.out.find(sub), std::string::npos) << "text output should mention \"" << sub << "\"";
+    }
+    for (const auto& [id, key, value] : c.evidence) {
+        const json* chk = find_check(j, id);
+        ASSERT_NE(chk, nullptr) << id;
+        ASSERT_TRUE((*chk)["evidence"].contains(key)) << id << " evidence lacks " << key;
+        EXPECT_EQ((*chk)["evidence"][key], value) << id << "." << key;
+    }
+    if (!c.exact_ids.empty()) {
+        std::vector<std::string> ids;
+        for (const auto& chk : j["checks"]) ids.push_back(chk["id"]);
+        EXPECT_EQ(ids, c.exact_ids);
+    }
+    // The text report's verdict line agrees with the JSON verdict.
+    const std::map<std::string, std::string> label = {{"ready", "Verdict: ready — "},
+                                                      {"ready_with_warnings", "Verdict: ready with warnings — "},
+                                                      {"not_ready", "Verdict: NOT ready — "},
+                                                      {"undetermined", "Verdict: undetermined — "}};
+    EXPECT_NE(text.out.find(label.at(c.verdict)), std::string::npos) << text.out;
+    EXPECT_EQ(text.out.find("\x1b["), std::string::npos) << "--color=never printed escape sequences";
+    check_golden(c.name + ".txt", text.out);
+    check_golden(c.name + ".json", js.out);
+}
+
+INSTANTIATE_TEST_SUITE_P(FixtureCases, FixtureCase, ::testing::ValuesIn(cases()),
+                         [](const ::testing::TestParamInfo<Case>& info) { return info.param.name; });
+
+// Every derived tree is exercised by some case (pvm-host and the guest
+// recordings of tests/guest are covered elsewhere too).
+TEST(FixtureTrees, EveryDerivedTreeHasACase) {
+    std::set<std::string> used;
+    for (const auto& c : cases()) used.insert(c.fixture);
+    for (const char* tree : {"intel-vtx", "amd-nested", "no-kvm-module", "no-dev-kvm", "kvm-group-outside",
+                             "kvm-group-stale-session", "vmx-locked", "vmx-locked-nonroot", "hyperv-guest", "container",
+                             "pvm-host", "corrupt-host-json", "corrupt-cpuid"}) {
+        EXPECT_TRUE(fs::is_directory(fs::path(kFixtures) / tree)) << tree;
+        EXPECT_TRUE(used.count(tree)) << tree << " has no case";
+    }
+}
+
+// `--strict` is the only difference between pvm_host and pvm_host_strict.
+TEST(FixtureCli, StrictOnlyChangesTheExitCode) {
+    const Proc plain = run_kvmready({"check", "--root", "pvm-host", "--json"});
+    const Proc strict = run_kvmready({"check", "--root", "pvm-host", "--json", "--strict"});
+    EXPECT_EQ(plain.exit_code, 0);
+    EXPECT_EQ(strict.exit_code, 1);
+    EXPECT_EQ(plain.out, strict.out);
+    const Proc ready = run_kvmready({"check", "--root", "amd-nested", "--strict"});
+    EXPECT_EQ(ready.exit_code, 0) << "--strict must not fail a ready host";
+    // An optional check's warning (kvm.nested off) leaves the verdict ready,
+    // so --strict does not fail it either (kvmready(1): optional checks never
+    // change the verdict).
+    const Proc optional_warn = run_kvmready({"check", "--root", "intel-vtx", "--strict", "--json"});
+    EXPECT_EQ(optional_warn.exit_code, 0);
+    EXPECT_EQ(json::parse(optional_warn.out)["verdict"], "ready");
+}
+
+// Record this live machine, replay the tree: the same checks conclude the same.
+TEST(FixtureRecord, RecordThenReplayGivesIdenticalStatuses) {
+    char tmpl[] = "/tmp/kvmready-fixture-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr) << std::strerror(errno);
+    const fs::path dir = tmpl;
+    const std::string tree = (dir / "tree").string();
+    const Proc live = run_kvmready({"check", "--json", "--record", tree}, dir.string());
+    const Proc replay = run_kvmready({"check", "--json", "--root", tree}, dir.string());
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    EXPECT_FALSE(ec) << ec.message();
+    ASSERT_LT(live.exit_code, 64) << live.err;
+    ASSERT_LT(replay.exit_code, 64) << replay.err;
+    EXPECT_NE(live.err.find("recorded the facts read into"), std::string::npos) << live.err;
+    json a, b;
+    ASSERT_NO_THROW(a = json::parse(live.out));
+    ASSERT_NO_THROW(b = json::parse(replay.out));
+    check_schema(a);
+    check_schema(b);
+    EXPECT_EQ(a["host"]["recorded"], false);
+    EXPECT_EQ(b["host"]["recorded"], true);
+    std::vector<std::pair<std::string, std::string>> sa, sb;
+    for (const auto& c : a["checks"]) sa.emplace_back(c["id"], c["status"]);
+    for (const auto& c : b["checks"]) sb.emplace_back(c["id"], c["status"]);
+    EXPECT_EQ(sa, sb);
+    EXPECT_EQ(a["verdict"], b["verdict"]);
+    EXPECT_EQ(live.exit_code, replay.exit_code);
+}
+
+}  // namespace
