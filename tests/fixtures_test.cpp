@@ -259,6 +259,9 @@ struct Case {
     std::vector<std::string> exact_ids = {};  // when set: exactly these checks, in this order
 };
 
+// gtest prints parameters as raw bytes otherwise.
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name << " (--root " << c.fixture << ")"; }
+
 const std::vector<std::string> kAllIds = {"cpu.virt-extensions", "cpu.firmware-enabled", "cpu.ept-npt",
                                           "host.hypervisor",     "kvm.module",           "kvm.device",
                                           "kvm.access",          "kvm.api",              "kvm.nested"};
