@@ -11,5 +11,9 @@ namespace kvmready::checks {
 void register_cpu(std::vector<CheckSpec>& r);
 void register_host(std::vector<CheckSpec>& r);
 void register_kvm(std::vector<CheckSpec>& r);
+void register_kvm_vmm(std::vector<CheckSpec>& r);   // kvm.* that real VMMs need
+void register_virt(std::vector<CheckSpec>& r);      // qemu.*, libvirt.*, storage.*
+void register_net(std::vector<CheckSpec>& r);       // net.*
+void register_system(std::vector<CheckSpec>& r);    // iommu.*, memory.*, kernel.*, confidential.*, security.*
 
 }  // namespace kvmready::checks

@@ -19,6 +19,7 @@ struct CheckOptions {
     bool json = false, quiet = false, verbose = false, strict = false, list = false;
     std::string color = "auto";
     std::string user, root, cpuid_dump, record;
+    Request request;
     std::vector<std::string> selectors;
 };
 
@@ -42,6 +43,7 @@ int run_check(const CheckOptions& o) {
             throw UsageError(fmt::format("unknown check or category '{}' (see `kvmready check --list`)", s));
     ProbeOptions popt;
     popt.user = o.user;
+    popt.request = o.request;
     if (!o.cpuid_dump.empty()) {
         popt.cpuid_dump = load_cpuid_dump(o.cpuid_dump);
         popt.cpuid_dump_name = o.cpuid_dump;
@@ -88,6 +90,12 @@ Action setup_check(CLI::App& app) {
     sub->add_option("--root", o->root, "Read sysfs/procfs/dev facts from this directory tree instead of /");
     sub->add_option("--cpuid-dump", o->cpuid_dump, "Use this CPUID dump (cpuid -r, AIDA64/InstLatX64, libcpuid, ...) as the CPU facts");
     sub->add_option("--record", o->record, "Also save everything the probe read into this new directory, as a host tree for --root");
+    sub->add_option("-c,--connect", o->request.connect_uri, "libvirt URI to judge (default qemu:///system)");
+    sub->add_option("--network", o->request.network, "libvirt network guests will use (default: default)")
+        ->each([o](const std::string&) { o->request.network_given = true; });
+    sub->add_option("--pool", o->request.pool, "libvirt storage pool for guest disks (default: default)")
+        ->each([o](const std::string&) { o->request.pool_given = true; });
+    sub->add_option("--bridge", o->request.bridge, "Linux bridge guests will be attached to; it must exist");
     sub->add_flag("--list", o->list, "List the checks with their level and exit");
     sub->get_option("--json")->excludes("--quiet");
     return [o] { return run_check(*o); };

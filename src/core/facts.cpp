@@ -67,7 +67,11 @@ nlohmann::json facts_to_json(const Facts& f) {
             {"device", f.device},
             {"access", f.access},
             {"kvm", f.kvm},
-            {"hypervisor", f.hypervisor}};
+            {"hypervisor", f.hypervisor},
+            {"request", f.request},
+            {"virt", f.virt},
+            {"net", f.net},
+            {"system", f.system}};
 }
 
 Facts facts_from_json(const nlohmann::json& j) {
@@ -82,6 +86,10 @@ Facts facts_from_json(const nlohmann::json& j) {
     f.access = j.value("access", AccessFacts{});
     f.kvm = j.value("kvm", host::KvmProbe{});
     f.hypervisor = j.value("hypervisor", HypervisorFacts{});
+    f.request = j.value("request", Request{});
+    f.virt = j.value("virt", VirtFacts{});
+    f.net = j.value("net", NetFacts{});
+    f.system = j.value("system", SystemFacts{});
     return f;
 }
 

@@ -10,6 +10,9 @@
 #include <vector>
 
 #include "core/json_optional.hpp"
+#include "core/facts_net.hpp"
+#include "core/facts_system.hpp"
+#include "core/facts_virt.hpp"
 #include "cpuid/cpuid.hpp"
 #include "host/host.hpp"
 #include "host/kvm_probe.hpp"
@@ -90,9 +93,23 @@ struct HypervisorFacts {
     bool wsl = false;                        // Microsoft kernel (WSL2)
 };
 
+// What the user asked to be judged (checks are pure, so they read it here).
+struct Request {
+    std::string user;                 // --user
+    std::string connect_uri = "qemu:///system";  // --connect
+    std::string network = "default";  // --network
+    bool network_given = false;
+    std::string pool = "default";     // --pool
+    bool pool_given = false;
+    std::string bridge;               // --bridge (required to exist when given)
+};
+
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Request, user, connect_uri, network, network_given, pool, pool_given, bridge)
+
 struct Facts {
     int schema_version = 1;
     std::string source;               // "live" or "root:DIR"
+    Request request;
     KernelFacts kernel;
     CpuFacts cpu;
     MsrFacts msr;
@@ -101,6 +118,9 @@ struct Facts {
     AccessFacts access;
     host::KvmProbe kvm;
     HypervisorFacts hypervisor;
+    VirtFacts virt;                   // QEMU, libvirt, storage
+    NetFacts net;
+    SystemFacts system;               // IOMMU, memory, cgroups, confidential, security
 };
 
 nlohmann::json facts_to_json(const Facts& f);

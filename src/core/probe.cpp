@@ -215,12 +215,16 @@ Facts probe(const host::Host& h, const ProbeOptions& opt) {
     f.source = h.source();
     // The ioctl test is the slowest probe (VM creation); run it beside the
     // file reads rather than after them.
+    f.request = opt.request;
+    f.request.user = opt.user;
     std::thread kvm_thread;
     if (opt.kvm_api) {
         kvm_thread = std::thread([&] { f.kvm = h.probe_kvm("/dev/kvm"); });
     } else {
         f.kvm.not_attempted_reason = "not requested";
     }
+    // libvirt answers in milliseconds, or never (a hung daemon): beside the rest.
+    std::thread virt_thread([&] { probe_virt(h, opt, f); });
     f.kernel.release = read_trimmed(h, "/proc/sys/kernel/osrelease");
     f.kernel.cmdline = read_trimmed(h, "/proc/cmdline");
     f.kernel.hostname = read_trimmed(h, "/proc/sys/kernel/hostname");
@@ -230,7 +234,10 @@ Facts probe(const host::Host& h, const ProbeOptions& opt) {
     probe_device(h, f);
     probe_access(h, opt, f);
     probe_hypervisor(h, f);
+    probe_net(h, opt, f);
+    probe_system(h, opt, f);
     if (kvm_thread.joinable()) kvm_thread.join();
+    virt_thread.join();
     return f;
 }
 

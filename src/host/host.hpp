@@ -12,6 +12,8 @@
 
 #include "cpuid/cpuid.hpp"
 #include "host/kvm_probe.hpp"
+#include "host/libvirt.hpp"
+#include "host/process.hpp"
 
 namespace kvmready::host {
 
@@ -81,6 +83,11 @@ public:
     [[nodiscard]] virtual std::optional<std::vector<uint32_t>> process_groups() const = 0;
     // errno of open(path, O_RDWR) by this process; nullopt offline.
     [[nodiscard]] virtual std::optional<int> try_open_rw(const std::string& path) const = 0;
+
+    // A helper program's output (iptables -S, qemu --version); offline: what
+    // was recorded for the same argv.
+    [[nodiscard]] virtual RunResult run(const std::vector<std::string>& argv, int timeout_ms) const = 0;
+    [[nodiscard]] virtual LibvirtSnapshot libvirt(const std::string& uri, int timeout_ms) const = 0;
 };
 
 std::unique_ptr<Host> make_live_host();

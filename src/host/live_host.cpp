@@ -250,6 +250,14 @@ public:
         ::close(fd);
         return 0;
     }
+
+    [[nodiscard]] RunResult run(const std::vector<std::string>& argv, int timeout_ms) const override {
+        return run_process(argv, timeout_ms);
+    }
+
+    [[nodiscard]] LibvirtSnapshot libvirt(const std::string& uri, int timeout_ms) const override {
+        return query_libvirt(uri, timeout_ms);
+    }
 };
 
 }  // namespace

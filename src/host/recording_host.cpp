@@ -157,6 +157,20 @@ std::optional<int> RecordingHost::try_open_rw(const std::string& path) const {
     return r;
 }
 
+RunResult RecordingHost::run(const std::vector<std::string>& argv, int timeout_ms) const {
+    auto r = inner_.run(argv, timeout_ms);
+    std::lock_guard lock(mu_);
+    commands_.emplace_back(argv, r);
+    return r;
+}
+
+LibvirtSnapshot RecordingHost::libvirt(const std::string& uri, int timeout_ms) const {
+    auto r = inner_.libvirt(uri, timeout_ms);
+    std::lock_guard lock(mu_);
+    libvirt_ = r;
+    return r;
+}
+
 void RecordingHost::write(const std::string& final_dir, const std::string& description) const {
     // Build the tree in a sibling temporary directory and rename it into
     // place, so an interrupted or failed recording never leaves half a tree.
@@ -231,7 +245,25 @@ void RecordingHost::write_tree(const std::string& dir, const std::string& descri
     if (!current_user_.empty()) j["current_user"] = current_user_;
     if (process_groups_) j["process_groups"] = *process_groups_;
     if (!open_rw_.empty()) j["open_rw_errno"] = open_rw_;
+    if (!commands_.empty()) {
+        nlohmann::json cmds = nlohmann::json::array();
+        for (const auto& [argv, res] : commands_) cmds.push_back({{"argv", argv}, {"result", res}});
+        j["commands"] = cmds;
+    }
     mkdirs(dir, "/.kvmready");
+    if (libvirt_) {
+        // The snapshot for replay, and the XML as files people can read.
+        mkdirs(dir, "/.kvmready/libvirt");
+        write_new(dir + "/.kvmready/libvirt/snapshot.json", nlohmann::json(*libvirt_).dump(2) + "\n");
+        auto put = [&](const std::string& name, const std::string& xml) {
+            if (!xml.empty()) write_new(dir + "/.kvmready/libvirt/" + name, xml);
+        };
+        put("capabilities.xml", libvirt_->capabilities_xml);
+        put("domcaps-kvm.xml", libvirt_->domcaps_kvm_xml);
+        put("domcaps-qemu.xml", libvirt_->domcaps_qemu_xml);
+        for (const auto& n : libvirt_->networks) put("network-" + n.name + ".xml", n.xml);
+        for (const auto& p : libvirt_->pools) put("pool-" + p.name + ".xml", p.xml);
+    }
     if (cpuid_ && !cpuid_->leaves.empty()) {
         write_new(dir + "/.kvmready/cpuid.txt", cpuid::to_cpuid_r(*cpuid_));
         j["cpuid_file"] = "cpuid.txt";

@@ -30,6 +30,8 @@ public:
     [[nodiscard]] std::optional<User> current_user() const override;
     [[nodiscard]] std::optional<std::vector<uint32_t>> process_groups() const override;
     [[nodiscard]] std::optional<int> try_open_rw(const std::string& path) const override;
+    [[nodiscard]] RunResult run(const std::vector<std::string>& argv, int timeout_ms) const override;
+    [[nodiscard]] LibvirtSnapshot libvirt(const std::string& uri, int timeout_ms) const override;
 
     // Writes the tree into `dir`, which must not exist or be empty. Files are
     // created exclusively, never through symlinks. Throws ExitError.
@@ -51,6 +53,8 @@ private:
     mutable std::string current_user_;
     mutable std::optional<std::vector<uint32_t>> process_groups_;
     mutable std::map<std::string, int> open_rw_;
+    mutable std::vector<std::pair<std::vector<std::string>, RunResult>> commands_;
+    mutable std::optional<LibvirtSnapshot> libvirt_;
     mutable bool need_user_db_ = false;
 };
 

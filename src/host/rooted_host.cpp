@@ -147,6 +147,22 @@ public:
         return std::nullopt;
     }
 
+    [[nodiscard]] RunResult run(const std::vector<std::string>& argv, int) const override {
+        if (auto it = commands_.find(argv); it != commands_.end()) return it->second;
+        RunResult r;
+        r.error = "not recorded in this host tree";
+        return r;
+    }
+
+    [[nodiscard]] LibvirtSnapshot libvirt(const std::string& uri, int) const override {
+        if (libvirt_ && (uri.empty() || libvirt_->uri == uri)) return *libvirt_;
+        LibvirtSnapshot s;
+        s.uri = uri;
+        s.not_attempted_reason = libvirt_ ? "the recording queried " + libvirt_->uri + ", not " + uri
+                                          : "the recorded host tree has no libvirt snapshot";
+        return s;
+    }
+
 private:
     struct Node {
         StatInfo st;
@@ -202,10 +218,19 @@ private:
             current_user_ = j.value("current_user", "");
             if (j.contains("process_groups")) process_groups_ = j["process_groups"].get<std::vector<uint32_t>>();
             for (const auto& [k, v] : open_rw.items()) open_rw_[k] = v.get<int>();
+            if (j.contains("commands"))
+                for (const auto& c : j["commands"]) commands_[c.at("argv").get<std::vector<std::string>>()] = c.at("result").get<RunResult>();
         } catch (const json::exception& e) {
             throw DataError(name + ": unexpected content: " + e.what());
         } catch (const std::logic_error& e) {
             throw DataError(name + ": bad number: " + e.what());
+        }
+        if (auto lv = read_file("/.kvmready/libvirt/snapshot.json")) {
+            try {
+                libvirt_ = json::parse(*lv).get<LibvirtSnapshot>();
+            } catch (const json::exception& e) {
+                throw DataError(dir_ + "/.kvmready/libvirt/snapshot.json: " + e.what());
+            }
         }
         if (auto f = j.value("cpuid_file", std::string{}); !f.empty()) {
             const std::string rel = "/.kvmready/" + f;
@@ -229,6 +254,8 @@ private:
     std::string current_user_;
     std::optional<std::vector<uint32_t>> process_groups_;
     std::map<std::string, int> open_rw_;
+    std::map<std::vector<std::string>, RunResult> commands_;
+    std::optional<LibvirtSnapshot> libvirt_;
     cpuid::Dump cpuid_;
 };
 

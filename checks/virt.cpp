@@ -1,0 +1,8 @@
+#include "checks/checks.hpp"
+#include "checks/common.hpp"
+
+namespace kvmready::checks {
+
+void register_virt(std::vector<CheckSpec>&) {}
+
+}  // namespace kvmready::checks

@@ -1,0 +1,65 @@
+// What the libvirt daemon says, as one snapshot: recorded hosts and support
+// bundles carry it, so the libvirt checks re-run offline.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace kvmready::host {
+
+struct LibvirtNetwork {
+    std::string name;
+    bool active = false;
+    bool autostart = false;
+    bool persistent = false;
+    std::string xml;                 // virNetworkGetXMLDesc
+};
+
+struct LibvirtPool {
+    std::string name;
+    bool active = false;
+    bool autostart = false;
+    bool persistent = false;
+    int state = -1;                  // virStoragePoolState
+    uint64_t capacity = 0, allocation = 0, available = 0;
+    std::string xml;                 // virStoragePoolGetXMLDesc
+};
+
+struct LibvirtSnapshot {
+    std::string uri;
+    bool attempted = false;
+    std::string not_attempted_reason;
+    bool connected = false;          // read-only connection worked
+    bool read_write = false;         // a read-write connection worked (may manage domains)
+    std::string read_write_error;
+    std::string error;               // why the connection failed
+    bool timed_out = false;
+    double elapsed_ms = 0;
+    std::string daemon;              // "libvirtd", "virtqemud" or "" (from the sockets present)
+    std::string hypervisor_type;     // virConnectGetType
+    uint64_t library_version = 0;    // virConnectGetLibVersion (daemon side), 1000000*major+1000*minor+release
+    uint64_t hypervisor_version = 0; // virConnectGetVersion (QEMU)
+    std::string capabilities_xml;
+    std::string domcaps_kvm_xml;     // virConnectGetDomainCapabilities(virttype "kvm")
+    std::string domcaps_kvm_error;
+    std::string domcaps_qemu_xml;    // the TCG fallback
+    std::vector<LibvirtNetwork> networks;
+    std::vector<LibvirtPool> pools;
+};
+
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(LibvirtNetwork, name, active, autostart, persistent, xml)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(LibvirtPool, name, active, autostart, persistent, state, capacity, allocation,
+                                                available, xml)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(LibvirtSnapshot, uri, attempted, not_attempted_reason, connected, read_write,
+                                                read_write_error, error, timed_out, elapsed_ms, daemon, hypervisor_type,
+                                                library_version, hypervisor_version, capabilities_xml, domcaps_kvm_xml,
+                                                domcaps_kvm_error, domcaps_qemu_xml, networks, pools)
+
+// Live query with a hard deadline: a dead daemon fails fast, a hung one
+// (SIGSTOPped, deadlocked) is abandoned after timeout_ms.
+LibvirtSnapshot query_libvirt(const std::string& uri, int timeout_ms);
+
+}  // namespace kvmready::host

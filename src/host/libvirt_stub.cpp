@@ -1,0 +1,16 @@
+// Built when libvirt's development files are absent: kvmready still runs,
+// and the libvirt checks say why they cannot tell.
+#include "host/libvirt.hpp"
+
+#ifndef KVMREADY_HAVE_LIBVIRT
+namespace kvmready::host {
+
+LibvirtSnapshot query_libvirt(const std::string& uri, int) {
+    LibvirtSnapshot s;
+    s.uri = uri;
+    s.not_attempted_reason = "kvmready was built without libvirt support (libvirt-dev missing at build time)";
+    return s;
+}
+
+}  // namespace kvmready::host
+#endif
