@@ -12,8 +12,9 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 build=${KVMREADY_BUILD_DIR:-$here/build}
 jobs=$(nproc 2>/dev/null || echo 2)
 
-build_pkgs=(cmake g++ make pkg-config libcli11-dev nlohmann-json3-dev libfmt-dev libacl1-dev)
-test_pkgs=(libgtest-dev cpuid qemu-system-x86 cpio)
+build_pkgs=(cmake g++ make pkg-config libcli11-dev nlohmann-json3-dev libfmt-dev libacl1-dev libarchive-dev libvirt-dev)
+# Real components the tests start themselves: libvirtd/virtlogd, QEMU, network namespaces.
+test_pkgs=(libgtest-dev cpuid qemu-system-x86 cpio busybox-static libvirt-daemon-system dnsmasq-base iproute2 iptables)
 bench_pkgs=(libbenchmark-dev hyperfine libvirt-clients cpu-checker)
 
 as_root() {

@@ -1,6 +1,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -10,6 +11,7 @@
 
 #include "cli/cli.hpp"
 #include "core/errors.hpp"
+#include "host/libvirt.hpp"
 
 namespace kvmready::cli {
 
@@ -58,8 +60,17 @@ int run(int argc, char** argv) {
         return kExitUsage;
     }
     try {
-        for (auto& [sub, action] : actions)
-            if (sub->parsed()) return action();
+        for (auto& [sub, action] : actions) {
+            if (!sub->parsed()) continue;
+            const int code = action();
+            if (host::libvirt_abandoned()) {
+                // A thread is still blocked in libvirt on a hung daemon.
+                std::cout.flush();
+                std::cerr.flush();
+                std::_Exit(code);
+            }
+            return code;
+        }
         return kExitUsage;
     } catch (const ExitError& e) {
         std::cerr << "kvmready: " << e.what() << "\n";

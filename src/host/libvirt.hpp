@@ -62,4 +62,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(LibvirtSnapshot, uri, attempted,
 // (SIGSTOPped, deadlocked) is abandoned after timeout_ms.
 LibvirtSnapshot query_libvirt(const std::string& uri, int timeout_ms);
 
+// True once a query was abandoned on a hung daemon: its thread may still sit
+// inside libvirt, so the process must leave with _Exit, not exit.
+bool libvirt_abandoned();
+
 }  // namespace kvmready::host

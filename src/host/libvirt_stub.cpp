@@ -5,6 +5,8 @@
 #ifndef KVMREADY_HAVE_LIBVIRT
 namespace kvmready::host {
 
+bool libvirt_abandoned() { return false; }
+
 LibvirtSnapshot query_libvirt(const std::string& uri, int) {
     LibvirtSnapshot s;
     s.uri = uri;
