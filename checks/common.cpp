@@ -1,5 +1,7 @@
 #include "checks/common.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace kvmready::checks {
@@ -49,6 +51,35 @@ const char* const kPvmImplications =
     "PVM runs guests without VT-x/AMD-V: a guest must boot a PVM-enabled kernel (CONFIG_PVM_GUEST). "
     "Ordinary guests started with QEMU/libvirt -accel kvm fail or hang on this host; run them with TCG "
     "(-accel tcg, libvirt <domain type='qemu'>) or give them a PVM guest kernel";
+
+// POSIX.1e access check for read+write, as the kernel does it.
+AccessDecision decide_access(const DeviceFacts& d, const host::User& u, const std::vector<uint32_t>& gids) {
+    constexpr unsigned kRw = 6;
+    auto in_group = [&](uint32_t g) { return std::find(gids.begin(), gids.end(), g) != gids.end(); };
+    if (u.uid == 0) return {true, "root bypasses file permissions"};
+    const unsigned mode = d.stat.mode;
+    if (u.uid == d.stat.uid) return {((mode >> 6) & kRw) == kRw, "the owner bits"};
+    if (d.acl) {
+        unsigned mask = 7;
+        for (const auto& e : *d.acl)
+            if (e.tag == "mask") mask = e.perms;
+        for (const auto& e : *d.acl)
+            if (e.tag == "user" && e.id == static_cast<int64_t>(u.uid))
+                return {(e.perms & mask & kRw) == kRw, fmt::format("ACL entry user:{}", u.name)};
+        bool group_matched = false;
+        for (const auto& e : *d.acl) {
+            const bool match = (e.tag == "group_obj" && in_group(d.stat.gid)) || (e.tag == "group" && e.id >= 0 && in_group(static_cast<uint32_t>(e.id)));
+            if (!match) continue;
+            group_matched = true;
+            if ((e.perms & mask & kRw) == kRw) return {true, fmt::format("ACL group entry (gid {})", e.tag == "group" ? e.id : d.stat.gid)};
+        }
+        if (group_matched) return {false, "ACL group entries match but grant no read-write"};
+        for (const auto& e : *d.acl)
+            if (e.tag == "other") return {(e.perms & kRw) == kRw, "ACL other entry"};
+    }
+    if (in_group(d.stat.gid)) return {((mode >> 3) & kRw) == kRw, "the group bits"};
+    return {(mode & kRw) == kRw, "the other bits"};
+}
 
 std::string hex(uint64_t v) { return fmt::format("0x{:x}", v); }
 

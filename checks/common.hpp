@@ -24,6 +24,14 @@ std::string describe_flavour(const std::string& module);
 bool is_pvm(const Facts& f);
 extern const char* const kPvmImplications;
 
+// Would user u (holding group ids gids) get read+write on the device
+// described by d? POSIX.1e order: root, owner, ACL named user, groups, other.
+struct AccessDecision {
+    bool allowed = false;
+    std::string basis;             // which rule decided, for messages and evidence
+};
+AccessDecision decide_access(const DeviceFacts& d, const host::User& u, const std::vector<uint32_t>& gids);
+
 std::string hex(uint64_t v);
 std::string mode_string(unsigned mode);  // "0660"
 void set(Finding& f, Status s, std::string message);

@@ -152,40 +152,6 @@ void device(const Facts& f, const Results& r, Finding& out) {
            "kvm.modules-load", "automatic", true);
 }
 
-// POSIX.1e access check for read+write, as the kernel does it.
-struct AccessDecision {
-    bool allowed = false;
-    std::string basis;
-};
-
-AccessDecision decide_access(const DeviceFacts& d, const host::User& u, const std::vector<uint32_t>& gids) {
-    constexpr unsigned kRw = 6;
-    auto in_group = [&](uint32_t g) { return std::find(gids.begin(), gids.end(), g) != gids.end(); };
-    if (u.uid == 0) return {true, "root bypasses file permissions"};
-    const unsigned mode = d.stat.mode;
-    if (u.uid == d.stat.uid) return {((mode >> 6) & kRw) == kRw, "the owner bits"};
-    if (d.acl) {
-        unsigned mask = 7;
-        for (const auto& e : *d.acl)
-            if (e.tag == "mask") mask = e.perms;
-        for (const auto& e : *d.acl)
-            if (e.tag == "user" && e.id == static_cast<int64_t>(u.uid))
-                return {(e.perms & mask & kRw) == kRw, fmt::format("ACL entry user:{}", u.name)};
-        bool group_matched = false;
-        for (const auto& e : *d.acl) {
-            const bool match = (e.tag == "group_obj" && in_group(d.stat.gid)) || (e.tag == "group" && e.id >= 0 && in_group(static_cast<uint32_t>(e.id)));
-            if (!match) continue;
-            group_matched = true;
-            if ((e.perms & mask & kRw) == kRw) return {true, fmt::format("ACL group entry (gid {})", e.tag == "group" ? e.id : d.stat.gid)};
-        }
-        if (group_matched) return {false, "ACL group entries match but grant no read-write"};
-        for (const auto& e : *d.acl)
-            if (e.tag == "other") return {(e.perms & kRw) == kRw, "ACL other entry"};
-    }
-    if (in_group(d.stat.gid)) return {((mode >> 3) & kRw) == kRw, "the group bits"};
-    return {(mode & kRw) == kRw, "the other bits"};
-}
-
 void access(const Facts& f, const Results&, Finding& out) {
     const auto& a = f.access;
     const auto& d = f.device;

@@ -45,6 +45,14 @@ struct User {
     std::vector<Group> groups;     // from the group database (primary included)
 };
 
+struct FsUsage {
+    bool ok = false;
+    int error = 0;
+    std::string fstype;            // statfs f_type magic as hex (names come from /proc/self/mountinfo)
+    uint64_t total_bytes = 0, free_bytes = 0, avail_bytes = 0;  // avail: for unprivileged users
+    bool read_only = false;
+};
+
 struct MsrValue {
     std::optional<uint64_t> value;
     std::string error;             // why it could not be read
@@ -64,6 +72,8 @@ public:
     [[nodiscard]] virtual StatInfo stat(const std::string& path) const = 0;
     // nullopt: no extended ACL (or ACLs unsupported); entries otherwise.
     [[nodiscard]] virtual std::optional<std::vector<AclEntry>> acl(const std::string& path) const = 0;
+    // statfs(2) of the filesystem holding path (free space of storage pools).
+    [[nodiscard]] virtual FsUsage fs_usage(const std::string& path) const = 0;
 
     // CPUID of the host: live instruction, or a recorded dump. Each CPUID
     // traps to the hypervisor in a VM (~10 us here), so checks ask only for
@@ -89,6 +99,8 @@ public:
     [[nodiscard]] virtual RunResult run(const std::vector<std::string>& argv, int timeout_ms) const = 0;
     [[nodiscard]] virtual LibvirtSnapshot libvirt(const std::string& uri, int timeout_ms) const = 0;
 };
+
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FsUsage, ok, error, fstype, total_bytes, free_bytes, avail_bytes, read_only)
 
 std::unique_ptr<Host> make_live_host();
 // Throws std::system_error(ENOENT) when dir does not exist.

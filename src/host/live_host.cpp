@@ -6,12 +6,16 @@
 #include <pwd.h>
 #include <sys/acl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+
+#include <fmt/format.h>
 
 #include "host/host.hpp"
 #include "host/stat_util.hpp"
@@ -157,6 +161,22 @@ public:
         }
         acl_free(a);
         return out;
+    }
+
+    [[nodiscard]] FsUsage fs_usage(const std::string& path) const override {
+        struct statfs sf {};
+        FsUsage u;
+        if (::statfs(path.c_str(), &sf) < 0) {
+            u.error = errno;
+            return u;
+        }
+        u.ok = true;
+        u.fstype = fmt::format("0x{:x}", static_cast<unsigned long>(sf.f_type));
+        u.total_bytes = static_cast<uint64_t>(sf.f_blocks) * sf.f_bsize;
+        u.free_bytes = static_cast<uint64_t>(sf.f_bfree) * sf.f_bsize;
+        u.avail_bytes = static_cast<uint64_t>(sf.f_bavail) * sf.f_bsize;
+        u.read_only = sf.f_flags & ST_RDONLY;
+        return u;
     }
 
     [[nodiscard]] cpuid::Dump cpuid(CpuidScope scope = CpuidScope::Full) const override {

@@ -157,6 +157,13 @@ std::optional<int> RecordingHost::try_open_rw(const std::string& path) const {
     return r;
 }
 
+FsUsage RecordingHost::fs_usage(const std::string& path) const {
+    auto r = inner_.fs_usage(path);
+    std::lock_guard lock(mu_);
+    fs_usage_[path] = r;
+    return r;
+}
+
 RunResult RecordingHost::run(const std::vector<std::string>& argv, int timeout_ms) const {
     auto r = inner_.run(argv, timeout_ms);
     std::lock_guard lock(mu_);
@@ -245,6 +252,7 @@ void RecordingHost::write_tree(const std::string& dir, const std::string& descri
     if (!current_user_.empty()) j["current_user"] = current_user_;
     if (process_groups_) j["process_groups"] = *process_groups_;
     if (!open_rw_.empty()) j["open_rw_errno"] = open_rw_;
+    if (!fs_usage_.empty()) j["fs_usage"] = fs_usage_;
     if (!commands_.empty()) {
         nlohmann::json cmds = nlohmann::json::array();
         for (const auto& [argv, res] : commands_) cmds.push_back({{"argv", argv}, {"result", res}});

@@ -23,6 +23,7 @@ public:
     [[nodiscard]] std::vector<std::string> list_dir(const std::string& path) const override;
     [[nodiscard]] StatInfo stat(const std::string& path) const override;
     [[nodiscard]] std::optional<std::vector<AclEntry>> acl(const std::string& path) const override;
+    [[nodiscard]] FsUsage fs_usage(const std::string& path) const override;
     [[nodiscard]] cpuid::Dump cpuid(CpuidScope scope = CpuidScope::Full) const override;
     [[nodiscard]] MsrValue read_msr(unsigned cpu, uint32_t index) const override;
     [[nodiscard]] KvmProbe probe_kvm(const std::string& dev) const override;
@@ -55,6 +56,7 @@ private:
     mutable std::map<std::string, int> open_rw_;
     mutable std::vector<std::pair<std::vector<std::string>, RunResult>> commands_;
     mutable std::optional<LibvirtSnapshot> libvirt_;
+    mutable std::map<std::string, FsUsage> fs_usage_;
     mutable bool need_user_db_ = false;
 };
 

@@ -114,6 +114,13 @@ public:
         return std::nullopt;
     }
 
+    [[nodiscard]] FsUsage fs_usage(const std::string& path) const override {
+        if (auto it = fs_usage_.find(path); it != fs_usage_.end()) return it->second;
+        FsUsage u;
+        u.error = ENODATA;
+        return u;
+    }
+
     [[nodiscard]] cpuid::Dump cpuid(CpuidScope = CpuidScope::Full) const override { return cpuid_; }
 
     [[nodiscard]] MsrValue read_msr(unsigned cpu, uint32_t index) const override {
@@ -218,6 +225,7 @@ private:
             current_user_ = j.value("current_user", "");
             if (j.contains("process_groups")) process_groups_ = j["process_groups"].get<std::vector<uint32_t>>();
             for (const auto& [k, v] : open_rw.items()) open_rw_[k] = v.get<int>();
+            for (const auto& [k, v] : j.value("fs_usage", json::object()).items()) fs_usage_[k] = v.get<FsUsage>();
             if (j.contains("commands"))
                 for (const auto& c : j["commands"]) commands_[c.at("argv").get<std::vector<std::string>>()] = c.at("result").get<RunResult>();
         } catch (const json::exception& e) {
@@ -255,6 +263,7 @@ private:
     std::optional<std::vector<uint32_t>> process_groups_;
     std::map<std::string, int> open_rw_;
     std::map<std::vector<std::string>, RunResult> commands_;
+    std::map<std::string, FsUsage> fs_usage_;
     std::optional<LibvirtSnapshot> libvirt_;
     cpuid::Dump cpuid_;
 };
