@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "cli/cli.hpp"
+#include "cli/probe_cli.hpp"
 #include "core/errors.hpp"
 #include "core/probe.hpp"
 #include "core/runner.hpp"
@@ -18,8 +19,8 @@ namespace {
 struct CheckOptions {
     bool json = false, quiet = false, verbose = false, strict = false, list = false;
     std::string color = "auto";
-    std::string user, root, cpuid_dump, record;
-    Request request;
+    std::string record;
+    ProbeCli probe;
     std::vector<std::string> selectors;
 };
 
@@ -41,26 +42,18 @@ int run_check(const CheckOptions& o) {
     for (const auto& s : o.selectors)
         if (!find_check(s) && std::none_of(registry().begin(), registry().end(), [&](const CheckSpec& c) { return c.category() == s; }))
             throw UsageError(fmt::format("unknown check or category '{}' (see `kvmready check --list`)", s));
-    ProbeOptions popt;
-    popt.user = o.user;
-    popt.request = o.request;
-    if (!o.cpuid_dump.empty()) {
-        popt.cpuid_dump = load_cpuid_dump(o.cpuid_dump);
-        popt.cpuid_dump_name = o.cpuid_dump;
-    }
-    auto host = o.root.empty() ? host::make_live_host() : host::make_rooted_host(o.root);
+    if (!o.record.empty() && !o.probe.from.empty()) throw UsageError("--record and --from do not mix: a bundle already is a recording");
+    ProbeSource src = open_source(o.probe);
     std::optional<host::RecordingHost> recorder;
-    if (!o.record.empty()) recorder.emplace(*host);
-    const host::Host& source = recorder ? static_cast<const host::Host&>(*recorder) : *host;
-    Facts facts = probe(source, popt);
+    if (!o.record.empty()) recorder.emplace(*src.host);
+    const host::Host& source = recorder ? static_cast<const host::Host&>(*recorder) : *src.host;
+    Facts facts = probe_source(src, source, o.probe);
     if (recorder) {
         const std::string who = facts.access.user ? facts.access.user->name : "?";
         recorder->write(o.record, fmt::format("recorded by kvmready {} from {} (host {}, kernel {}, as {})", KVMREADY_VERSION,
-                                              host->source(), facts.kernel.hostname, facts.kernel.release, who));
+                                              src.host->source(), facts.kernel.hostname, facts.kernel.release, who));
         std::cerr << fmt::format("kvmready: recorded the facts read into {} (replay: kvmready check --root {})\n", o.record, o.record);
     }
-    if (!o.user.empty() && !facts.access.user)
-        throw UsageError(fmt::format("--user {}: no such user{}", o.user, o.root.empty() ? "" : " in " + o.root + "/etc/passwd"));
     Report report = run_checks(facts, o.selectors);
     if (o.json) {
         std::cout << output::render_json(report, facts).dump(2) << "\n";
@@ -86,16 +79,8 @@ Action setup_check(CLI::App& app) {
     sub->add_option("--color", o->color, "Colour output: auto, always or never (NO_COLOR is honoured by auto)")
         ->check(CLI::IsMember({"auto", "always", "never"}));
     sub->add_flag("--strict", o->strict, "Exit 1 on warnings too");
-    sub->add_option("-u,--user", o->user, "Judge /dev/kvm access for this user instead of the invoking one");
-    sub->add_option("--root", o->root, "Read sysfs/procfs/dev facts from this directory tree instead of /");
-    sub->add_option("--cpuid-dump", o->cpuid_dump, "Use this CPUID dump (cpuid -r, AIDA64/InstLatX64, libcpuid, ...) as the CPU facts");
+    add_probe_options(sub, o->probe, true);
     sub->add_option("--record", o->record, "Also save everything the probe read into this new directory, as a host tree for --root");
-    sub->add_option("-c,--connect", o->request.connect_uri, "libvirt URI to judge (default qemu:///system)");
-    sub->add_option("--network", o->request.network, "libvirt network guests will use (default: default)")
-        ->each([o](const std::string&) { o->request.network_given = true; });
-    sub->add_option("--pool", o->request.pool, "libvirt storage pool for guest disks (default: default)")
-        ->each([o](const std::string&) { o->request.pool_given = true; });
-    sub->add_option("--bridge", o->request.bridge, "Linux bridge guests will be attached to; it must exist");
     sub->add_flag("--list", o->list, "List the checks with their level and exit");
     sub->get_option("--json")->excludes("--quiet");
     return [o] { return run_check(*o); };

@@ -16,10 +16,14 @@ using Action = std::function<int()>;
 Action setup_check(CLI::App& app);
 Action setup_explain(CLI::App& app);
 Action setup_cpuid(CLI::App& app);
+Action setup_report(CLI::App& app);
 
 // Reads and parses a CPUID dump file; throws NoInputError / DataError.
 cpuid::Dump load_cpuid_dump(const std::string& path);
 
 int run(int argc, char** argv);
+
+// The command line as typed, for the support bundle's manifest.
+const std::string& command_line();
 
 }  // namespace kvmready::cli

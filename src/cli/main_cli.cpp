@@ -31,7 +31,18 @@ cpuid::Dump load_cpuid_dump(const std::string& path) {
     }
 }
 
+namespace {
+std::string g_command_line;
+}
+
+const std::string& command_line() { return g_command_line; }
+
 int run(int argc, char** argv) {
+    for (int i = 0; i < argc; ++i) {
+        std::string a = i == 0 ? "kvmready" : argv[i];
+        if (a.find_first_of(" \t'\"") != std::string::npos) a = "'" + a + "'";
+        g_command_line += (i ? " " : "") + a;
+    }
     CLI::App app{"kvmready: can this Linux host run KVM virtual machines, and if not, why and how to fix it."};
     app.name("kvmready");
     app.set_version_flag("-V,--version", std::string("kvmready ") + KVMREADY_VERSION);
@@ -43,6 +54,7 @@ int run(int argc, char** argv) {
     actions.emplace_back(app.get_subcommand("check"), check);
     actions.emplace_back(app.get_subcommand("explain"), setup_explain(app));
     actions.emplace_back(app.get_subcommand("cpuid"), setup_cpuid(app));
+    actions.emplace_back(app.get_subcommand("report"), setup_report(app));
     if (argc < 2) {
         std::cerr << app.help() << "\nkvmready: a subcommand is required (try `kvmready check`)\n";
         return kExitUsage;

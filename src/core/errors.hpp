@@ -15,6 +15,7 @@ enum ExitCode : int {
     kExitNoInput = 66,
     kExitUnavailable = 69,
     kExitSoftware = 70,
+    kExitCantCreat = 73,
     kExitNoPerm = 77,
 };
 

@@ -108,7 +108,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Request, user, connect_uri, netw
 
 struct Facts {
     int schema_version = 1;
-    std::string source;               // "live" or "root:DIR"
+    std::string source;               // "live", "root:DIR" or "bundle:FILE"
+    std::string source_note;          // for recordings: who made it, when
     Request request;
     KernelFacts kernel;
     CpuFacts cpu;

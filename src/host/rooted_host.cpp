@@ -225,7 +225,8 @@ private:
             current_user_ = j.value("current_user", "");
             if (j.contains("process_groups")) process_groups_ = j["process_groups"].get<std::vector<uint32_t>>();
             for (const auto& [k, v] : open_rw.items()) open_rw_[k] = v.get<int>();
-            for (const auto& [k, v] : j.value("fs_usage", json::object()).items()) fs_usage_[k] = v.get<FsUsage>();
+            const json fs_usage = j.value("fs_usage", json::object());
+            for (const auto& [k, v] : fs_usage.items()) fs_usage_[k] = v.get<FsUsage>();
             if (j.contains("commands"))
                 for (const auto& c : j["commands"]) commands_[c.at("argv").get<std::vector<std::string>>()] = c.at("result").get<RunResult>();
         } catch (const json::exception& e) {

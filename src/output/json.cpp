@@ -28,6 +28,7 @@ nlohmann::ordered_json render_json(const Report& r, const Facts& f) {
             {"host",
              {{"source", f.source},
               {"recorded", f.source != "live"},
+              {"recording", f.source_note.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(f.source_note)},
               {"hostname", f.kernel.hostname},
               {"kernel", f.kernel.release},
               {"cpu_source", f.cpu.source}}},

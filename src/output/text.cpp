@@ -90,6 +90,7 @@ std::string render_text(const Report& r, const Facts& f, const TextStyle& s) {
                        f.kernel.hostname.empty() ? std::string("(no hostname)") : f.kernel.hostname,
                        f.kernel.release.empty() ? std::string("?") : f.kernel.release,
                        recorded ? fmt::format(" · RECORDED HOST ({}), not this machine", f.source) : std::string());
+    if (!f.source_note.empty()) out += f.source_note + "\n";
     if (f.cpu.source.rfind("dump:", 0) == 0) out += fmt::format("CPU facts from CPUID dump {}\n", f.cpu.source.substr(5));
 
     size_t id_width = 0;

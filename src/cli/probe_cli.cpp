@@ -1,0 +1,57 @@
+#include "cli/probe_cli.hpp"
+
+#include <fmt/format.h>
+
+#include "cli/cli.hpp"
+#include "core/errors.hpp"
+
+namespace kvmready::cli {
+
+void add_probe_options(CLI::App* sub, ProbeCli& o, bool with_sources) {
+    sub->add_option("-u,--user", o.user, "Judge access for this user instead of the invoking one");
+    sub->add_option("-c,--connect", o.request.connect_uri, "libvirt URI to judge (default qemu:///system)");
+    sub->add_option("--network", o.request.network, "libvirt network guests will use (default: default)")
+        ->each([&o](const std::string&) { o.request.network_given = true; });
+    sub->add_option("--pool", o.request.pool, "libvirt storage pool for guest disks (default: default)")
+        ->each([&o](const std::string&) { o.request.pool_given = true; });
+    sub->add_option("--bridge", o.request.bridge, "Linux bridge guests will be attached to; it must exist");
+    if (!with_sources) return;
+    auto* root = sub->add_option("--root", o.root, "Read sysfs/procfs/dev facts from this directory tree instead of /");
+    auto* from = sub->add_option("--from", o.from, "Judge a support bundle (kvmready report) instead of this host: FILE.tar.gz or its unpacked directory");
+    root->excludes(from);
+    sub->add_option("--cpuid-dump", o.cpuid_dump, "Use this CPUID dump (cpuid -r, AIDA64/InstLatX64, libcpuid, ...) as the CPU facts");
+}
+
+ProbeSource open_source(const ProbeCli& o) {
+    ProbeSource s;
+    s.options.user = o.user;
+    s.options.request = o.request;
+    if (!o.cpuid_dump.empty()) {
+        s.options.cpuid_dump = load_cpuid_dump(o.cpuid_dump);
+        s.options.cpuid_dump_name = o.cpuid_dump;
+    }
+    if (!o.from.empty()) {
+        s.bundle = report::open_bundle(o.from);
+        s.host = host::make_rooted_host(s.bundle->host_tree());
+        s.label = "bundle:" + o.from;
+        const auto& m = s.bundle->manifest();
+        s.note = fmt::format("recorded by kvmready {} on {} ({}{})", m.value("version", "?"), m.value("created", "?"),
+                             m.value("hostname", "?"), m.value("redacted", false) ? ", redacted" : "");
+    } else if (!o.root.empty()) {
+        s.host = host::make_rooted_host(o.root);
+    } else {
+        s.host = host::make_live_host();
+    }
+    return s;
+}
+
+Facts probe_source(const ProbeSource& s, const host::Host& h, const ProbeCli& o) {
+    Facts facts = probe(h, s.options);
+    if (!s.label.empty()) facts.source = s.label;
+    facts.source_note = s.note;
+    if (!o.user.empty() && !facts.access.user)
+        throw UsageError(fmt::format("--user {}: no such user{}", o.user, h.is_live() ? "" : " in the recorded /etc/passwd"));
+    return facts;
+}
+
+}  // namespace kvmready::cli

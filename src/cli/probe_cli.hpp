@@ -1,0 +1,38 @@
+// Options shared by the subcommands that probe a host (check, report), and
+// where the facts come from: the live host, a recorded tree, or a bundle.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "core/probe.hpp"
+#include "host/host.hpp"
+#include "report/bundle.hpp"
+
+namespace kvmready::cli {
+
+struct ProbeCli {
+    std::string user, root, from, cpuid_dump;
+    Request request;
+};
+
+// --user, --connect, --network, --pool, --bridge; with sources also --root,
+// --from and --cpuid-dump (judging recorded data).
+void add_probe_options(CLI::App* sub, ProbeCli& o, bool with_sources);
+
+struct ProbeSource {
+    std::unique_ptr<report::OpenedBundle> bundle;  // owns the extracted files, if any
+    std::unique_ptr<host::Host> host;
+    ProbeOptions options;
+    std::string label;                             // replaces Facts::source for bundles
+    std::string note;                              // who/when recorded, for the output
+};
+
+ProbeSource open_source(const ProbeCli& o);
+
+// Facts from the source, with its label; --user must name a real user.
+Facts probe_source(const ProbeSource& s, const host::Host& h, const ProbeCli& o);
+
+}  // namespace kvmready::cli

@@ -1,0 +1,45 @@
+// The man page and README are part of the interface: every check id and
+// subcommand must be documented there.
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "core/check.hpp"
+
+namespace {
+
+std::string slurp(const std::string& p) {
+    std::ifstream in(p);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+// roff escapes hyphens as "\-".
+std::string unroff(std::string s) {
+    std::string out;
+    for (size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '\\' && i + 1 < s.size() && s[i + 1] == '-') continue;
+        out += s[i];
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST(Docs, ManPageDocumentsEveryCheckAndCommand) {
+    const std::string man = unroff(slurp(KVMREADY_FIXTURES_DIR "/../../man/kvmready.1"));
+    ASSERT_FALSE(man.empty());
+    for (const auto& c : kvmready::registry()) EXPECT_NE(man.find(c.id), std::string::npos) << c.id << " missing from man/kvmready.1";
+    for (const char* cmd : {"kvmready check", "kvmready explain", "kvmready cpuid", "kvmready report"})
+        EXPECT_NE(man.find(cmd), std::string::npos) << cmd;
+    for (const char* code : {".B 0", ".B 1", ".B 3", ".B 64", ".B 65", ".B 66", ".B 70"})
+        EXPECT_NE(man.find(code), std::string::npos) << "exit status " << code;
+}
+
+TEST(Docs, ReadmeListsEveryCheck) {
+    const std::string readme = slurp(KVMREADY_FIXTURES_DIR "/../../README.md");
+    for (const auto& c : kvmready::registry())
+        EXPECT_NE(readme.find(std::string("`") + c.id + "`"), std::string::npos) << c.id << " missing from README.md";
+}
