@@ -1,7 +1,699 @@
+// probe_virt: QEMU, libvirt and storage facts. Runs on its own thread beside
+// the rest of the probe and writes only f.virt. The libvirt query (bounded by
+// ProbeOptions::libvirt_timeout_ms) and `qemu --version` run concurrently;
+// everything else is file reads and stat through the Host.
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <functional>
+#include <sstream>
+#include <thread>
+
+#ifdef KVMREADY_HAVE_LIBXML2
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#endif
+
 #include "core/probe.hpp"
 
 namespace kvmready {
 
-void probe_virt(const host::Host&, const ProbeOptions&, Facts& f) { f.virt.probed = true; }
+namespace {
+
+std::string trim(std::string s) {
+    auto not_space = [](unsigned char c) { return !std::isspace(c); };
+    s.erase(s.begin(), std::find_if(s.begin(), s.end(), not_space));
+    s.erase(std::find_if(s.rbegin(), s.rend(), not_space).base(), s.end());
+    return s;
+}
+
+// ---- A small element tree, filled by libxml2 or by the built-in reader ----
+
+struct XmlElement {
+    std::string name;
+    std::vector<std::pair<std::string, std::string>> attrs;
+    std::string text;  // concatenated character data directly inside
+    std::vector<XmlElement> children;
+
+    [[nodiscard]] std::string attr(const std::string& key) const {
+        for (const auto& [k, v] : attrs)
+            if (k == key) return v;
+        return "";
+    }
+    [[nodiscard]] bool has_attr(const std::string& key) const {
+        return std::any_of(attrs.begin(), attrs.end(), [&](const auto& a) { return a.first == key; });
+    }
+    [[nodiscard]] const XmlElement* child(const std::string& n) const {
+        for (const auto& c : children)
+            if (c.name == n) return &c;
+        return nullptr;
+    }
+    [[nodiscard]] std::vector<const XmlElement*> all(const std::string& n) const {
+        std::vector<const XmlElement*> out;
+        for (const auto& c : children)
+            if (c.name == n) out.push_back(&c);
+        return out;
+    }
+    [[nodiscard]] std::string child_text(const std::string& n) const {
+        const XmlElement* c = child(n);
+        return c ? trim(c->text) : "";
+    }
+    // <enum name='NAME'><value>...</value></enum> among the children.
+    [[nodiscard]] std::vector<std::string> enum_values(const std::string& n) const {
+        std::vector<std::string> out;
+        for (const auto* e : all("enum"))
+            if (e->attr("name") == n)
+                for (const auto* v : e->all("value")) out.push_back(trim(v->text));
+        return out;
+    }
+};
+
+#ifdef KVMREADY_HAVE_LIBXML2
+
+void convert(xmlNode* n, XmlElement& out) {
+    out.name = reinterpret_cast<const char*>(n->name);
+    for (xmlAttr* a = n->properties; a; a = a->next) {
+        xmlChar* v = xmlNodeGetContent(reinterpret_cast<xmlNode*>(a));
+        out.attrs.emplace_back(reinterpret_cast<const char*>(a->name), v ? reinterpret_cast<const char*>(v) : "");
+        xmlFree(v);
+    }
+    for (xmlNode* c = n->children; c; c = c->next) {
+        if (c->type == XML_ELEMENT_NODE) {
+            out.children.emplace_back();
+            convert(c, out.children.back());
+        } else if ((c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE) && c->content) {
+            out.text += reinterpret_cast<const char*>(c->content);
+        }
+    }
+}
+
+std::optional<XmlElement> parse_xml(const std::string& text, std::string& error) {
+    // NONET: never fetch a DTD; libvirt's XML has none anyway.
+    xmlDoc* doc = xmlReadMemory(text.data(), static_cast<int>(text.size()), "libvirt.xml", nullptr,
+                                XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    if (!doc) {
+        const xmlError* e = xmlGetLastError();
+        error = e && e->message ? trim(e->message) : "malformed XML";
+        return std::nullopt;
+    }
+    XmlElement root;
+    convert(xmlDocGetRootElement(doc), root);
+    xmlFreeDoc(doc);
+    return root;
+}
+
+#else
+
+// Reads the XML libvirt produces: elements, attributes, character data,
+// comments, processing instructions, CDATA and the five predefined entities
+// plus numeric character references. No DTDs, no namespaces.
+class MiniXml {
+public:
+    explicit MiniXml(const std::string& s) : s_(s) {}
+
+    std::optional<XmlElement> parse(std::string& error) {
+        try {
+            skip_misc();
+            if (!at("<")) fail("no root element");
+            XmlElement root = element();
+            skip_misc();
+            if (i_ != s_.size()) fail("content after the root element");
+            return root;
+        } catch (const std::runtime_error& e) {
+            error = e.what();
+            return std::nullopt;
+        }
+    }
+
+private:
+    [[noreturn]] void fail(const std::string& what) const {
+        size_t line = 1 + static_cast<size_t>(std::count(s_.begin(), s_.begin() + static_cast<long>(std::min(i_, s_.size())), '\n'));
+        throw std::runtime_error(what + " at line " + std::to_string(line));
+    }
+    bool at(const char* lit) const { return s_.compare(i_, std::strlen(lit), lit) == 0; }
+    void skip_ws() {
+        while (i_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[i_]))) ++i_;
+    }
+    void skip_past(const char* end) {
+        const size_t p = s_.find(end, i_);
+        if (p == std::string::npos) fail(std::string("unterminated construct, expected ") + end);
+        i_ = p + std::strlen(end);
+    }
+    void skip_misc() {
+        for (;;) {
+            skip_ws();
+            if (at("<?")) skip_past("?>");
+            else if (at("<!--")) skip_past("-->");
+            else if (at("<!DOCTYPE")) skip_past(">");
+            else return;
+        }
+    }
+    std::string name() {
+        const size_t b = i_;
+        while (i_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[i_])) || std::strchr("_-.:", s_[i_]))) ++i_;
+        if (b == i_) fail("expected a name");
+        return s_.substr(b, i_ - b);
+    }
+    std::string decode(const std::string& raw) const {
+        std::string out;
+        for (size_t k = 0; k < raw.size(); ++k) {
+            if (raw[k] != '&') {
+                out += raw[k];
+                continue;
+            }
+            const size_t semi = raw.find(';', k);
+            if (semi == std::string::npos) fail("unterminated entity");
+            const std::string ent = raw.substr(k + 1, semi - k - 1);
+            if (ent == "lt") out += '<';
+            else if (ent == "gt") out += '>';
+            else if (ent == "amp") out += '&';
+            else if (ent == "quot") out += '"';
+            else if (ent == "apos") out += '\'';
+            else if (!ent.empty() && ent[0] == '#') {
+                const unsigned long cp = ent.size() > 1 && (ent[1] == 'x' || ent[1] == 'X') ? std::stoul(ent.substr(2), nullptr, 16)
+                                                                                             : std::stoul(ent.substr(1), nullptr, 10);
+                append_utf8(out, cp);
+            } else {
+                fail("unknown entity &" + ent + ";");
+            }
+            k = semi;
+        }
+        return out;
+    }
+    static void append_utf8(std::string& out, unsigned long cp) {
+        if (cp < 0x80) {
+            out += static_cast<char>(cp);
+        } else if (cp < 0x800) {
+            out += static_cast<char>(0xC0 | (cp >> 6));
+            out += static_cast<char>(0x80 | (cp & 0x3F));
+        } else if (cp < 0x10000) {
+            out += static_cast<char>(0xE0 | (cp >> 12));
+            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+            out += static_cast<char>(0x80 | (cp & 0x3F));
+        } else {
+            out += static_cast<char>(0xF0 | (cp >> 18));
+            out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+            out += static_cast<char>(0x80 | (cp & 0x3F));
+        }
+    }
+    XmlElement element() {
+        if (++depth_ > 256) fail("elements nested too deeply");
+        ++i_;  // '<'
+        XmlElement e;
+        e.name = name();
+        for (;;) {
+            skip_ws();
+            if (at("/>")) {
+                i_ += 2;
+                --depth_;
+                return e;
+            }
+            if (at(">")) {
+                ++i_;
+                break;
+            }
+            std::string key = name();
+            skip_ws();
+            if (!at("=")) fail("expected '=' after attribute " + key);
+            ++i_;
+            skip_ws();
+            if (i_ >= s_.size() || (s_[i_] != '"' && s_[i_] != '\'')) fail("expected a quoted value for " + key);
+            const char q = s_[i_++];
+            const size_t end = s_.find(q, i_);
+            if (end == std::string::npos) fail("unterminated attribute value");
+            e.attrs.emplace_back(key, decode(s_.substr(i_, end - i_)));
+            i_ = end + 1;
+        }
+        for (;;) {
+            if (i_ >= s_.size()) fail("unterminated element <" + e.name + ">");
+            if (at("</")) {
+                i_ += 2;
+                const std::string closing = name();
+                if (closing != e.name) fail("</" + closing + "> closes <" + e.name + ">");
+                skip_ws();
+                if (!at(">")) fail("expected '>'");
+                ++i_;
+                --depth_;
+                return e;
+            }
+            if (at("<!--")) {
+                skip_past("-->");
+            } else if (at("<![CDATA[")) {
+                i_ += 9;
+                const size_t end = s_.find("]]>", i_);
+                if (end == std::string::npos) fail("unterminated CDATA");
+                e.text += s_.substr(i_, end - i_);
+                i_ = end + 3;
+            } else if (at("<?")) {
+                skip_past("?>");
+            } else if (at("<")) {
+                e.children.push_back(element());
+            } else {
+                const size_t end = s_.find('<', i_);
+                if (end == std::string::npos) fail("unterminated element <" + e.name + ">");
+                e.text += decode(s_.substr(i_, end - i_));
+                i_ = end;
+            }
+        }
+    }
+
+    const std::string& s_;
+    size_t i_ = 0;
+    int depth_ = 0;
+};
+
+std::optional<XmlElement> parse_xml(const std::string& text, std::string& error) { return MiniXml(text).parse(error); }
+
+#endif
+
+// ---- Probing ----
+
+std::vector<std::string> qemu_candidates(const std::string& arch) {
+    std::string sys = arch;
+    if (arch == "i686" || arch == "i586" || arch == "i386") sys = "i386";
+    else if (arch == "ppc64le") sys = "ppc64";
+    else if (arch == "armv7l") sys = "arm";
+    std::vector<std::string> out = {"/usr/bin/qemu-system-" + sys, "/usr/local/bin/qemu-system-" + sys};
+    // RHEL/CentOS ship only /usr/libexec/qemu-kvm; Debian's /usr/bin/kvm is a
+    // wrapper script around qemu-system-x86_64, so it comes last.
+    if (sys == "x86_64" || sys == "aarch64" || sys == "s390x" || sys == "ppc64") {
+        out.push_back("/usr/libexec/qemu-kvm");
+        out.push_back("/usr/bin/qemu-kvm");
+    }
+    if (sys == "x86_64") out.push_back("/usr/bin/kvm");
+    return out;
+}
+
+VirtPath path_info(const host::Host& h, const std::string& path) {
+    VirtPath p;
+    p.path = path;
+    const host::StatInfo st = h.stat(path);
+    p.exists = st.exists;
+    p.error = st.error;
+    p.type = st.type;
+    p.mode = st.mode;
+    p.uid = st.uid;
+    p.gid = st.gid;
+    if (st.exists)
+        if (auto acl = h.acl(path)) {
+            p.acl.emplace();
+            for (const auto& e : *acl) p.acl->push_back(VirtAcl{e.tag, e.id, e.perms});
+        }
+    return p;
+}
+
+// "/", "/var", "/var/lib", ... path: QEMU needs search permission on each.
+std::vector<std::string> ancestors(const std::string& path) {
+    std::vector<std::string> out = {"/"};
+    for (size_t pos = 1; pos <= path.size(); ++pos) {
+        if (pos == path.size() || path[pos] == '/') {
+            std::string prefix = path.substr(0, pos);
+            if (prefix.size() > 1 && prefix != out.back()) out.push_back(prefix);
+        }
+    }
+    return out;
+}
+
+void probe_dir(const host::Host& h, const std::string& path, const std::string& why, const std::string& mountinfo,
+               StorageDirFacts& out) {
+    out.path = path;
+    out.why = why;
+    if (path.empty() || path[0] != '/') return;
+    for (const auto& p : ancestors(path)) out.chain.push_back(path_info(h, p));
+    if (!out.chain.back().exists) return;
+    out.usage = h.fs_usage(path);
+    out.usage_read = out.usage.ok;
+    out.fstype = mount_fstype(mountinfo, path, &out.mount_point);
+}
+
+void probe_qemu_user(const host::Host& h, QemuUserFacts& q) {
+    auto conf = h.read_file(q.conf_path);
+    q.libvirt_qemu_driver = conf.has_value();
+    if (conf) parse_qemu_conf(*conf, q);
+    if (q.user.empty()) {
+        q.user = "root";
+        q.user_source = "assumed (libvirt's upstream default; qemu.conf names none)";
+    }
+    if (q.group.empty()) {
+        q.group = "root";
+        q.group_source = "assumed (libvirt's upstream default; qemu.conf names none)";
+    }
+    const std::string group_db = h.read_file("/etc/group").value_or("");
+    std::optional<host::User> u;
+    // "+N" is a uid, a bare number is a name first and a uid second (as libvirt parses it).
+    const bool plus = !q.user.empty() && q.user[0] == '+';
+    const std::string id = plus ? q.user.substr(1) : q.user;
+    if (!plus) u = h.lookup_user(id);
+    if (!u && !id.empty() && std::all_of(id.begin(), id.end(), ::isdigit))
+        u = host::lookup_uid_in_db(h.read_file("/etc/passwd").value_or(""), group_db, static_cast<uint32_t>(std::stoul(id)));
+    if (!u) {
+        q.lookup_error = "user " + q.user + " does not exist";
+        return;
+    }
+    q.found = true;
+    q.uid = u->uid;
+    q.gid = u->gid;
+    // libvirt gives QEMU the configured group, the user's primary group and
+    // the user's supplementary groups (virGetGroupList).
+    std::optional<uint32_t> conf_gid;
+    const bool gplus = !q.group.empty() && q.group[0] == '+';
+    const std::string gid_text = gplus ? q.group.substr(1) : q.group;
+    std::istringstream in(group_db);
+    for (std::string line; std::getline(in, line);) {
+        auto a = line.find(':');
+        auto b = a == std::string::npos ? a : line.find(':', a + 1);
+        auto c = b == std::string::npos ? b : line.find(':', b + 1);
+        if (c == std::string::npos) continue;
+        if (!gplus && line.substr(0, a) == gid_text) {
+            conf_gid = static_cast<uint32_t>(std::stoul(line.substr(b + 1, c - b - 1)));
+            break;
+        }
+    }
+    if (!conf_gid && !gid_text.empty() && std::all_of(gid_text.begin(), gid_text.end(), ::isdigit))
+        conf_gid = static_cast<uint32_t>(std::stoul(gid_text));
+    if (conf_gid) {
+        q.gid = *conf_gid;
+        q.gids.push_back(*conf_gid);
+    } else {
+        q.lookup_error = "group " + q.group + " does not exist";
+    }
+    if (std::find(q.gids.begin(), q.gids.end(), u->gid) == q.gids.end()) q.gids.push_back(u->gid);
+    for (const auto& g : u->groups) {
+        if (std::find(q.gids.begin(), q.gids.end(), g.gid) == q.gids.end()) q.gids.push_back(g.gid);
+        q.group_names.push_back(g.name.empty() ? std::to_string(g.gid) : g.name);
+    }
+    if (conf_gid && std::find(q.group_names.begin(), q.group_names.end(), q.group) == q.group_names.end())
+        q.group_names.insert(q.group_names.begin(), q.group);
+}
+
+std::string os_id(const host::Host& h) {
+    const std::string text = h.read_file("/etc/os-release").value_or(h.read_file("/usr/lib/os-release").value_or(""));
+    std::string id, like;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+        auto eq = line.find('=');
+        if (eq == std::string::npos) continue;
+        std::string key = line.substr(0, eq), val = trim(line.substr(eq + 1));
+        if (val.size() >= 2 && (val.front() == '"' || val.front() == '\'')) val = val.substr(1, val.size() - 2);
+        if (key == "ID") id = val;
+        else if (key == "ID_LIKE") like = val;
+    }
+    return like.empty() ? id : id + " " + like;
+}
+
+void probe_libvirt(const host::Host& h, const ProbeOptions& opt, const std::string& arch, LibvirtFacts& l) {
+    for (const char* bin : {"/usr/sbin/libvirtd", "/usr/sbin/virtqemud", "/usr/bin/libvirtd", "/usr/bin/virtqemud"})
+        if (h.stat(bin).exists) l.daemon_binaries.push_back(bin);
+    l.installed = !l.daemon_binaries.empty() || h.stat("/etc/libvirt").exists;
+    l.systemd = h.stat("/run/systemd/system").exists;
+    l.queried = true;
+    if (!l.installed && opt.request.connect_uri == "qemu:///system") {
+        // Nothing to ask, and loading libvirt's client costs more than the answer.
+        l.snapshot.uri = opt.request.connect_uri;
+        l.snapshot.not_attempted_reason = "libvirt is not installed";
+        return;
+    }
+    host::LibvirtSnapshot s = h.libvirt(opt.request.connect_uri, opt.libvirt_timeout_ms);
+    if (s.connected) {
+        if (!s.domcaps_kvm_xml.empty()) l.domcaps_kvm = parse_domcaps(s.domcaps_kvm_xml);
+        else l.domcaps_kvm.error = s.domcaps_kvm_error;
+        if (!s.domcaps_qemu_xml.empty()) l.domcaps_qemu = parse_domcaps(s.domcaps_qemu_xml);
+        else l.domcaps_qemu.error = s.domcaps_qemu_error;
+        if (!s.capabilities_xml.empty()) parse_capabilities(s.capabilities_xml, arch, l.machine_types, l.guest_domain_types);
+        for (const auto& n : s.networks) {
+            VirtNetwork v;
+            v.name = n.name;
+            v.active = n.active;
+            v.autostart = n.autostart;
+            v.persistent = n.persistent;
+            parse_network_xml(n.xml, v);
+            l.networks.push_back(std::move(v));
+        }
+        for (const auto& p : s.pools) {
+            VirtPool v;
+            v.name = p.name;
+            v.active = p.active;
+            v.autostart = p.autostart;
+            v.persistent = p.persistent;
+            v.state = p.state;
+            v.capacity = p.capacity;
+            v.allocation = p.allocation;
+            v.available = p.available;
+            parse_pool_xml(p.xml, v);
+            l.pools.push_back(std::move(v));
+        }
+    }
+    // The XML is parsed above and kept verbatim in recordings; facts stay small.
+    s.capabilities_xml.clear();
+    s.domcaps_kvm_xml.clear();
+    s.domcaps_qemu_xml.clear();
+    for (auto& n : s.networks) n.xml.clear();
+    for (auto& p : s.pools) p.xml.clear();
+    l.snapshot = std::move(s);
+}
+
+}  // namespace
+
+// ---- Parsers ----
+
+const char* xml_backend() {
+#ifdef KVMREADY_HAVE_LIBXML2
+    return "libxml2";
+#else
+    return "builtin";
+#endif
+}
+
+DomCapsFacts parse_domcaps(const std::string& xml) {
+    DomCapsFacts d;
+    std::string err;
+    auto root = parse_xml(xml, err);
+    if (!root || root->name != "domainCapabilities") {
+        d.error = root ? "not a <domainCapabilities> document" : "unreadable domain capabilities XML: " + err;
+        return d;
+    }
+    d.present = true;
+    d.path = root->child_text("path");
+    d.domain = root->child_text("domain");
+    d.machine = root->child_text("machine");
+    d.arch = root->child_text("arch");
+    if (const auto* v = root->child("vcpu")) {
+        const std::string max = v->attr("max");
+        if (!max.empty() && std::all_of(max.begin(), max.end(), ::isdigit)) d.max_vcpus = std::stoi(max);
+    }
+    if (const auto* os = root->child("os"); os && os->attr("supported") != "no") {
+        d.firmware = os->enum_values("firmware");
+        if (const auto* loader = os->child("loader"); loader && loader->attr("supported") != "no") {
+            for (const auto* v : loader->all("value")) d.loaders.push_back(trim(v->text));
+            const auto secure = loader->enum_values("secure");
+            d.secure_boot = std::find(secure.begin(), secure.end(), "yes") != secure.end();
+        }
+    }
+    if (const auto* cpu = root->child("cpu"))
+        for (const auto* m : cpu->all("mode"))
+            if (m->attr("supported") == "yes") d.cpu_modes.push_back(m->attr("name"));
+    return d;
+}
+
+void parse_capabilities(const std::string& xml, const std::string& arch, std::vector<std::string>& machines,
+                        std::vector<std::string>& domain_types) {
+    std::string err;
+    auto root = parse_xml(xml, err);
+    if (!root) return;
+    auto add = [](std::vector<std::string>& v, const std::string& s) {
+        if (!s.empty() && std::find(v.begin(), v.end(), s) == v.end()) v.push_back(s);
+    };
+    for (const auto* g : root->all("guest")) {
+        if (g->child_text("os_type") != "hvm") continue;
+        const auto* a = g->child("arch");
+        if (!a || a->attr("name") != arch) continue;
+        for (const auto* m : a->all("machine")) {
+            add(machines, trim(m->text));  // aliases (pc, q35) carry canonical='...'
+        }
+        for (const auto* d : a->all("domain")) {
+            add(domain_types, d->attr("type"));
+            for (const auto* m : d->all("machine")) add(machines, trim(m->text));
+        }
+    }
+}
+
+void parse_network_xml(const std::string& xml, VirtNetwork& out) {
+    std::string err;
+    auto root = parse_xml(xml, err);
+    if (!root) return;
+    if (const auto* b = root->child("bridge")) out.bridge = b->attr("name");
+    if (const auto* f = root->child("forward")) {
+        // <forward/> without a mode is NAT (libvirt's default).
+        out.forward_mode = f->has_attr("mode") ? f->attr("mode") : "nat";
+        out.forward_dev = f->attr("dev");
+    }
+    for (const auto* ip : root->all("ip")) {
+        std::string addr = ip->attr("address");
+        if (addr.empty()) continue;
+        std::string prefix = ip->attr("prefix");
+        if (prefix.empty() && !ip->attr("netmask").empty()) {
+            unsigned bits = 0;
+            std::istringstream in(ip->attr("netmask"));
+            for (std::string octet; std::getline(in, octet, '.');)
+                bits += static_cast<unsigned>(__builtin_popcount(static_cast<unsigned>(std::stoul(octet)) & 0xffu));
+            prefix = std::to_string(bits);
+        }
+        out.addresses.push_back(prefix.empty() ? addr : addr + "/" + prefix);
+    }
+}
+
+void parse_pool_xml(const std::string& xml, VirtPool& out) {
+    std::string err;
+    auto root = parse_xml(xml, err);
+    if (!root) return;
+    out.type = root->attr("type");
+    if (const auto* t = root->child("target")) out.target = t->child_text("path");
+}
+
+void parse_qemu_conf(const std::string& text, QemuUserFacts& out) {
+    std::istringstream in(text);
+    std::string def_user, def_group;
+    for (std::string line; std::getline(in, line);) {
+        // Commented defaults are written flush left ("#user = \"libvirt-qemu\"");
+        // the indented examples above them are not defaults.
+        const bool commented = !line.empty() && line[0] == '#';
+        std::string body = commented ? line.substr(1) : line;
+        if (commented && (body.empty() || std::isspace(static_cast<unsigned char>(body[0])))) continue;
+        body = trim(body);
+        auto eq = body.find('=');
+        if (eq == std::string::npos) continue;
+        const std::string key = trim(body.substr(0, eq));
+        std::string val = trim(body.substr(eq + 1));
+        if (key != "user" && key != "group") continue;
+        if (val.size() < 2 || val.front() != '"') continue;
+        const auto close = val.find('"', 1);
+        if (close == std::string::npos) continue;
+        if (commented) {
+            if (!trim(val.substr(close + 1)).empty()) continue;  // "... # an example": not the default
+            (key == "user" ? def_user : def_group) = val.substr(1, close - 1);
+        } else {
+            (key == "user" ? out.user : out.group) = val.substr(1, close - 1);
+            (key == "user" ? out.user_source : out.group_source) = "qemu.conf";
+        }
+    }
+    if (out.user.empty() && !def_user.empty()) {
+        out.user = def_user;
+        out.user_source = "qemu.conf default (commented)";
+    }
+    if (out.group.empty() && !def_group.empty()) {
+        out.group = def_group;
+        out.group_source = "qemu.conf default (commented)";
+    }
+}
+
+std::string parse_qemu_version(const std::string& output) {
+    const auto p = output.find("version ");
+    if (p == std::string::npos) return "";
+    size_t b = p + 8, e = b;
+    while (e < output.size() && (std::isdigit(static_cast<unsigned char>(output[e])) || output[e] == '.')) ++e;
+    return output.substr(b, e - b);
+}
+
+std::string mount_fstype(const std::string& mountinfo, const std::string& path, std::string* mount_point) {
+    // Mount points escape space, tab, newline and backslash as \ooo.
+    auto unescape = [](const std::string& s) {
+        std::string o;
+        for (size_t i = 0; i < s.size(); ++i) {
+            if (s[i] == '\\' && i + 3 < s.size() && std::isdigit(static_cast<unsigned char>(s[i + 1]))) {
+                o += static_cast<char>(std::stoi(s.substr(i + 1, 3), nullptr, 8));
+                i += 3;
+            } else {
+                o += s[i];
+            }
+        }
+        return o;
+    };
+    std::string best_type, best_mp;
+    size_t best_len = 0;
+    bool found = false;
+    std::istringstream in(mountinfo);
+    for (std::string line; std::getline(in, line);) {
+        std::istringstream ls(line);
+        std::vector<std::string> w;
+        for (std::string x; ls >> x;) w.push_back(x);
+        if (w.size() < 7) continue;
+        const std::string mp = unescape(w[4]);
+        auto dash = std::find(w.begin() + 6, w.end(), "-");
+        if (dash == w.end() || dash + 1 == w.end()) continue;
+        const bool covers = mp == "/" || path == mp || (path.size() > mp.size() && path.compare(0, mp.size(), mp) == 0 && path[mp.size()] == '/');
+        if (!covers) continue;
+        if (!found || mp.size() >= best_len) {
+            found = true;
+            best_len = mp.size();
+            best_mp = mp;
+            best_type = *(dash + 1);
+        }
+    }
+    if (mount_point) *mount_point = best_mp;
+    return best_type;
+}
+
+void probe_virt(const host::Host& h, const ProbeOptions& opt, Facts& f) {
+    VirtFacts& v = f.virt;
+    v.probed = true;
+    v.qemu.arch = trim(h.read_file("/proc/sys/kernel/arch").value_or(""));
+    if (v.qemu.arch.empty()) v.qemu.arch = "x86_64";
+    v.qemu.candidates = qemu_candidates(v.qemu.arch);
+    for (const auto& c : v.qemu.candidates) {
+        const auto st = h.stat(c);
+        if (st.exists && st.type == "file") {
+            v.qemu.path = c;
+            break;
+        }
+    }
+    v.os_id = os_id(h);
+    probe_qemu_user(h, v.qemu_user);
+    probe_libvirt(h, opt, v.qemu.arch, v.libvirt);
+    // libvirt probed this very binary and tells its version; otherwise ask
+    // QEMU itself, which costs ~15 ms of dynamic loading, beside the reads below.
+    std::thread version;
+    auto& q = v.qemu;
+    const auto& lv = v.libvirt;
+    if (!q.path.empty() && lv.snapshot.hypervisor_version > 0 && (lv.domcaps_kvm.path == q.path || lv.domcaps_qemu.path == q.path)) {
+        const uint64_t hv = lv.snapshot.hypervisor_version;
+        q.version = std::to_string(hv / 1000000) + "." + std::to_string((hv / 1000) % 1000) + "." + std::to_string(hv % 1000);
+        q.version_from = "libvirt";
+    } else if (!q.path.empty()) {
+        version = std::thread([&h, &q] {
+            const host::RunResult r = h.run({q.path, "--version"}, 2000);
+            q.version_from = "--version";
+            q.version_ran = r.started;
+            q.version_exit = r.exit_code;
+            q.version_timed_out = r.timed_out;
+            const std::string first = r.out.substr(0, r.out.find('\n'));
+            q.version_line = trim(first);
+            q.version = parse_qemu_version(first);
+            if (!r.started) q.version_error = r.error;
+            else if (r.timed_out) q.version_error = "did not answer within 2 s";
+            else if (r.exit_code != 0) q.version_error = "exited with status " + std::to_string(r.exit_code) + ": " + trim(r.err);
+            else if (q.version.empty()) q.version_error = "no version in its output: " + q.version_line;
+        });
+    }
+
+    const std::string mountinfo = h.read_file("/proc/self/mountinfo").value_or("");
+    const std::string& net_name = opt.request.network;
+    for (auto& n : v.libvirt.networks) {
+        // An inactive network has no bridge; only an active one's can be missing.
+        if (n.name != net_name || n.bridge.empty() || !n.active) continue;
+        n.bridge_checked = true;
+        n.bridge_exists = h.stat("/sys/class/net/" + n.bridge).exists;
+    }
+    std::string target;
+    for (const auto& p : v.libvirt.pools)
+        if (p.name == opt.request.pool) target = p.target;
+    if (!target.empty()) probe_dir(h, target, "target of pool " + opt.request.pool, mountinfo, v.pool_dir);
+    if (!target.empty()) {
+        v.images_dir = v.pool_dir;
+    } else {
+        probe_dir(h, "/var/lib/libvirt/images", "libvirt's default images directory", mountinfo, v.images_dir);
+    }
+    if (version.joinable()) version.join();
+}
 
 }  // namespace kvmready

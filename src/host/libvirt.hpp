@@ -36,9 +36,9 @@ struct LibvirtSnapshot {
     bool read_write = false;         // a read-write connection worked (may manage domains)
     std::string read_write_error;
     std::string error;               // why the connection failed
-    bool timed_out = false;
+    bool timed_out = false;          // the deadline passed before every call answered (see unanswered)
     double elapsed_ms = 0;
-    std::string daemon;              // "libvirtd", "virtqemud" or "" (from the sockets present)
+    std::string daemon;              // "libvirtd", "virtqemud" or "" (the process behind the socket, else the socket's name)
     std::string hypervisor_type;     // virConnectGetType
     uint64_t library_version = 0;    // virConnectGetLibVersion (daemon side), 1000000*major+1000*minor+release
     uint64_t hypervisor_version = 0; // virConnectGetVersion (QEMU)
@@ -48,6 +48,20 @@ struct LibvirtSnapshot {
     std::string domcaps_qemu_xml;    // the TCG fallback
     std::vector<LibvirtNetwork> networks;
     std::vector<LibvirtPool> pools;
+    // Who listens on the local socket the URI leads to (SO_PEERCRED), found
+    // before libvirt is asked anything: names a stopped or hung daemon.
+    std::string socket_path;
+    std::string socket_error;        // connect(2) to socket_path failed: strerror
+    int daemon_pid = 0;
+    std::string daemon_comm;         // /proc/PID/comm
+    std::string daemon_state;        // /proc/PID/stat state: R, S, D, T (stopped), t (traced), Z
+    std::string domcaps_qemu_error;
+    std::string capabilities_error;
+    std::string networks_error, pools_error;
+    // Calls that had not answered when the deadline passed, in query order;
+    // everything before them is filled in.
+    std::vector<std::string> unanswered;
+    double connect_ms = 0;           // virConnectOpenReadOnly
 };
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(LibvirtNetwork, name, active, autostart, persistent, xml)
@@ -56,10 +70,18 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(LibvirtPool, name, active, autos
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(LibvirtSnapshot, uri, attempted, not_attempted_reason, connected, read_write,
                                                 read_write_error, error, timed_out, elapsed_ms, daemon, hypervisor_type,
                                                 library_version, hypervisor_version, capabilities_xml, domcaps_kvm_xml,
-                                                domcaps_kvm_error, domcaps_qemu_xml, networks, pools)
+                                                domcaps_kvm_error, domcaps_qemu_xml, networks, pools, socket_path, socket_error,
+                                                daemon_pid, daemon_comm, daemon_state, domcaps_qemu_error, capabilities_error,
+                                                networks_error, pools_error, unanswered, connect_ms)
+
+// The local UNIX socket a libvirt URI connects to ("" for remote transports
+// and session URIs): socket= wins, else virtqemud's socket when it exists,
+// else libvirtd's. exists(path) is asked about the modular socket.
+std::string libvirt_socket_for(const std::string& uri, bool (*exists)(const std::string&));
 
 // Live query with a hard deadline: a dead daemon fails fast, a hung one
-// (SIGSTOPped, deadlocked) is abandoned after timeout_ms.
+// (SIGSTOPped, deadlocked) is abandoned after timeout_ms; calls that answered
+// before the deadline are kept.
 LibvirtSnapshot query_libvirt(const std::string& uri, int timeout_ms);
 
 // True once a query was abandoned on a hung daemon: its thread may still sit

@@ -2,19 +2,94 @@
 // daemon (the socket accepts, nobody answers), so the query runs on its own
 // thread and is abandoned at the deadline; main() then exits without running
 // static destructors under that thread's feet (see libvirt_abandoned()).
+//
+// libvirt's client library is loaded with dlopen when a query runs, not
+// linked: it pulls in ~55 shared libraries (glib, gnutls, p11-kit, krb5...)
+// whose initialisers cost ~7 ms at every start of kvmready, even for
+// `explain`, `cpuid` or a --root replay that never talk to a daemon.
+//
+// The calls run cheapest first and each answer is published as it arrives:
+// a daemon that answers the connection but re-probes QEMU for every
+// capabilities call (4 s each when the QEMU user cannot open /dev/kvm) still
+// yields its version, networks and pools, and the snapshot names the calls
+// that were still waiting.
+#include "host/libvirt.hpp"
+
+#include <cctype>
+
+namespace kvmready::host {
+
+namespace {
+
+std::string percent_decode(const std::string& s) {
+    std::string out;
+    for (size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+            std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+            out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
+            i += 2;
+        } else {
+            out += s[i];
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+std::string libvirt_socket_for(const std::string& uri, bool (*exists)(const std::string&)) {
+    const auto colon = uri.find("://");
+    if (colon == std::string::npos) return "";
+    const std::string scheme = uri.substr(0, colon);
+    const auto plus = scheme.find('+');
+    const std::string transport = plus == std::string::npos ? "unix" : scheme.substr(plus + 1);
+    if (transport != "unix") return "";  // ssh, tcp, tls: the daemon is elsewhere
+    std::string rest = uri.substr(colon + 3);
+    std::string query;
+    if (auto q = rest.find('?'); q != std::string::npos) {
+        query = rest.substr(q + 1);
+        rest = rest.substr(0, q);
+    }
+    for (size_t pos = 0; pos <= query.size();) {
+        size_t amp = query.find('&', pos);
+        if (amp == std::string::npos) amp = query.size();
+        const std::string kv = query.substr(pos, amp - pos);
+        if (kv.rfind("socket=", 0) == 0) return percent_decode(kv.substr(7));
+        pos = amp + 1;
+    }
+    const auto slash = rest.find('/');
+    const std::string host_part = slash == std::string::npos ? rest : rest.substr(0, slash);
+    const std::string path = slash == std::string::npos ? "" : rest.substr(slash);
+    if (!host_part.empty() || path != "/system") return "";  // session sockets live in the user's runtime dir
+    const std::string driver = plus == std::string::npos ? scheme : scheme.substr(0, plus);
+    const std::string modular = "/run/libvirt/virt" + driver + "d-sock";
+    if (exists && exists(modular)) return modular;
+    return "/run/libvirt/libvirt-sock";
+}
+
+}  // namespace kvmready::host
+
 #ifdef KVMREADY_HAVE_LIBVIRT
+#include <dlfcn.h>
+#include <fcntl.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
+#include <fstream>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <sstream>
 #include <thread>
-
-#include "host/libvirt.hpp"
 
 namespace kvmready::host {
 
@@ -22,10 +97,73 @@ namespace {
 
 std::atomic<bool> g_abandoned{false};
 
+// The libvirt functions the query calls, resolved from libvirt.so.0.
+#define KVMREADY_LIBVIRT_FUNCTIONS(X) \
+    X(virInitialize) \
+    X(virSetErrorFunc) \
+    X(virGetLastErrorMessage) \
+    X(virConnectOpenReadOnly) \
+    X(virConnectOpen) \
+    X(virConnectClose) \
+    X(virConnectGetType) \
+    X(virConnectGetLibVersion) \
+    X(virConnectGetVersion) \
+    X(virConnectGetCapabilities) \
+    X(virConnectGetDomainCapabilities) \
+    X(virConnectListAllNetworks) \
+    X(virNetworkGetName) \
+    X(virNetworkIsActive) \
+    X(virNetworkIsPersistent) \
+    X(virNetworkGetAutostart) \
+    X(virNetworkGetXMLDesc) \
+    X(virNetworkFree) \
+    X(virConnectListAllStoragePools) \
+    X(virStoragePoolGetName) \
+    X(virStoragePoolIsActive) \
+    X(virStoragePoolIsPersistent) \
+    X(virStoragePoolGetAutostart) \
+    X(virStoragePoolGetInfo) \
+    X(virStoragePoolGetXMLDesc) \
+    X(virStoragePoolFree)
+
+struct Api {
+#define KVMREADY_DECLARE(name) decltype(&::name) name = nullptr;
+    KVMREADY_LIBVIRT_FUNCTIONS(KVMREADY_DECLARE)
+#undef KVMREADY_DECLARE
+};
+
+// Loaded once per process and never unloaded (an abandoned query may still run in it).
+const Api* load_api(std::string& error) {
+    static std::once_flag once;
+    static Api api;
+    static std::string load_error;
+    std::call_once(once, [] {
+        void* h = ::dlopen("libvirt.so.0", RTLD_NOW | RTLD_LOCAL);
+        if (!h) {
+            const char* e = ::dlerror();
+            load_error = std::string("cannot load libvirt's client library: ") + (e ? e : "libvirt.so.0 not found");
+            return;
+        }
+#define KVMREADY_RESOLVE(name)                                                              \
+    api.name = reinterpret_cast<decltype(api.name)>(::dlsym(h, #name));                     \
+    if (!api.name && load_error.empty()) load_error = "libvirt.so.0 lacks " #name " (too old)";
+        KVMREADY_LIBVIRT_FUNCTIONS(KVMREADY_RESOLVE)
+#undef KVMREADY_RESOLVE
+    });
+    error = load_error;
+    return load_error.empty() ? &api : nullptr;
+}
+
+// Only called once load_api succeeded.
+const Api& lv() {
+    std::string unused;
+    return *load_api(unused);
+}
+
 void quiet(void*, virErrorPtr) {}  // libvirt prints every error to stderr by default
 
 std::string last_error() {
-    const char* m = virGetLastErrorMessage();
+    const char* m = lv().virGetLastErrorMessage();
     return m ? m : "unknown libvirt error";
 }
 
@@ -35,84 +173,248 @@ std::string take(char* s) {
     return out;
 }
 
-bool exists(const char* p) {
+bool path_exists(const std::string& p) {
     struct stat st {};
-    return ::stat(p, &st) == 0;
+    return ::stat(p.c_str(), &st) == 0;
 }
 
-LibvirtSnapshot do_query(const std::string& uri) {
-    LibvirtSnapshot s;
-    s.uri = uri;
-    s.attempted = true;
-    virSetErrorFunc(nullptr, quiet);
-    if (exists("/run/libvirt/virtqemud-sock")) s.daemon = "virtqemud";
-    else if (exists("/run/libvirt/libvirt-sock")) s.daemon = "libvirtd";
-    virConnectPtr c = virConnectOpenReadOnly(uri.c_str());
-    if (!c) {
-        s.error = last_error();
-        return s;
-    }
-    s.connected = true;
-    if (const char* t = virConnectGetType(c)) s.hypervisor_type = t;
-    unsigned long v = 0;
-    if (virConnectGetLibVersion(c, &v) == 0) s.library_version = v;
-    if (virConnectGetVersion(c, &v) == 0) s.hypervisor_version = v;
-    s.capabilities_xml = take(virConnectGetCapabilities(c));
-    s.domcaps_kvm_xml = take(virConnectGetDomainCapabilities(c, nullptr, nullptr, nullptr, "kvm", 0));
-    if (s.domcaps_kvm_xml.empty()) s.domcaps_kvm_error = last_error();
-    s.domcaps_qemu_xml = take(virConnectGetDomainCapabilities(c, nullptr, nullptr, nullptr, "qemu", 0));
-    virNetworkPtr* nets = nullptr;
-    int n = virConnectListAllNetworks(c, &nets, 0);
-    for (int i = 0; i < n; ++i) {
-        LibvirtNetwork net;
-        net.name = virNetworkGetName(nets[i]);
-        net.active = virNetworkIsActive(nets[i]) == 1;
-        net.persistent = virNetworkIsPersistent(nets[i]) == 1;
-        int autostart = 0;
-        net.autostart = virNetworkGetAutostart(nets[i], &autostart) == 0 && autostart;
-        net.xml = take(virNetworkGetXMLDesc(nets[i], 0));
-        s.networks.push_back(std::move(net));
-        virNetworkFree(nets[i]);
-    }
-    free(nets);
-    virStoragePoolPtr* pools = nullptr;
-    n = virConnectListAllStoragePools(c, &pools, 0);
-    for (int i = 0; i < n; ++i) {
-        LibvirtPool p;
-        p.name = virStoragePoolGetName(pools[i]);
-        p.active = virStoragePoolIsActive(pools[i]) == 1;
-        p.persistent = virStoragePoolIsPersistent(pools[i]) == 1;
-        int autostart = 0;
-        p.autostart = virStoragePoolGetAutostart(pools[i], &autostart) == 0 && autostart;
-        virStoragePoolInfo info {};
-        if (virStoragePoolGetInfo(pools[i], &info) == 0) {
-            p.state = static_cast<int>(info.state);
-            p.capacity = info.capacity;
-            p.allocation = info.allocation;
-            p.available = info.available;
-        }
-        p.xml = take(virStoragePoolGetXMLDesc(pools[i], 0));
-        s.pools.push_back(std::move(p));
-        virStoragePoolFree(pools[i]);
-    }
-    free(pools);
-    virConnectClose(c);
-    // Managing domains needs the read-write socket (root, group libvirt, or polkit).
-    virConnectPtr rw = virConnectOpen(uri.c_str());
-    if (rw) {
-        s.read_write = true;
-        virConnectClose(rw);
-    } else {
-        s.read_write_error = last_error();
-    }
-    return s;
+std::string read_small(const std::string& path) {
+    std::ifstream in(path);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
 }
 
+// connect(2) never blocks on a UNIX socket in non-blocking mode, and a
+// stopped daemon's listening socket still completes it (the kernel queues
+// the connection), so this names the process even when libvirt would hang.
+// Returns connect's errno (0 when it connected or there is no local socket).
+int identify_peer(LibvirtSnapshot& s) {
+    s.socket_path = libvirt_socket_for(s.uri, path_exists);
+    if (s.socket_path.empty()) return 0;
+    sockaddr_un addr {};
+    addr.sun_family = AF_UNIX;
+    if (s.socket_path.size() >= sizeof addr.sun_path) {
+        s.socket_error = "socket path too long";
+        return 0;
+    }
+    std::memcpy(addr.sun_path, s.socket_path.c_str(), s.socket_path.size() + 1);
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        s.socket_error = std::strerror(errno);
+        return 0;
+    }
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
+        const int e = errno;
+        s.socket_error = std::strerror(e);
+        ::close(fd);
+        return e;
+    }
+    ucred cred {};
+    socklen_t len = sizeof cred;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.pid > 0) {
+        s.daemon_pid = cred.pid;
+        const std::string proc = "/proc/" + std::to_string(cred.pid);
+        std::string comm = read_small(proc + "/comm");
+        while (!comm.empty() && (comm.back() == '\n' || comm.back() == ' ')) comm.pop_back();
+        s.daemon_comm = comm;
+        // The state follows the last ')' (comm may contain spaces and parens).
+        const std::string stat = read_small(proc + "/stat");
+        if (auto p = stat.rfind(')'); p != std::string::npos && p + 2 < stat.size()) s.daemon_state = stat.substr(p + 2, 1);
+    }
+    ::close(fd);
+    return 0;
+}
+
+std::string daemon_from_socket_name(const std::string& path) {
+    const std::string base = path.substr(path.rfind('/') + 1);
+    if (base.rfind("libvirt-sock", 0) == 0) return "libvirtd";
+    if (auto dash = base.find("-sock"); dash != std::string::npos && base.rfind("virt", 0) == 0) return base.substr(0, dash);
+    return "";
+}
+
+// The query publishes each answer into `s` under `mu`; the waiting side
+// copies whatever is there when the deadline passes.
 struct Pending {
     std::mutex mu;
     std::condition_variable cv;
     bool done = false;
-    LibvirtSnapshot result;
+    LibvirtSnapshot s;
+    std::vector<std::string> steps;  // not yet answered, in order
+};
+
+class Query {
+public:
+    explicit Query(std::shared_ptr<Pending> p) : p_(std::move(p)) {}
+
+    void run(const std::string& uri) {
+        LibvirtSnapshot peer;
+        peer.uri = uri;
+        const int refused = identify_peer(peer);
+        publish("socket", [&](LibvirtSnapshot& s) {
+            s.socket_path = peer.socket_path;
+            s.socket_error = peer.socket_error;
+            s.daemon_pid = peer.daemon_pid;
+            s.daemon_comm = peer.daemon_comm;
+            s.daemon_state = peer.daemon_state;
+            if (s.daemon_comm == "libvirtd" || s.daemon_comm.rfind("virt", 0) == 0) s.daemon = s.daemon_comm;
+            else if (!s.socket_path.empty()) s.daemon = daemon_from_socket_name(s.socket_path);
+        });
+        if (refused == ENOENT || refused == ECONNREFUSED) {
+            // Nobody listens: libvirt could only say the same, after ~7 ms of loading.
+            publish("open", [&](LibvirtSnapshot& s) {
+                s.error = "Failed to connect socket to '" + peer.socket_path + "': " + std::strerror(refused);
+            });
+            finish();
+            return;
+        }
+        std::string load_error;
+        if (!load_api(load_error)) {
+            publish("open", [&](LibvirtSnapshot& s) {
+                s.attempted = false;
+                s.not_attempted_reason = load_error;
+            });
+            finish();
+            return;
+        }
+        lv().virInitialize();
+        lv().virSetErrorFunc(nullptr, quiet);
+        const auto t0 = std::chrono::steady_clock::now();
+        virConnectPtr c = lv().virConnectOpenReadOnly(uri.c_str());
+        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        if (!c) {
+            const std::string e = last_error();
+            publish("open", [&](LibvirtSnapshot& s) {
+                s.error = e;
+                s.connect_ms = ms;
+            });
+            finish();
+            return;
+        }
+        publish("open", [&](LibvirtSnapshot& s) {
+            s.connected = true;
+            s.connect_ms = ms;
+        });
+        const char* t = lv().virConnectGetType(c);
+        std::string type = t ? t : "";
+        unsigned long lib = 0;
+        const bool lib_ok = lv().virConnectGetLibVersion(c, &lib) == 0;
+        publish("version", [&](LibvirtSnapshot& s) {
+            s.hypervisor_type = type;
+            if (lib_ok) s.library_version = lib;
+        });
+        networks(c);
+        pools(c);
+        // Managing domains needs the read-write socket (root, group libvirt, or polkit).
+        virConnectPtr rw = lv().virConnectOpen(uri.c_str());
+        const std::string rw_error = rw ? "" : last_error();
+        publish("read-write", [&](LibvirtSnapshot& s) {
+            s.read_write = rw_error.empty();
+            s.read_write_error = rw_error;
+        });
+        // The capability calls come last: they are the ones that can take
+        // seconds (the daemon probes QEMU when its cache is stale). libvirt
+        // refuses domain capabilities on read-only connections, so they go
+        // through the read-write one when this user has it.
+        if (rw) {
+            lv().virConnectClose(c);
+            c = rw;
+        }
+        std::string kvm = take(lv().virConnectGetDomainCapabilities(c, nullptr, nullptr, nullptr, "kvm", 0));
+        const std::string kvm_error = kvm.empty() ? last_error() : "";
+        publish("domcaps-kvm", [&](LibvirtSnapshot& s) {
+            s.domcaps_kvm_xml = std::move(kvm);
+            s.domcaps_kvm_error = kvm_error;
+        });
+        std::string tcg = take(lv().virConnectGetDomainCapabilities(c, nullptr, nullptr, nullptr, "qemu", 0));
+        const std::string tcg_error = tcg.empty() ? last_error() : "";
+        publish("domcaps-qemu", [&](LibvirtSnapshot& s) {
+            s.domcaps_qemu_xml = std::move(tcg);
+            s.domcaps_qemu_error = tcg_error;
+        });
+        std::string caps = take(lv().virConnectGetCapabilities(c));
+        const std::string caps_error = caps.empty() ? last_error() : "";
+        publish("capabilities", [&](LibvirtSnapshot& s) {
+            s.capabilities_xml = std::move(caps);
+            s.capabilities_error = caps_error;
+        });
+        unsigned long hv = 0;
+        const bool hv_ok = lv().virConnectGetVersion(c, &hv) == 0;
+        publish("hypervisor-version", [&](LibvirtSnapshot& s) {
+            if (hv_ok) s.hypervisor_version = hv;
+        });
+        lv().virConnectClose(c);
+        finish();
+    }
+
+private:
+    void networks(virConnectPtr c) {
+        std::vector<LibvirtNetwork> out;
+        virNetworkPtr* nets = nullptr;
+        const int n = lv().virConnectListAllNetworks(c, &nets, 0);
+        const std::string err = n < 0 ? last_error() : "";
+        for (int i = 0; i < n; ++i) {
+            LibvirtNetwork net;
+            if (const char* name = lv().virNetworkGetName(nets[i])) net.name = name;
+            net.active = lv().virNetworkIsActive(nets[i]) == 1;
+            net.persistent = lv().virNetworkIsPersistent(nets[i]) == 1;
+            int autostart = 0;
+            net.autostart = lv().virNetworkGetAutostart(nets[i], &autostart) == 0 && autostart;
+            net.xml = take(lv().virNetworkGetXMLDesc(nets[i], 0));
+            out.push_back(std::move(net));
+            lv().virNetworkFree(nets[i]);
+        }
+        free(nets);
+        publish("networks", [&](LibvirtSnapshot& s) {
+            s.networks = std::move(out);
+            s.networks_error = err;
+        });
+    }
+
+    void pools(virConnectPtr c) {
+        std::vector<LibvirtPool> out;
+        virStoragePoolPtr* pools = nullptr;
+        const int n = lv().virConnectListAllStoragePools(c, &pools, 0);
+        const std::string err = n < 0 ? last_error() : "";
+        for (int i = 0; i < n; ++i) {
+            LibvirtPool p;
+            if (const char* name = lv().virStoragePoolGetName(pools[i])) p.name = name;
+            p.active = lv().virStoragePoolIsActive(pools[i]) == 1;
+            p.persistent = lv().virStoragePoolIsPersistent(pools[i]) == 1;
+            int autostart = 0;
+            p.autostart = lv().virStoragePoolGetAutostart(pools[i], &autostart) == 0 && autostart;
+            virStoragePoolInfo info {};
+            if (lv().virStoragePoolGetInfo(pools[i], &info) == 0) {
+                p.state = static_cast<int>(info.state);
+                p.capacity = info.capacity;
+                p.allocation = info.allocation;
+                p.available = info.available;
+            }
+            p.xml = take(lv().virStoragePoolGetXMLDesc(pools[i], 0));
+            out.push_back(std::move(p));
+            lv().virStoragePoolFree(pools[i]);
+        }
+        free(pools);
+        publish("pools", [&](LibvirtSnapshot& s) {
+            s.pools = std::move(out);
+            s.pools_error = err;
+        });
+    }
+
+    void publish(const std::string& step, const std::function<void(LibvirtSnapshot&)>& fill) {
+        std::lock_guard lock(p_->mu);
+        fill(p_->s);
+        std::erase(p_->steps, step);
+    }
+
+    void finish() {
+        std::lock_guard lock(p_->mu);
+        p_->steps.clear();
+        p_->done = true;
+        p_->cv.notify_all();
+    }
+
+    std::shared_ptr<Pending> p_;
 };
 
 }  // namespace
@@ -122,26 +424,23 @@ bool libvirt_abandoned() { return g_abandoned.load(); }
 LibvirtSnapshot query_libvirt(const std::string& uri, int timeout_ms) {
     const auto start = std::chrono::steady_clock::now();
     auto pending = std::make_shared<Pending>();
-    std::thread([pending, uri] {
-        LibvirtSnapshot s = do_query(uri);
-        std::lock_guard lock(pending->mu);
-        pending->result = std::move(s);
-        pending->done = true;
-        pending->cv.notify_all();
-    }).detach();
+    pending->s.uri = uri;
+    pending->s.attempted = true;
+    pending->steps = {"socket", "open", "version", "networks", "pools", "read-write", "domcaps-kvm", "domcaps-qemu", "capabilities",
+                      "hypervisor-version"};
+    std::thread([pending, uri] { Query(pending).run(uri); }).detach();
     std::unique_lock lock(pending->mu);
     const bool done = pending->cv.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] { return pending->done; });
-    LibvirtSnapshot s;
-    if (done) {
-        s = pending->result;
-    } else {
+    LibvirtSnapshot s = pending->s;
+    if (!done) {
         g_abandoned = true;
-        s.uri = uri;
-        s.attempted = true;
         s.timed_out = true;
-        s.error = "no answer from the libvirt daemon within " + std::to_string(timeout_ms) +
-                  " ms: it accepts connections but does not respond (hung, stopped, or overloaded)";
+        s.unanswered = pending->steps;
+        if (!s.connected && s.error.empty())
+            s.error = "no answer from the libvirt daemon within " + std::to_string(timeout_ms) +
+                      " ms: it accepts connections but does not respond (hung, stopped, or overloaded)";
     }
+    lock.unlock();
     s.elapsed_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     return s;
 }

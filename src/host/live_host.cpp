@@ -190,7 +190,17 @@ public:
             __cpuid(0, a, b, c, e);
             add_leaf(d, 0, 0);
             if (a >= 1) add_leaf(d, 1, 0);
-            if (d.leaves.size() > 1 && (d.leaves[1].ecx & (1u << 31))) add_leaf(d, 0x40000000, 0);
+            // Structured extended features and XSAVE components: what
+            // kvm.guest-cpuid compares with what KVM offers guests.
+            if (a >= 7) {
+                add_leaf(d, 7, 0);
+                if (d.leaves.back().eax >= 1) add_leaf(d, 7, 1);
+            }
+            if (a >= 0xd) {
+                add_leaf(d, 0xd, 0);
+                add_leaf(d, 0xd, 1);
+            }
+            if (d.leaves.size() > 1 && (d.find(1)->ecx & (1u << 31))) add_leaf(d, 0x40000000, 0);
             __cpuid(0x80000000, a, b, c, e);
             add_leaf(d, 0x80000000, 0);
             if (a >= 0x80000001 && a <= 0x800000ff) {

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -233,11 +234,14 @@ void RecordingHost::write_tree(const std::string& dir, const std::string& descri
         if (auto a = acls_.find(path); a != acls_.end()) n["acl"] = acl_json(a->second);
         nodes[path] = n;
     }
-    // Mark every leaf directory so that git keeps it.
-    for (const auto& d : dirs_) {
+    // Mark every leaf directory (listed, or only stat'ed) so that git keeps it.
+    std::set<std::string> leaf_candidates(dirs_.begin(), dirs_.end());
+    for (const auto& [path, st] : nodes_)
+        if (st.type == "dir") leaf_candidates.insert(path);
+    for (const auto& d : leaf_candidates) {
         bool has_child = false;
         for (const auto& [p, _] : files_) has_child |= p.rfind(d + "/", 0) == 0;
-        for (const auto& o : dirs_) has_child |= o.rfind(d + "/", 0) == 0;
+        for (const auto& o : leaf_candidates) has_child |= o.rfind(d + "/", 0) == 0;
         if (!has_child && !files_.count(d)) write_new(dir + d + "/" + kKeep, "");
     }
     nlohmann::json j = {{"format", "kvmready-host-tree/1"}, {"description", description}, {"nodes", nodes}};

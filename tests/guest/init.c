@@ -27,6 +27,10 @@
  *                             KVMREADY-GUEST-DMESG-BEGIN/END before power-off
  *   kvmready.uid=N, kvmready.gid=N
  *                             run the command with these ids (default root)
+ *   kvmready.cgroup2=1        mount the unified cgroup hierarchy at
+ *                             /sys/fs/cgroup, as systemd does on cgroup v2 hosts
+ *   kvmready.securityfs=1     mount securityfs at /sys/kernel/security (where
+ *                             AppArmor publishes its profiles and the LSM list)
  *
  * The environment of the command is PATH, HOME=/root, TERM=dumb and
  * LANG=C.UTF-8, plus LD_LIBRARY_PATH when /etc/ld-library-path exists (one
@@ -417,6 +421,12 @@ int main(int argc, char **argv) {
     do_mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
     mkdir("/root", 0700);
     read_cmdline();
+    /* Optional mounts (after the command line is known), for recordings of
+     * the host areas that live in these filesystems. */
+    if (cmdline_num("kvmready.cgroup2", 0) != 0)
+        do_mount("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+    if (cmdline_num("kvmready.securityfs", 0) != 0)
+        do_mount("securityfs", "/sys/kernel/security", "securityfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 
     /* A wayward SIGPIPE or SIGCHLD must not kill PID 1. */
     signal(SIGPIPE, SIG_IGN);
