@@ -335,7 +335,10 @@ TEST(LibvirtSocketGroup, GroupLibvirtDecidesWhoMayManage) {
     if (!g) GTEST_SKIP() << "no group libvirt on this machine";
     const gid_t libvirt_gid = g->gr_gid;
     LibvirtDaemon::Options o;
-    o.warm_up = false;
+    // A fresh daemon probes QEMU on its first domain-capabilities query, which
+    // can outlast kvmready's 3 s deadline on a cold machine (seen on a clean
+    // CI clone); warm it up so this test judges permissions, not that probe.
+    o.warm_up = true;
     o.config_append = {{"libvirtd.conf",
                         "unix_sock_group = \"libvirt\"\nunix_sock_rw_perms = \"0770\"\nauth_unix_ro = \"none\"\nauth_unix_rw = \"none\""}};
     LibvirtDaemon d(o);
