@@ -156,7 +156,9 @@ void qemu_binary(const Facts& f, const Results&, Finding& out) {
     if (!q.version_line.empty()) ev["version_output"] = q.version_line;
     if (!q.version.empty()) {
         ev["version"] = q.version;
-        ev["version_from"] = q.version_from == "libvirt" ? "libvirt (virConnectGetVersion)" : q.path + " --version";
+        ev["version_from"] = q.version_from == "libvirt" ? "libvirt (virConnectGetVersion)"
+                             : q.version_from == "binary" ? q.path + " (version banner in its .rodata)"
+                                                          : q.path + " --version";
         set(out, Status::Pass, fmt::format("QEMU {} at {}", q.version, q.path));
         return;
     }
@@ -174,11 +176,8 @@ void qemu_binary(const Facts& f, const Results&, Finding& out) {
 // ---- kvm.qemu-user-access ----
 
 host::User qemu_user(const QemuUserFacts& q) {
-    host::User u;
-    u.name = q.user;
-    u.uid = q.uid;
-    u.gid = q.gid;
-    for (size_t i = 0; i < q.gids.size(); ++i) u.groups.push_back(host::Group{q.gids[i], ""});
+    host::User u{q.user, q.uid, q.gid, {}};
+    for (uint32_t g : q.gids) u.groups.push_back(host::Group{g, ""});
     return u;
 }
 
@@ -304,12 +303,6 @@ void daemon(const Facts& f, const Results&, Finding& out) {
         if (l.systemd) cmds.push_back("systemctl restart " + daemon_name(f));
         else if (s.daemon_pid > 0) cmds.push_back(fmt::format("kill {} && {} -d", s.daemon_pid, daemon_name(f)));
         remedy(out, "Read its log for what it is stuck on, then restart it.", cmds, "", "confirm", true);
-        return;
-    }
-    if (!l.installed && default_uri && s.socket_path.size() && !s.socket_error.empty()) {
-        set(out, Status::Skip, "libvirt is not installed (no libvirtd or virtqemud, no /etc/libvirt)");
-        remedy(out, "Install libvirt to manage VMs with virsh, virt-manager or virt-install.", {install_command(f, "libvirt")},
-               "libvirt.install", "automatic", true);
         return;
     }
     if (!s.socket_error.empty()) ev["socket_error"] = s.socket_error;
@@ -818,12 +811,9 @@ void images_dir(const Facts& f, const Results&, Finding& out) {
 
 }  // namespace
 
+// kvm.qemu-user-access comes first so that it follows the other kvm.* checks
+// in the report.
 void register_virt(std::vector<CheckSpec>& r) {
-    r.push_back({"qemu.binary", "QEMU system emulator", Level::Recommended, {},
-                 "stat of qemu-system-ARCH (/usr/bin, /usr/local/bin), /usr/libexec/qemu-kvm, /usr/bin/qemu-kvm, /usr/bin/kvm, in that "
-                 "order; `PATH --version` (2 s timeout); /proc/sys/kernel/arch; /etc/os-release for the install command.",
-                 "KVM is only the kernel half: QEMU (directly, or under libvirt) is the program that runs the guests.",
-                 "Install the distribution's QEMU package (Debian: qemu-system-x86).", qemu_binary});
     r.push_back({"kvm.qemu-user-access", "libvirt's QEMU user may open /dev/kvm", Level::Recommended, {"kvm.device"},
                  "user and group in /etc/libvirt/qemu.conf (else the defaults written, commented out, in that file), that user's groups "
                  "from /etc/passwd and /etc/group, and the mode, owner, group and ACL of /dev/kvm.",
@@ -831,6 +821,11 @@ void register_virt(std::vector<CheckSpec>& r) {
                  "/dev/kvm, guests of type kvm fail to start and the daemon re-probes QEMU on every capabilities call, even when root can "
                  "use KVM.",
                  "Give /dev/kvm to group kvm with mode 0660 (udev rule) and keep the QEMU user in group kvm.", qemu_user_access});
+    r.push_back({"qemu.binary", "QEMU system emulator", Level::Recommended, {},
+                 "stat of qemu-system-ARCH (/usr/bin, /usr/local/bin), /usr/libexec/qemu-kvm, /usr/bin/qemu-kvm, /usr/bin/kvm, in that "
+                 "order; the version banner in the binary's .rodata, else `PATH --version` (2 s timeout); /proc/sys/kernel/arch; /etc/os-release for the install command.",
+                 "KVM is only the kernel half: QEMU (directly, or under libvirt) is the program that runs the guests.",
+                 "Install the distribution's QEMU package (Debian: qemu-system-x86).", qemu_binary});
     r.push_back({"libvirt.daemon", "libvirt daemon answers", Level::Recommended, {},
                  "A read-only connection to the --connect URI (default qemu:///system) with a 3 s deadline; the process behind the UNIX "
                  "socket (SO_PEERCRED, /proc/PID/comm and state); the daemon binaries present; /run/systemd/system for the hints.",

@@ -12,9 +12,9 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 build=${KVMREADY_BUILD_DIR:-$here/build}
 jobs=$(nproc 2>/dev/null || echo 2)
 
-build_pkgs=(cmake g++ make pkg-config libcli11-dev nlohmann-json3-dev libfmt-dev libacl1-dev libarchive-dev libvirt-dev)
+build_pkgs=(cmake g++ make pkg-config libcli11-dev nlohmann-json3-dev libfmt-dev libacl1-dev libarchive-dev libxml2-dev libvirt-dev)
 # Real components the tests start themselves: libvirtd/virtlogd, QEMU, network namespaces.
-test_pkgs=(libgtest-dev cpuid qemu-system-x86 cpio busybox-static libvirt-daemon-system dnsmasq-base iproute2 iptables nftables)
+test_pkgs=(libgtest-dev cpuid qemu-system-x86 cpio busybox-static libvirt-daemon-system dnsmasq-base iproute2 iptables nftables ovmf)
 bench_pkgs=(libbenchmark-dev hyperfine libvirt-clients cpu-checker)
 
 as_root() {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "core/errors.hpp"
+#include "core/probe.hpp"
 #include "core/runner.hpp"
 
 using namespace kvmready;
@@ -65,8 +66,37 @@ TEST(Runner, RecommendedWarningGivesReadyWithWarningsAndStrictFails) {
 
 TEST(Runner, RecommendedFailureDoesNotMakeHostNotReady) {
     std::vector<CheckSpec> checks = {spec("k.api", Level::Required, Status::Pass),
+                                     spec("n.warn", Level::Recommended, Status::Warn),
                                      spec("n.net", Level::Recommended, Status::Fail)};
-    EXPECT_EQ(run_checks(Facts{}, {}, checks).verdict, Verdict::ReadyWithWarnings);
+    const Report r = run_checks(Facts{}, {}, checks);
+    EXPECT_EQ(r.verdict, Verdict::ReadyWithWarnings);
+    // The failure is named in the verdict and its fix is the next step, ahead of the earlier warning.
+    EXPECT_NE(r.verdict_text.find("1 recommended check failed (n.net)"), std::string::npos) << r.verdict_text;
+    EXPECT_NE(r.verdict_text.find("1 warning"), std::string::npos) << r.verdict_text;
+    EXPECT_EQ(r.next_step, "fix n.net");
+}
+
+TEST(Runner, ReadyVerdictSaysWhatCouldNotBeJudged) {
+    std::vector<CheckSpec> checks = {spec("k.api", Level::Required, Status::Pass),
+                                     spec("m.mem", Level::Recommended, Status::Unknown),
+                                     spec("o.opt", Level::Optional, Status::Unknown)};
+    const Report r = run_checks(Facts{}, {}, checks);
+    EXPECT_EQ(r.verdict, Verdict::Ready);
+    EXPECT_NE(r.verdict_text.find("1 recommended check could not be judged"), std::string::npos) << r.verdict_text;
+}
+
+TEST(Registry, SelectedChecksProbeOnlyTheAreasTheyAndTheirDependenciesRead) {
+    EXPECT_EQ(probe_areas_for({}), kAreaAll);
+    EXPECT_EQ(probe_areas_for({"cpu", "host", "kvm.api"}), 0u) << "the core needs no libvirt, network or system probe";
+    // kvm.qemu-user-access is in category kvm but reads libvirt's qemu.conf.
+    EXPECT_EQ(probe_areas_for({"kvm"}), unsigned{kAreaVirt});
+    EXPECT_EQ(probe_areas_for({"net"}) & (kAreaNet | kAreaVirt), unsigned{kAreaNet | kAreaVirt}) << "net judges libvirt's NAT networks";
+    EXPECT_EQ(probe_areas_for({"memory.hugepages"}), unsigned{kAreaSystem});
+    // storage.pool depends on libvirt.daemon: both in the virt area.
+    EXPECT_EQ(probe_areas_for({"storage.pool"}), unsigned{kAreaVirt});
+    for (const auto& c : registry())
+        for (const char* dep : c.depends_on)
+            EXPECT_EQ(probe_areas_for({c.id}) & find_check(dep)->areas, find_check(dep)->areas) << c.id << " -> " << dep;
 }
 
 TEST(Runner, OptionalOutcomesNeverChangeTheVerdict) {

@@ -110,7 +110,12 @@ TEST(VirtParse, XmlEntitiesCommentsAndErrors) {
     EXPECT_FALSE(bad.error.empty());
     EXPECT_FALSE(parse_domcaps("<capabilities/>").present) << "wrong root element";
     EXPECT_FALSE(parse_domcaps("").present);
-    std::cerr << "[ info ] XML reader: " << xml_backend() << "\n";
+    // Malformed numbers are reported, never thrown (the probe runs on its own thread).
+    EXPECT_FALSE(parse_domcaps("<domainCapabilities><path>&#xZZ;</path></domainCapabilities>").present);
+    EXPECT_TRUE(parse_domcaps("<domainCapabilities><vcpu max='99999999999999'/></domainCapabilities>").present);
+    VirtNetwork odd;
+    EXPECT_NO_THROW(parse_network_xml("<network><ip address='10.0.0.1' netmask='255.x.0.999999999999'/></network>", odd));
+    EXPECT_NO_THROW(mount_fstype("1 0 0:1 / /a\\8xx rw - ext4 x rw\n", "/a"));
 }
 
 TEST(VirtParse, QemuConfUserAndGroup) {
@@ -199,12 +204,33 @@ TEST(VirtChecks, RecordedHealthyDaemonPassesAndDependentsFollowIt) {
     }
     EXPECT_NE(r.verdict, Verdict::NotReady) << "libvirt is recommended, not required";
 
-    // Not installed at all: skip, not a warning.
+    // Not installed at all: not asked (the probe does not load libvirt), skip, not a warning.
     Facts absent = dead;
     absent.virt.libvirt.installed = false;
     absent.virt.libvirt.daemon_binaries.clear();
+    absent.virt.libvirt.snapshot = {};
+    absent.virt.libvirt.snapshot.uri = "qemu:///system";
+    absent.virt.libvirt.snapshot.not_attempted_reason = "libvirt is not installed";
     r = run_checks(absent, {});
     EXPECT_EQ(find(r, "libvirt.daemon").status, Status::Skip);
+}
+
+TEST(VirtChecks, FactsRoundTripThroughJson) {
+    for (const char* tree : {"virt-libvirtd-netns", "virt-libvirtd-stopped", "virt-qemu-user-no-kvm"}) {
+        auto h = host::make_rooted_host((fs::path(KVMREADY_FIXTURES_DIR) / tree).string());
+        const Facts f = probe(*h, ProbeOptions{});
+        const Facts back = facts_from_json(nlohmann::json::parse(facts_to_json(f).dump()));
+        const Report a = run_checks(f, {"qemu", "libvirt", "storage", "kvm.qemu-user-access"});
+        const Report b = run_checks(back, {"qemu", "libvirt", "storage", "kvm.qemu-user-access"});
+        ASSERT_EQ(a.findings.size(), b.findings.size());
+        for (size_t i = 0; i < a.findings.size(); ++i) {
+            EXPECT_EQ(a.findings[i].status, b.findings[i].status) << tree << " " << a.findings[i].id;
+            EXPECT_EQ(a.findings[i].message, b.findings[i].message) << tree << " " << a.findings[i].id;
+            EXPECT_EQ(a.findings[i].evidence, b.findings[i].evidence) << tree << " " << a.findings[i].id;
+        }
+        // The XML stays in the recording, not in the facts.
+        EXPECT_EQ(facts_to_json(f)["virt"]["libvirt"]["snapshot"].value("domcaps_kvm_xml", ""), "");
+    }
 }
 
 TEST(VirtChecks, TimeoutsAreNamedNotGuessed) {

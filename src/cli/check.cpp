@@ -44,6 +44,8 @@ int run_check(const CheckOptions& o) {
             throw UsageError(fmt::format("unknown check or category '{}' (see `kvmready check --list`)", s));
     if (!o.record.empty() && !o.probe.from.empty()) throw UsageError("--record and --from do not mix: a bundle already is a recording");
     ProbeSource src = open_source(o.probe);
+    // A recording must hold every area, whatever this run displays.
+    if (o.record.empty()) src.options.areas = probe_areas_for(o.selectors);
     std::optional<host::RecordingHost> recorder;
     if (!o.record.empty()) recorder.emplace(*src.host);
     const host::Host& source = recorder ? static_cast<const host::Host&>(*recorder) : *src.host;

@@ -75,13 +75,14 @@ int run(int argc, char** argv) {
         for (auto& [sub, action] : actions) {
             if (!sub->parsed()) continue;
             const int code = action();
-            if (host::libvirt_abandoned()) {
-                // A thread is still blocked in libvirt on a hung daemon.
-                std::cout.flush();
-                std::cerr.flush();
-                std::_Exit(code);
-            }
-            return code;
+            // Everything the action owned is released by now; static
+            // destructors (the registry, libvirt's globals) have nothing to
+            // save, and a thread may still be blocked in libvirt on a hung
+            // daemon, which must not watch them run.
+            std::cout.flush();
+            std::cerr.flush();
+            if (std::cout.fail()) return kExitCantCreat;
+            std::_Exit(code);
         }
         return kExitUsage;
     } catch (const ExitError& e) {

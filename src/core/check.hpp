@@ -68,6 +68,8 @@ struct CheckSpec {
     // Fills status, message, evidence, remediation. May throw: the runner
     // turns that into an `error` finding.
     std::function<void(const Facts&, const Results&, Finding&)> run;
+    // ProbeArea bits of the facts it reads beyond the core; set by registry().
+    unsigned areas = 0;
 
     [[nodiscard]] std::string category() const {
         std::string s(id);

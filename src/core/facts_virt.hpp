@@ -37,7 +37,7 @@ struct QemuBinaryFacts {
     std::string arch;              // /proc/sys/kernel/arch (x86_64 when absent)
     std::vector<std::string> candidates;  // looked for, in order
     std::string path;              // the first that exists
-    std::string version_from;      // "libvirt" (virConnectGetVersion for this emulator) or "--version"
+    std::string version_from;      // "libvirt" (virConnectGetVersion for this emulator), "binary" (.rodata banner) or "--version"
     bool version_ran = false;      // `PATH --version` started (live) or was recorded
     int version_exit = -1;
     bool version_timed_out = false;
@@ -149,9 +149,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(LibvirtFacts, queried, installed
                                                 domcaps_qemu, machine_types, guest_domain_types, networks, pools)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VirtFacts, probed, os_id, qemu, qemu_user, libvirt, pool_dir, images_dir)
 
-// Parsers behind probe_virt, exposed for tests. XML goes through libxml2 when
-// the build has it (KVMREADY_HAVE_LIBXML2), else through a small reader for
-// the well-formed XML libvirt writes.
+// Parsers behind probe_virt, exposed for tests. XML goes through libxml2.
 DomCapsFacts parse_domcaps(const std::string& xml);
 // Machine types and domain types libvirt's capabilities offer for hvm guests of arch.
 void parse_capabilities(const std::string& xml, const std::string& arch, std::vector<std::string>& machines,
@@ -165,7 +163,5 @@ std::string parse_qemu_version(const std::string& output);
 // The filesystem type and mount point holding path: the longest mount point
 // in /proc/self/mountinfo that is a prefix of path (later mounts win ties).
 std::string mount_fstype(const std::string& mountinfo, const std::string& path, std::string* mount_point = nullptr);
-// Which XML reader this build uses: "libxml2" or "builtin".
-const char* xml_backend();
 
 }  // namespace kvmready

@@ -224,7 +224,8 @@ Facts probe(const host::Host& h, const ProbeOptions& opt) {
         f.kvm.not_attempted_reason = "not requested";
     }
     // libvirt answers in milliseconds, or never (a hung daemon): beside the rest.
-    std::thread virt_thread([&] { probe_virt(h, opt, f); });
+    std::thread virt_thread;
+    if (opt.areas & kAreaVirt) virt_thread = std::thread([&] { probe_virt(h, opt, f); });
     f.kernel.release = read_trimmed(h, "/proc/sys/kernel/osrelease");
     f.kernel.cmdline = read_trimmed(h, "/proc/cmdline");
     f.kernel.hostname = read_trimmed(h, "/proc/sys/kernel/hostname");
@@ -234,10 +235,10 @@ Facts probe(const host::Host& h, const ProbeOptions& opt) {
     probe_device(h, f);
     probe_access(h, opt, f);
     probe_hypervisor(h, f);
-    probe_net(h, opt, f);
-    probe_system(h, opt, f);
+    if (opt.areas & kAreaNet) probe_net(h, opt, f);
+    if (opt.areas & kAreaSystem) probe_system(h, opt, f);
     if (kvm_thread.joinable()) kvm_thread.join();
-    virt_thread.join();
+    if (virt_thread.joinable()) virt_thread.join();
     return f;
 }
 

@@ -10,6 +10,11 @@
 
 namespace kvmready {
 
+// Facts areas beyond the core (CPU, MSRs, modules, /dev/kvm, the ioctl test),
+// which is always probed. `check kvm cpu` needs none of them, and skipping
+// libvirt and QEMU keeps it at the cost of the core alone.
+enum ProbeArea : unsigned { kAreaVirt = 1u, kAreaNet = 2u, kAreaSystem = 4u, kAreaAll = 7u };
+
 struct ProbeOptions {
     std::string user;                      // --user NAME; empty = invoking user
     Request request;                       // what to judge (network, pool, bridge, URI)
@@ -17,6 +22,7 @@ struct ProbeOptions {
     std::optional<cpuid::Dump> cpuid_dump; // --cpuid-dump FILE, already parsed
     std::string cpuid_dump_name;
     bool kvm_api = true;                   // run the ioctl test
+    unsigned areas = kAreaAll;             // ProbeArea bits
 };
 
 Facts probe(const host::Host& h, const ProbeOptions& opt);

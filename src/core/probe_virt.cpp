@@ -1,20 +1,22 @@
 // probe_virt: QEMU, libvirt and storage facts. Runs on its own thread beside
-// the rest of the probe and writes only f.virt. The libvirt query (bounded by
-// ProbeOptions::libvirt_timeout_ms) and `qemu --version` run concurrently;
-// everything else is file reads and stat through the Host.
+// the rest of the probe and writes only f.virt. The libvirt query is bounded
+// by ProbeOptions::libvirt_timeout_ms; `qemu --version` runs only when libvirt
+// did not report that emulator's version, beside the remaining file reads.
+// Nothing here may throw: an exception on this thread would end the process.
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cstring>
 #include <functional>
+#include <optional>
 #include <sstream>
 #include <thread>
 
-#ifdef KVMREADY_HAVE_LIBXML2
 #include <libxml/parser.h>
 #include <libxml/tree.h>
-#endif
 
 #include "core/probe.hpp"
+#include "util/dynlib.hpp"
 
 namespace kvmready {
 
@@ -27,7 +29,15 @@ std::string trim(std::string s) {
     return s;
 }
 
-// ---- A small element tree, filled by libxml2 or by the built-in reader ----
+// Numbers from files and XML: malformed input must not throw on the probe's thread.
+std::optional<uint32_t> to_u32(const std::string& s, int base = 10) {
+    uint32_t v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, base);
+    if (ec != std::errc() || p != s.data() + s.size() || s.empty()) return std::nullopt;
+    return v;
+}
+
+// ---- libxml2's tree, copied into a small one the parsers below walk ----
 
 struct XmlElement {
     std::string name;
@@ -68,16 +78,36 @@ struct XmlElement {
     }
 };
 
-#ifdef KVMREADY_HAVE_LIBXML2
+// libxml2 is loaded when libvirt answered with XML (src/util/dynlib.hpp): a
+// run without a daemon never pays for it, and with one libvirt has already
+// mapped it.
+#define KVMREADY_XML_FUNCTIONS(X) \
+    X(xmlReadMemory) \
+    X(xmlGetLastError) \
+    X(xmlDocGetRootElement) \
+    X(xmlFreeDoc)
 
-void convert(xmlNode* n, XmlElement& out) {
+struct XmlApi {
+    KVMREADY_XML_FUNCTIONS(KVMREADY_API_MEMBER)
+};
+
+const XmlApi* xml_api(std::string& error) {
+    return util::load_api<XmlApi>(
+        "libxml2.so.2", "libxml2", [](auto sym, XmlApi& api) { KVMREADY_XML_FUNCTIONS(KVMREADY_API_RESOLVE) }, &error);
+}
+
+// Attribute values live in the attribute's text children (no xmlFree needed).
+std::string attr_value(const xmlAttr* a) {
+    std::string v;
+    for (const xmlNode* t = a->children; t; t = t->next)
+        if (t->content) v += reinterpret_cast<const char*>(t->content);
+    return v;
+}
+
+void convert(const xmlNode* n, XmlElement& out) {
     out.name = reinterpret_cast<const char*>(n->name);
-    for (xmlAttr* a = n->properties; a; a = a->next) {
-        xmlChar* v = xmlNodeGetContent(reinterpret_cast<xmlNode*>(a));
-        out.attrs.emplace_back(reinterpret_cast<const char*>(a->name), v ? reinterpret_cast<const char*>(v) : "");
-        xmlFree(v);
-    }
-    for (xmlNode* c = n->children; c; c = c->next) {
+    for (const xmlAttr* a = n->properties; a; a = a->next) out.attrs.emplace_back(reinterpret_cast<const char*>(a->name), attr_value(a));
+    for (const xmlNode* c = n->children; c; c = c->next) {
         if (c->type == XML_ELEMENT_NODE) {
             out.children.emplace_back();
             convert(c, out.children.back());
@@ -88,184 +118,27 @@ void convert(xmlNode* n, XmlElement& out) {
 }
 
 std::optional<XmlElement> parse_xml(const std::string& text, std::string& error) {
+    const XmlApi* x = xml_api(error);
+    if (!x) return std::nullopt;
     // NONET: never fetch a DTD; libvirt's XML has none anyway.
-    xmlDoc* doc = xmlReadMemory(text.data(), static_cast<int>(text.size()), "libvirt.xml", nullptr,
-                                XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    xmlDoc* doc = x->xmlReadMemory(text.data(), static_cast<int>(text.size()), "libvirt.xml", nullptr,
+                                   XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
     if (!doc) {
-        const xmlError* e = xmlGetLastError();
+        const xmlError* e = x->xmlGetLastError();
         error = e && e->message ? trim(e->message) : "malformed XML";
         return std::nullopt;
     }
+    const xmlNode* root_node = x->xmlDocGetRootElement(doc);
+    if (!root_node) {
+        x->xmlFreeDoc(doc);
+        error = "no root element";
+        return std::nullopt;
+    }
     XmlElement root;
-    convert(xmlDocGetRootElement(doc), root);
-    xmlFreeDoc(doc);
+    convert(root_node, root);
+    x->xmlFreeDoc(doc);
     return root;
 }
-
-#else
-
-// Reads the XML libvirt produces: elements, attributes, character data,
-// comments, processing instructions, CDATA and the five predefined entities
-// plus numeric character references. No DTDs, no namespaces.
-class MiniXml {
-public:
-    explicit MiniXml(const std::string& s) : s_(s) {}
-
-    std::optional<XmlElement> parse(std::string& error) {
-        try {
-            skip_misc();
-            if (!at("<")) fail("no root element");
-            XmlElement root = element();
-            skip_misc();
-            if (i_ != s_.size()) fail("content after the root element");
-            return root;
-        } catch (const std::runtime_error& e) {
-            error = e.what();
-            return std::nullopt;
-        }
-    }
-
-private:
-    [[noreturn]] void fail(const std::string& what) const {
-        size_t line = 1 + static_cast<size_t>(std::count(s_.begin(), s_.begin() + static_cast<long>(std::min(i_, s_.size())), '\n'));
-        throw std::runtime_error(what + " at line " + std::to_string(line));
-    }
-    bool at(const char* lit) const { return s_.compare(i_, std::strlen(lit), lit) == 0; }
-    void skip_ws() {
-        while (i_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[i_]))) ++i_;
-    }
-    void skip_past(const char* end) {
-        const size_t p = s_.find(end, i_);
-        if (p == std::string::npos) fail(std::string("unterminated construct, expected ") + end);
-        i_ = p + std::strlen(end);
-    }
-    void skip_misc() {
-        for (;;) {
-            skip_ws();
-            if (at("<?")) skip_past("?>");
-            else if (at("<!--")) skip_past("-->");
-            else if (at("<!DOCTYPE")) skip_past(">");
-            else return;
-        }
-    }
-    std::string name() {
-        const size_t b = i_;
-        while (i_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[i_])) || std::strchr("_-.:", s_[i_]))) ++i_;
-        if (b == i_) fail("expected a name");
-        return s_.substr(b, i_ - b);
-    }
-    std::string decode(const std::string& raw) const {
-        std::string out;
-        for (size_t k = 0; k < raw.size(); ++k) {
-            if (raw[k] != '&') {
-                out += raw[k];
-                continue;
-            }
-            const size_t semi = raw.find(';', k);
-            if (semi == std::string::npos) fail("unterminated entity");
-            const std::string ent = raw.substr(k + 1, semi - k - 1);
-            if (ent == "lt") out += '<';
-            else if (ent == "gt") out += '>';
-            else if (ent == "amp") out += '&';
-            else if (ent == "quot") out += '"';
-            else if (ent == "apos") out += '\'';
-            else if (!ent.empty() && ent[0] == '#') {
-                const unsigned long cp = ent.size() > 1 && (ent[1] == 'x' || ent[1] == 'X') ? std::stoul(ent.substr(2), nullptr, 16)
-                                                                                             : std::stoul(ent.substr(1), nullptr, 10);
-                append_utf8(out, cp);
-            } else {
-                fail("unknown entity &" + ent + ";");
-            }
-            k = semi;
-        }
-        return out;
-    }
-    static void append_utf8(std::string& out, unsigned long cp) {
-        if (cp < 0x80) {
-            out += static_cast<char>(cp);
-        } else if (cp < 0x800) {
-            out += static_cast<char>(0xC0 | (cp >> 6));
-            out += static_cast<char>(0x80 | (cp & 0x3F));
-        } else if (cp < 0x10000) {
-            out += static_cast<char>(0xE0 | (cp >> 12));
-            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-            out += static_cast<char>(0x80 | (cp & 0x3F));
-        } else {
-            out += static_cast<char>(0xF0 | (cp >> 18));
-            out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-            out += static_cast<char>(0x80 | (cp & 0x3F));
-        }
-    }
-    XmlElement element() {
-        if (++depth_ > 256) fail("elements nested too deeply");
-        ++i_;  // '<'
-        XmlElement e;
-        e.name = name();
-        for (;;) {
-            skip_ws();
-            if (at("/>")) {
-                i_ += 2;
-                --depth_;
-                return e;
-            }
-            if (at(">")) {
-                ++i_;
-                break;
-            }
-            std::string key = name();
-            skip_ws();
-            if (!at("=")) fail("expected '=' after attribute " + key);
-            ++i_;
-            skip_ws();
-            if (i_ >= s_.size() || (s_[i_] != '"' && s_[i_] != '\'')) fail("expected a quoted value for " + key);
-            const char q = s_[i_++];
-            const size_t end = s_.find(q, i_);
-            if (end == std::string::npos) fail("unterminated attribute value");
-            e.attrs.emplace_back(key, decode(s_.substr(i_, end - i_)));
-            i_ = end + 1;
-        }
-        for (;;) {
-            if (i_ >= s_.size()) fail("unterminated element <" + e.name + ">");
-            if (at("</")) {
-                i_ += 2;
-                const std::string closing = name();
-                if (closing != e.name) fail("</" + closing + "> closes <" + e.name + ">");
-                skip_ws();
-                if (!at(">")) fail("expected '>'");
-                ++i_;
-                --depth_;
-                return e;
-            }
-            if (at("<!--")) {
-                skip_past("-->");
-            } else if (at("<![CDATA[")) {
-                i_ += 9;
-                const size_t end = s_.find("]]>", i_);
-                if (end == std::string::npos) fail("unterminated CDATA");
-                e.text += s_.substr(i_, end - i_);
-                i_ = end + 3;
-            } else if (at("<?")) {
-                skip_past("?>");
-            } else if (at("<")) {
-                e.children.push_back(element());
-            } else {
-                const size_t end = s_.find('<', i_);
-                if (end == std::string::npos) fail("unterminated element <" + e.name + ">");
-                e.text += decode(s_.substr(i_, end - i_));
-                i_ = end;
-            }
-        }
-    }
-
-    const std::string& s_;
-    size_t i_ = 0;
-    int depth_ = 0;
-};
-
-std::optional<XmlElement> parse_xml(const std::string& text, std::string& error) { return MiniXml(text).parse(error); }
-
-#endif
 
 // ---- Probing ----
 
@@ -345,8 +218,8 @@ void probe_qemu_user(const host::Host& h, QemuUserFacts& q) {
     const bool plus = !q.user.empty() && q.user[0] == '+';
     const std::string id = plus ? q.user.substr(1) : q.user;
     if (!plus) u = h.lookup_user(id);
-    if (!u && !id.empty() && std::all_of(id.begin(), id.end(), ::isdigit))
-        u = host::lookup_uid_in_db(h.read_file("/etc/passwd").value_or(""), group_db, static_cast<uint32_t>(std::stoul(id)));
+    if (!u)
+        if (auto uid = to_u32(id)) u = host::lookup_uid_in_db(h.read_file("/etc/passwd").value_or(""), group_db, *uid);
     if (!u) {
         q.lookup_error = "user " + q.user + " does not exist";
         return;
@@ -366,12 +239,11 @@ void probe_qemu_user(const host::Host& h, QemuUserFacts& q) {
         auto c = b == std::string::npos ? b : line.find(':', b + 1);
         if (c == std::string::npos) continue;
         if (!gplus && line.substr(0, a) == gid_text) {
-            conf_gid = static_cast<uint32_t>(std::stoul(line.substr(b + 1, c - b - 1)));
+            conf_gid = to_u32(line.substr(b + 1, c - b - 1));
             break;
         }
     }
-    if (!conf_gid && !gid_text.empty() && std::all_of(gid_text.begin(), gid_text.end(), ::isdigit))
-        conf_gid = static_cast<uint32_t>(std::stoul(gid_text));
+    if (!conf_gid) conf_gid = to_u32(gid_text);
     if (conf_gid) {
         q.gid = *conf_gid;
         q.gids.push_back(*conf_gid);
@@ -457,14 +329,6 @@ void probe_libvirt(const host::Host& h, const ProbeOptions& opt, const std::stri
 
 // ---- Parsers ----
 
-const char* xml_backend() {
-#ifdef KVMREADY_HAVE_LIBXML2
-    return "libxml2";
-#else
-    return "builtin";
-#endif
-}
-
 DomCapsFacts parse_domcaps(const std::string& xml) {
     DomCapsFacts d;
     std::string err;
@@ -480,7 +344,7 @@ DomCapsFacts parse_domcaps(const std::string& xml) {
     d.arch = root->child_text("arch");
     if (const auto* v = root->child("vcpu")) {
         const std::string max = v->attr("max");
-        if (!max.empty() && std::all_of(max.begin(), max.end(), ::isdigit)) d.max_vcpus = std::stoi(max);
+        if (auto n = to_u32(max); n && *n < 1u << 30) d.max_vcpus = static_cast<int>(*n);
     }
     if (const auto* os = root->child("os"); os && os->attr("supported") != "no") {
         d.firmware = os->enum_values("firmware");
@@ -536,7 +400,7 @@ void parse_network_xml(const std::string& xml, VirtNetwork& out) {
             unsigned bits = 0;
             std::istringstream in(ip->attr("netmask"));
             for (std::string octet; std::getline(in, octet, '.');)
-                bits += static_cast<unsigned>(__builtin_popcount(static_cast<unsigned>(std::stoul(octet)) & 0xffu));
+                bits += static_cast<unsigned>(__builtin_popcount(to_u32(octet).value_or(0) & 0xffu));
             prefix = std::to_string(bits);
         }
         out.addresses.push_back(prefix.empty() ? addr : addr + "/" + prefix);
@@ -600,8 +464,9 @@ std::string mount_fstype(const std::string& mountinfo, const std::string& path, 
     auto unescape = [](const std::string& s) {
         std::string o;
         for (size_t i = 0; i < s.size(); ++i) {
-            if (s[i] == '\\' && i + 3 < s.size() && std::isdigit(static_cast<unsigned char>(s[i + 1]))) {
-                o += static_cast<char>(std::stoi(s.substr(i + 1, 3), nullptr, 8));
+            const auto code = s[i] == '\\' && i + 3 < s.size() ? to_u32(s.substr(i + 1, 3), 8) : std::nullopt;
+            if (code && *code < 256) {
+                o += static_cast<char>(*code);
                 i += 3;
             } else {
                 o += s[i];
@@ -650,15 +515,22 @@ void probe_virt(const host::Host& h, const ProbeOptions& opt, Facts& f) {
     v.os_id = os_id(h);
     probe_qemu_user(h, v.qemu_user);
     probe_libvirt(h, opt, v.qemu.arch, v.libvirt);
-    // libvirt probed this very binary and tells its version; otherwise ask
-    // QEMU itself, which costs ~15 ms of dynamic loading, beside the reads below.
+    // libvirt probed this very binary and tells its version; otherwise read
+    // the banner from the binary, and only when that fails ask QEMU itself,
+    // which costs 12-15 ms of dynamic loading, beside the reads below.
     std::thread version;
     auto& q = v.qemu;
     const auto& lv = v.libvirt;
+    host::BinaryString banner;
     if (!q.path.empty() && lv.snapshot.hypervisor_version > 0 && (lv.domcaps_kvm.path == q.path || lv.domcaps_qemu.path == q.path)) {
         const uint64_t hv = lv.snapshot.hypervisor_version;
         q.version = std::to_string(hv / 1000000) + "." + std::to_string((hv / 1000) % 1000) + "." + std::to_string(hv % 1000);
         q.version_from = "libvirt";
+    } else if (!q.path.empty() && (banner = h.binary_string(q.path, "QEMU emulator version ")).value &&
+               !parse_qemu_version(banner.value->substr(0, banner.value->find('\n'))).empty()) {
+        q.version_line = trim(banner.value->substr(0, banner.value->find('\n')));
+        q.version = parse_qemu_version(q.version_line);
+        q.version_from = "binary";
     } else if (!q.path.empty()) {
         version = std::thread([&h, &q] {
             const host::RunResult r = h.run({q.path, "--version"}, 2000);

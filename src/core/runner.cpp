@@ -4,8 +4,10 @@
 #include <set>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "core/errors.hpp"
+#include "core/probe.hpp"
 
 namespace kvmready {
 
@@ -81,10 +83,18 @@ bool selected_by(const CheckSpec& spec, const std::vector<std::string>& selector
     return std::any_of(selectors.begin(), selectors.end(), [&](const std::string& s) { return s == spec.id || s == cat; });
 }
 
+// A "ready" that silently rests on unanswered checks would be trusted too far.
+std::string unjudged_note(int n) {
+    if (n == 0) return "";
+    return fmt::format("; {} recommended check{} could not be judged (unknown)", n, n == 1 ? "" : "s");
+}
+
 void decide(Report& r) {
     const Finding* first_fail = nullptr;
     const Finding* first_unknown = nullptr;
     int warnings = 0;
+    std::vector<std::string> failed_recommended;
+    int unjudged = 0;  // recommended checks that said unknown or error
     std::string flavour;
     for (const auto& f : r.findings) {
         if (f.level == Level::Required) {
@@ -96,7 +106,9 @@ void decide(Report& r) {
         // required check that passed with reservations. Optional ones never do.
         const bool counts = (f.level == Level::Recommended && (f.status == Status::Warn || f.status == Status::Fail)) ||
                             (f.level == Level::Required && f.status == Status::Warn);
-        if (counts) ++warnings;
+        if (f.level == Level::Recommended && (f.status == Status::Unknown || f.status == Status::Error)) ++unjudged;
+        if (counts && f.status == Status::Fail) failed_recommended.push_back(f.id);
+        else if (counts) ++warnings;
         if (f.id == "kvm.api" && f.status == Status::Pass && f.evidence.contains("flavour"))
             flavour = " (via " + f.evidence["flavour"].get<std::string>() + ")";
     }
@@ -134,19 +146,47 @@ void decide(Report& r) {
         r.verdict_text = fmt::format("Could not determine whether this host can run KVM: {} is {} ({}).", first_unknown->id,
                                      to_string(first_unknown->status), first_unknown->message);
         r.next_step = first_command([](const Finding& f) { return f.status == Status::Unknown || f.status == Status::Error; });
-    } else if (warnings > 0) {
+    } else if (warnings > 0 || !failed_recommended.empty()) {
+        // KVM itself works; say plainly which recommended parts failed (the
+        // admin's next job) before counting the softer warnings.
         r.verdict = Verdict::ReadyWithWarnings;
-        r.verdict_text = fmt::format("KVM works on this host{}, with {} warning{} to read.", flavour, warnings, warnings == 1 ? "" : "s");
-        r.next_step = first_command([](const Finding& f) {
-            return f.level != Level::Optional && (f.status == Status::Warn || f.status == Status::Fail);
-        });
+        std::string rest;
+        if (!failed_recommended.empty())
+            rest = fmt::format("but {} recommended check{} failed ({})", failed_recommended.size(),
+                               failed_recommended.size() == 1 ? "" : "s", fmt::join(failed_recommended, ", "));
+        if (warnings > 0)
+            rest += fmt::format("{}{} warning{} to read", rest.empty() ? "with " : " and ", warnings, warnings == 1 ? "" : "s");
+        r.verdict_text = fmt::format("KVM works on this host{}, {}{}.", flavour, rest, unjudged_note(unjudged));
+        r.next_step = first_command([](const Finding& f) { return f.level == Level::Recommended && f.status == Status::Fail; });
+        if (r.next_step.empty())
+            r.next_step = first_command([](const Finding& f) {
+                return f.level != Level::Optional && (f.status == Status::Warn || f.status == Status::Fail);
+            });
     } else {
         r.verdict = Verdict::Ready;
-        r.verdict_text = fmt::format("This host can run KVM virtual machines{}.", flavour);
+        r.verdict_text = fmt::format("This host can run KVM virtual machines{}{}.", flavour, unjudged_note(unjudged));
     }
 }
 
 }  // namespace
+
+unsigned probe_areas_for(const std::vector<std::string>& selectors) {
+    if (selectors.empty()) return kAreaAll;
+    unsigned areas = 0;
+    std::set<std::string> seen;
+    std::vector<const CheckSpec*> todo;
+    for (const auto& spec : registry())
+        if (selected_by(spec, selectors)) todo.push_back(&spec);
+    while (!todo.empty()) {
+        const CheckSpec* c = todo.back();
+        todo.pop_back();
+        if (!seen.insert(c->id).second) continue;
+        areas |= c->areas;
+        for (const char* dep : c->depends_on)
+            if (const CheckSpec* d = find_check(dep)) todo.push_back(d);
+    }
+    return areas;
+}
 
 Report run_checks(const Facts& facts, const std::vector<std::string>& selectors) {
     return run_checks(facts, selectors, registry());

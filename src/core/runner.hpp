@@ -27,6 +27,10 @@ struct Report {
 // selectors: check ids or categories; empty = all. Throws UsageError on an
 // unknown selector.
 Report run_checks(const Facts& facts, const std::vector<std::string>& selectors);
+
+// ProbeArea bits the selected checks and everything they depend on read
+// (kAreaAll when nothing is selected).
+unsigned probe_areas_for(const std::vector<std::string>& selectors);
 // The same over an explicit check list (tests exercise the runner with
 // checks that throw or depend on each other).
 Report run_checks(const Facts& facts, const std::vector<std::string>& selectors, const std::vector<CheckSpec>& checks);

@@ -53,6 +53,11 @@ struct FsUsage {
     bool read_only = false;
 };
 
+struct BinaryString {
+    std::optional<std::string> value;
+    std::string error;             // why not found (not ELF, not there, not recorded)
+};
+
 struct MsrValue {
     std::optional<uint64_t> value;
     std::string error;             // why it could not be read
@@ -97,6 +102,9 @@ public:
     // A helper program's output (iptables -S, qemu --version); offline: what
     // was recorded for the same argv.
     [[nodiscard]] virtual RunResult run(const std::vector<std::string>& argv, int timeout_ms) const = 0;
+    // A string literal starting with prefix in an ELF program's .rodata (a
+    // version banner, without running the program); offline: as recorded.
+    [[nodiscard]] virtual BinaryString binary_string(const std::string& path, const std::string& prefix) const = 0;
     [[nodiscard]] virtual LibvirtSnapshot libvirt(const std::string& uri, int timeout_ms) const = 0;
 };
 

@@ -91,6 +91,8 @@ std::string libvirt_socket_for(const std::string& uri, bool (*exists)(const std:
 #include <sstream>
 #include <thread>
 
+#include "util/dynlib.hpp"
+
 namespace kvmready::host {
 
 namespace {
@@ -127,31 +129,13 @@ std::atomic<bool> g_abandoned{false};
     X(virStoragePoolFree)
 
 struct Api {
-#define KVMREADY_DECLARE(name) decltype(&::name) name = nullptr;
-    KVMREADY_LIBVIRT_FUNCTIONS(KVMREADY_DECLARE)
-#undef KVMREADY_DECLARE
+    KVMREADY_LIBVIRT_FUNCTIONS(KVMREADY_API_MEMBER)
 };
 
 // Loaded once per process and never unloaded (an abandoned query may still run in it).
 const Api* load_api(std::string& error) {
-    static std::once_flag once;
-    static Api api;
-    static std::string load_error;
-    std::call_once(once, [] {
-        void* h = ::dlopen("libvirt.so.0", RTLD_NOW | RTLD_LOCAL);
-        if (!h) {
-            const char* e = ::dlerror();
-            load_error = std::string("cannot load libvirt's client library: ") + (e ? e : "libvirt.so.0 not found");
-            return;
-        }
-#define KVMREADY_RESOLVE(name)                                                              \
-    api.name = reinterpret_cast<decltype(api.name)>(::dlsym(h, #name));                     \
-    if (!api.name && load_error.empty()) load_error = "libvirt.so.0 lacks " #name " (too old)";
-        KVMREADY_LIBVIRT_FUNCTIONS(KVMREADY_RESOLVE)
-#undef KVMREADY_RESOLVE
-    });
-    error = load_error;
-    return load_error.empty() ? &api : nullptr;
+    return util::load_api<Api>(
+        "libvirt.so.0", "libvirt0", [](auto sym, Api& api) { KVMREADY_LIBVIRT_FUNCTIONS(KVMREADY_API_RESOLVE) }, &error);
 }
 
 // Only called once load_api succeeded.

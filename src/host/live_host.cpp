@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "host/host.hpp"
+#include "host/elf_string.hpp"
 #include "host/stat_util.hpp"
 
 namespace kvmready::host {
@@ -283,6 +284,12 @@ public:
 
     [[nodiscard]] RunResult run(const std::vector<std::string>& argv, int timeout_ms) const override {
         return run_process(argv, timeout_ms);
+    }
+
+    [[nodiscard]] BinaryString binary_string(const std::string& path, const std::string& prefix) const override {
+        BinaryString b;
+        b.value = elf_rodata_string(path, prefix, &b.error);
+        return b;
     }
 
     [[nodiscard]] LibvirtSnapshot libvirt(const std::string& uri, int timeout_ms) const override {

@@ -172,6 +172,13 @@ RunResult RecordingHost::run(const std::vector<std::string>& argv, int timeout_m
     return r;
 }
 
+BinaryString RecordingHost::binary_string(const std::string& path, const std::string& prefix) const {
+    auto r = inner_.binary_string(path, prefix);
+    std::lock_guard lock(mu_);
+    binary_strings_[{path, prefix}] = r;
+    return r;
+}
+
 LibvirtSnapshot RecordingHost::libvirt(const std::string& uri, int timeout_ms) const {
     auto r = inner_.libvirt(uri, timeout_ms);
     std::lock_guard lock(mu_);
@@ -261,6 +268,13 @@ void RecordingHost::write_tree(const std::string& dir, const std::string& descri
         nlohmann::json cmds = nlohmann::json::array();
         for (const auto& [argv, res] : commands_) cmds.push_back({{"argv", argv}, {"result", res}});
         j["commands"] = cmds;
+    }
+    if (!binary_strings_.empty()) {
+        nlohmann::json bs = nlohmann::json::array();
+        for (const auto& [key, b] : binary_strings_)
+            bs.push_back({{"path", key.first}, {"prefix", key.second}, {"value", b.value ? nlohmann::json(*b.value) : nlohmann::json()},
+                          {"error", b.error}});
+        j["binary_strings"] = bs;
     }
     mkdirs(dir, "/.kvmready");
     if (libvirt_) {

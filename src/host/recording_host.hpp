@@ -32,6 +32,7 @@ public:
     [[nodiscard]] std::optional<std::vector<uint32_t>> process_groups() const override;
     [[nodiscard]] std::optional<int> try_open_rw(const std::string& path) const override;
     [[nodiscard]] RunResult run(const std::vector<std::string>& argv, int timeout_ms) const override;
+    [[nodiscard]] BinaryString binary_string(const std::string& path, const std::string& prefix) const override;
     [[nodiscard]] LibvirtSnapshot libvirt(const std::string& uri, int timeout_ms) const override;
 
     // Writes the tree into `dir`, which must not exist or be empty. Files are
@@ -55,6 +56,7 @@ private:
     mutable std::optional<std::vector<uint32_t>> process_groups_;
     mutable std::map<std::string, int> open_rw_;
     mutable std::vector<std::pair<std::vector<std::string>, RunResult>> commands_;
+    mutable std::map<std::pair<std::string, std::string>, BinaryString> binary_strings_;
     mutable std::optional<LibvirtSnapshot> libvirt_;
     mutable std::map<std::string, FsUsage> fs_usage_;
     mutable bool need_user_db_ = false;

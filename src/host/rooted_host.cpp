@@ -161,6 +161,11 @@ public:
         return r;
     }
 
+    [[nodiscard]] BinaryString binary_string(const std::string& path, const std::string& prefix) const override {
+        if (auto it = binary_strings_.find({path, prefix}); it != binary_strings_.end()) return it->second;
+        return BinaryString{std::nullopt, "not recorded in this host tree"};
+    }
+
     [[nodiscard]] LibvirtSnapshot libvirt(const std::string& uri, int) const override {
         if (libvirt_ && (uri.empty() || libvirt_->uri == uri)) return *libvirt_;
         LibvirtSnapshot s;
@@ -229,6 +234,12 @@ private:
             for (const auto& [k, v] : fs_usage.items()) fs_usage_[k] = v.get<FsUsage>();
             if (j.contains("commands"))
                 for (const auto& c : j["commands"]) commands_[c.at("argv").get<std::vector<std::string>>()] = c.at("result").get<RunResult>();
+            for (const auto& b : j.value("binary_strings", json::array())) {
+                BinaryString v;
+                if (b.contains("value") && !b["value"].is_null()) v.value = b["value"].get<std::string>();
+                v.error = b.value("error", "");
+                binary_strings_[{b.at("path").get<std::string>(), b.at("prefix").get<std::string>()}] = v;
+            }
         } catch (const json::exception& e) {
             throw DataError(name + ": unexpected content: " + e.what());
         } catch (const std::logic_error& e) {
@@ -264,6 +275,7 @@ private:
     std::optional<std::vector<uint32_t>> process_groups_;
     std::map<std::string, int> open_rw_;
     std::map<std::vector<std::string>, RunResult> commands_;
+    std::map<std::pair<std::string, std::string>, BinaryString> binary_strings_;
     std::map<std::string, FsUsage> fs_usage_;
     std::optional<LibvirtSnapshot> libvirt_;
     cpuid::Dump cpuid_;

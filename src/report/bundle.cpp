@@ -16,12 +16,55 @@
 
 #include "core/errors.hpp"
 #include "report/redact.hpp"
+#include "util/dynlib.hpp"
 
 namespace fs = std::filesystem;
 
 namespace kvmready::report {
 
 namespace {
+
+// libarchive is loaded only by `report` and `check --from` (src/util/dynlib.hpp).
+#define KVMREADY_ARCHIVE_FUNCTIONS(X) \
+    X(archive_entry_filetype) \
+    X(archive_entry_free) \
+    X(archive_entry_new) \
+    X(archive_entry_pathname) \
+    X(archive_entry_set_filetype) \
+    X(archive_entry_set_mtime) \
+    X(archive_entry_set_pathname) \
+    X(archive_entry_set_perm) \
+    X(archive_entry_set_size) \
+    X(archive_entry_size) \
+    X(archive_error_string) \
+    X(archive_read_data_into_fd) \
+    X(archive_read_free) \
+    X(archive_read_new) \
+    X(archive_read_next_header) \
+    X(archive_read_open_filename) \
+    X(archive_read_support_filter_all) \
+    X(archive_read_support_format_tar) \
+    X(archive_write_add_filter_gzip) \
+    X(archive_write_close) \
+    X(archive_write_data) \
+    X(archive_write_free) \
+    X(archive_write_header) \
+    X(archive_write_new) \
+    X(archive_write_open_fd) \
+    X(archive_write_set_format_pax_restricted)
+
+struct ArchiveApi {
+    KVMREADY_ARCHIVE_FUNCTIONS(KVMREADY_API_MEMBER)
+};
+
+const ArchiveApi& la() {
+    std::string error;
+    const ArchiveApi* api = util::load_api<ArchiveApi>(
+        "libarchive.so.13", "libarchive13",
+        [](auto sym, ArchiveApi& api) { KVMREADY_ARCHIVE_FUNCTIONS(KVMREADY_API_RESOLVE) }, &error);
+    if (!api) throw ExitError(kExitUnavailable, error);
+    return *api;
+}
 
 constexpr uint64_t kMaxBundleBytes = 512ull << 20;  // refuse archive bombs
 constexpr int kMaxEntries = 100000;
@@ -34,23 +77,23 @@ std::string slurp(const fs::path& p) {
 }
 
 void add_entry(archive* a, const std::string& name, const std::string& data, bool dir) {
-    archive_entry* e = archive_entry_new();
-    archive_entry_set_pathname(e, name.c_str());
-    archive_entry_set_filetype(e, dir ? AE_IFDIR : AE_IFREG);
-    archive_entry_set_perm(e, dir ? 0755 : 0644);
-    archive_entry_set_size(e, dir ? 0 : static_cast<la_int64_t>(data.size()));
-    archive_entry_set_mtime(e, 0, 0);  // reproducible bundles; the manifest carries the time
-    if (archive_write_header(a, e) != ARCHIVE_OK) {
-        const std::string err = archive_error_string(a) ? archive_error_string(a) : "?";
-        archive_entry_free(e);
+    archive_entry* e = la().archive_entry_new();
+    la().archive_entry_set_pathname(e, name.c_str());
+    la().archive_entry_set_filetype(e, dir ? AE_IFDIR : AE_IFREG);
+    la().archive_entry_set_perm(e, dir ? 0755 : 0644);
+    la().archive_entry_set_size(e, dir ? 0 : static_cast<la_int64_t>(data.size()));
+    la().archive_entry_set_mtime(e, 0, 0);  // reproducible bundles; the manifest carries the time
+    if (la().archive_write_header(a, e) != ARCHIVE_OK) {
+        const std::string err = la().archive_error_string(a) ? la().archive_error_string(a) : "?";
+        la().archive_entry_free(e);
         throw ExitError(kExitCantCreat, "writing bundle: " + err);
     }
-    if (!dir && !data.empty() && archive_write_data(a, data.data(), data.size()) < 0) {
-        const std::string err = archive_error_string(a) ? archive_error_string(a) : "?";
-        archive_entry_free(e);
+    if (!dir && !data.empty() && la().archive_write_data(a, data.data(), data.size()) < 0) {
+        const std::string err = la().archive_error_string(a) ? la().archive_error_string(a) : "?";
+        la().archive_entry_free(e);
         throw ExitError(kExitCantCreat, "writing bundle: " + err);
     }
-    archive_entry_free(e);
+    la().archive_entry_free(e);
 }
 
 // Only plain relative paths below the bundle's top directory.
@@ -100,17 +143,17 @@ uint64_t write_bundle(BundleContents c, const std::string& out, bool force) {
     int fd = ::mkstemp(tmpl.data());
     if (fd < 0) throw ExitError(kExitCantCreat, fmt::format("cannot create {}: {}", tmpl, std::strerror(errno)));
     ::fchmod(fd, 0600);  // a bundle describes a host: owner-only until the user shares it
-    archive* a = archive_write_new();
-    archive_write_add_filter_gzip(a);
-    archive_write_set_format_pax_restricted(a);
+    archive* a = la().archive_write_new();
+    la().archive_write_add_filter_gzip(a);
+    la().archive_write_set_format_pax_restricted(a);
     try {
-        if (archive_write_open_fd(a, fd) != ARCHIVE_OK) throw ExitError(kExitCantCreat, "cannot start bundle archive");
+        if (la().archive_write_open_fd(a, fd) != ARCHIVE_OK) throw ExitError(kExitCantCreat, "cannot start bundle archive");
         add_entry(a, std::string(kBundleTop), "", true);
         add_entry(a, std::string(kBundleTop) + "/host", "", true);
         for (const auto& d : dirs) add_entry(a, d, "", true);
         for (const auto& [name, data] : files) add_entry(a, name, data, false);
-        if (archive_write_close(a) != ARCHIVE_OK) throw ExitError(kExitCantCreat, "finishing bundle archive failed");
-        archive_write_free(a);
+        if (la().archive_write_close(a) != ARCHIVE_OK) throw ExitError(kExitCantCreat, "finishing bundle archive failed");
+        la().archive_write_free(a);
         a = nullptr;
         if (::fsync(fd) < 0) throw ExitError(kExitCantCreat, fmt::format("fsync {}: {}", tmpl, std::strerror(errno)));
         ::close(fd);
@@ -121,7 +164,7 @@ uint64_t write_bundle(BundleContents c, const std::string& out, bool force) {
             throw ExitError(errno == EEXIST ? kExitUsage : kExitCantCreat,
                             fmt::format("cannot move bundle to {}: {}", out, std::strerror(errno)));
     } catch (...) {
-        if (a) archive_write_free(a);
+        if (a) la().archive_write_free(a);
         if (fd >= 0) ::close(fd);
         ::unlink(tmpl.c_str());
         throw;
@@ -147,43 +190,43 @@ std::unique_ptr<OpenedBundle> open_bundle(const std::string& path) {
         char tmpl[] = "/tmp/kvmready-bundle-XXXXXX";
         if (!::mkdtemp(tmpl)) throw ExitError(kExitSoftware, fmt::format("mkdtemp: {}", std::strerror(errno)));
         b->tmp_ = tmpl;
-        archive* a = archive_read_new();
-        archive_read_support_filter_all(a);
-        archive_read_support_format_tar(a);
+        archive* a = la().archive_read_new();
+        la().archive_read_support_filter_all(a);
+        la().archive_read_support_format_tar(a);
         auto fail = [&](const std::string& why) {
-            archive_read_free(a);
+            la().archive_read_free(a);
             throw DataError(fmt::format("{}: not a readable kvmready bundle: {}", path, why));
         };
-        if (archive_read_open_filename(a, path.c_str(), 65536) != ARCHIVE_OK)
-            fail(archive_error_string(a) ? archive_error_string(a) : "cannot open");
+        if (la().archive_read_open_filename(a, path.c_str(), 65536) != ARCHIVE_OK)
+            fail(la().archive_error_string(a) ? la().archive_error_string(a) : "cannot open");
         uint64_t total = 0;
         int entries = 0;
         archive_entry* e = nullptr;
         for (;;) {
-            int r = archive_read_next_header(a, &e);
+            int r = la().archive_read_next_header(a, &e);
             if (r == ARCHIVE_EOF) break;
-            if (r != ARCHIVE_OK) fail(archive_error_string(a) ? archive_error_string(a) : "corrupt archive");
-            const std::string name = archive_entry_pathname(e) ? archive_entry_pathname(e) : "";
+            if (r != ARCHIVE_OK) fail(la().archive_error_string(a) ? la().archive_error_string(a) : "corrupt archive");
+            const std::string name = la().archive_entry_pathname(e) ? la().archive_entry_pathname(e) : "";
             if (++entries > kMaxEntries) fail("too many entries");
             if (!safe_name(name) || name.rfind(kBundleTop, 0) != 0)
                 fail(fmt::format("unexpected entry '{}' (a kvmready bundle holds only {}/...)", name, kBundleTop));
-            const auto type = archive_entry_filetype(e);
+            const auto type = la().archive_entry_filetype(e);
             const fs::path dest = fs::path(b->tmp_) / name;
             if (type == AE_IFDIR) {
                 fs::create_directories(dest);
                 continue;
             }
             if (type != AE_IFREG) fail(fmt::format("entry '{}' is not a regular file or directory", name));
-            total += static_cast<uint64_t>(archive_entry_size(e));
+            total += static_cast<uint64_t>(la().archive_entry_size(e));
             if (total > kMaxBundleBytes) fail("larger than 512 MiB unpacked");
             fs::create_directories(dest.parent_path());
             int fd = ::open(dest.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
             if (fd < 0) fail(fmt::format("cannot extract '{}': {}", name, std::strerror(errno)));
-            r = archive_read_data_into_fd(a, fd);
+            r = la().archive_read_data_into_fd(a, fd);
             ::close(fd);
-            if (r != ARCHIVE_OK) fail(archive_error_string(a) ? archive_error_string(a) : "truncated data");
+            if (r != ARCHIVE_OK) fail(la().archive_error_string(a) ? la().archive_error_string(a) : "truncated data");
         }
-        archive_read_free(a);
+        la().archive_read_free(a);
         top = fs::path(b->tmp_) / kBundleTop;
     }
     const fs::path manifest = top / "manifest.json";

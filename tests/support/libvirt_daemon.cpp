@@ -468,7 +468,17 @@ void LibvirtDaemon::kill_libvirtd() {
 }
 
 void LibvirtDaemon::pause() {
-    if (libvirtd_ > 0 && ::kill(libvirtd_, SIGSTOP) == 0) paused_ = true;
+    if (libvirtd_ <= 0 || ::kill(libvirtd_, SIGSTOP) != 0) return;
+    paused_ = true;
+    // kill() returns before the group stop completes: wait until the kernel says so.
+    const std::string stat = "/proc/" + std::to_string(libvirtd_) + "/stat";
+    const auto deadline = Clock::now() + std::chrono::seconds(2);
+    while (Clock::now() < deadline) {
+        const std::string t = read_text(stat);
+        const auto p = t.rfind(')');
+        if (p != std::string::npos && p + 2 < t.size() && t[p + 2] == 'T') return;
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
 }
 
 void LibvirtDaemon::resume() {
