@@ -32,7 +32,7 @@ struct LibvirtSnapshot {
     std::string uri;
     bool attempted = false;
     std::string not_attempted_reason;
-    bool connected = false;          // read-only connection worked
+    bool connected = false;          // a connection (read-write or read-only) worked
     bool read_write = false;         // a read-write connection worked (may manage domains)
     std::string read_write_error;
     std::string error;               // why the connection failed
@@ -61,7 +61,7 @@ struct LibvirtSnapshot {
     // Calls that had not answered when the deadline passed, in query order;
     // everything before them is filled in.
     std::vector<std::string> unanswered;
-    double connect_ms = 0;           // virConnectOpenReadOnly
+    double connect_ms = 0;           // opening the connection (read-write, else read-only)
 };
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(LibvirtNetwork, name, active, autostart, persistent, xml)

@@ -263,8 +263,14 @@ public:
         }
         lv().virInitialize();
         lv().virSetErrorFunc(nullptr, quiet);
+        // One connection: read-write when this user may have it (root, group
+        // libvirt, polkit), which managing domains and domain capabilities
+        // need anyway; read-only otherwise. Each extra open costs a round
+        // trip and the daemon's per-client setup.
         const auto t0 = std::chrono::steady_clock::now();
-        virConnectPtr c = lv().virConnectOpenReadOnly(uri.c_str());
+        virConnectPtr c = lv().virConnectOpen(uri.c_str());
+        const std::string rw_error = c ? "" : last_error();
+        if (!c) c = lv().virConnectOpenReadOnly(uri.c_str());
         const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         if (!c) {
             const std::string e = last_error();
@@ -279,6 +285,10 @@ public:
             s.connected = true;
             s.connect_ms = ms;
         });
+        publish("read-write", [&](LibvirtSnapshot& s) {
+            s.read_write = rw_error.empty();
+            s.read_write_error = rw_error;
+        });
         const char* t = lv().virConnectGetType(c);
         std::string type = t ? t : "";
         unsigned long lib = 0;
@@ -287,23 +297,15 @@ public:
             s.hypervisor_type = type;
             if (lib_ok) s.library_version = lib;
         });
-        networks(c);
-        pools(c);
-        // Managing domains needs the read-write socket (root, group libvirt, or polkit).
-        virConnectPtr rw = lv().virConnectOpen(uri.c_str());
-        const std::string rw_error = rw ? "" : last_error();
-        publish("read-write", [&](LibvirtSnapshot& s) {
-            s.read_write = rw_error.empty();
-            s.read_write_error = rw_error;
+        // libvirt's client multiplexes concurrent calls on one connection and
+        // the daemon answers them on its worker threads: networks and pools
+        // go beside the capability calls. The capability calls can take
+        // seconds (the daemon probes QEMU when its cache is stale); libvirt
+        // refuses domain capabilities on read-only connections.
+        std::thread objects([this, c] {
+            networks(c);
+            pools(c);
         });
-        // The capability calls come last: they are the ones that can take
-        // seconds (the daemon probes QEMU when its cache is stale). libvirt
-        // refuses domain capabilities on read-only connections, so they go
-        // through the read-write one when this user has it.
-        if (rw) {
-            lv().virConnectClose(c);
-            c = rw;
-        }
         std::string kvm = take(lv().virConnectGetDomainCapabilities(c, nullptr, nullptr, nullptr, "kvm", 0));
         const std::string kvm_error = kvm.empty() ? last_error() : "";
         publish("domcaps-kvm", [&](LibvirtSnapshot& s) {
@@ -327,6 +329,7 @@ public:
         publish("hypervisor-version", [&](LibvirtSnapshot& s) {
             if (hv_ok) s.hypervisor_version = hv;
         });
+        objects.join();
         lv().virConnectClose(c);
         finish();
     }
@@ -410,7 +413,7 @@ LibvirtSnapshot query_libvirt(const std::string& uri, int timeout_ms) {
     auto pending = std::make_shared<Pending>();
     pending->s.uri = uri;
     pending->s.attempted = true;
-    pending->steps = {"socket", "open", "version", "networks", "pools", "read-write", "domcaps-kvm", "domcaps-qemu", "capabilities",
+    pending->steps = {"socket", "open", "read-write", "version", "networks", "pools", "domcaps-kvm", "domcaps-qemu", "capabilities",
                       "hypervisor-version"};
     std::thread([pending, uri] { Query(pending).run(uri); }).detach();
     std::unique_lock lock(pending->mu);
