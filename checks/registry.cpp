@@ -20,6 +20,7 @@ const std::vector<CheckSpec>& registry() {
         add(checks::register_virt, kAreaVirt);
         add(checks::register_net, kAreaNet | kAreaVirt);
         add(checks::register_system, kAreaSystem);
+        add(checks::register_smoke, 0);
         return v;
     }();
     return r;

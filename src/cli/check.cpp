@@ -11,13 +11,14 @@
 #include "core/runner.hpp"
 #include "host/recording_host.hpp"
 #include "output/output.hpp"
+#include "smoke/smoke.hpp"
 
 namespace kvmready::cli {
 
 namespace {
 
 struct CheckOptions {
-    bool json = false, quiet = false, verbose = false, strict = false, list = false;
+    bool json = false, quiet = false, verbose = false, strict = false, list = false, full = false;
     std::string color = "auto";
     std::string record;
     ProbeCli probe;
@@ -49,7 +50,13 @@ int run_check(const CheckOptions& o) {
     std::optional<host::RecordingHost> recorder;
     if (!o.record.empty()) recorder.emplace(*src.host);
     const host::Host& source = recorder ? static_cast<const host::Host&>(*recorder) : *src.host;
+    if (o.full && (!o.probe.root.empty() || !o.probe.from.empty())) throw UsageError("--full boots a VM on this host; it cannot judge a recorded one");
     Facts facts = probe_source(src, source, o.probe);
+    if (o.full) {
+        const auto& q = o.probe.request;
+        facts.smoke = smoke::smoke_for_check(q.connect_uri, q.network, q.bridge, q.pool);
+        if (smoke::interrupted_by()) return 128 + smoke::interrupted_by();
+    }
     if (recorder) {
         const std::string who = facts.access.user ? facts.access.user->name : "?";
         recorder->write(o.record, fmt::format("recorded by kvmready {} from {} (host {}, kernel {}, as {})", KVMREADY_VERSION,
@@ -84,6 +91,7 @@ Action setup_check(CLI::App& app) {
     add_probe_options(sub, o->probe, true);
     sub->add_option("--record", o->record, "Also save everything the probe read into this new directory, as a host tree for --root");
     sub->add_flag("--list", o->list, "List the checks with their level and exit");
+    sub->add_flag("--full", o->full, "Also boot a throwaway guest through libvirt (check smoke.boot; takes seconds)");
     sub->get_option("--json")->excludes("--quiet");
     return [o] { return run_check(*o); };
 }

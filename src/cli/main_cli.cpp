@@ -55,6 +55,7 @@ int run(int argc, char** argv) {
     actions.emplace_back(app.get_subcommand("explain"), setup_explain(app));
     actions.emplace_back(app.get_subcommand("cpuid"), setup_cpuid(app));
     actions.emplace_back(app.get_subcommand("report"), setup_report(app));
+    actions.emplace_back(app.get_subcommand("smoke"), setup_smoke(app));
     if (argc < 2) {
         std::cerr << app.help() << "\nkvmready: a subcommand is required (try `kvmready check`)\n";
         return kExitUsage;

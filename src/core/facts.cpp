@@ -71,7 +71,8 @@ nlohmann::json facts_to_json(const Facts& f) {
             {"request", f.request},
             {"virt", f.virt},
             {"net", f.net},
-            {"system", f.system}};
+            {"system", f.system},
+            {"smoke", f.smoke}};
 }
 
 Facts facts_from_json(const nlohmann::json& j) {
@@ -90,6 +91,7 @@ Facts facts_from_json(const nlohmann::json& j) {
     f.virt = j.value("virt", VirtFacts{});
     f.net = j.value("net", NetFacts{});
     f.system = j.value("system", SystemFacts{});
+    f.smoke = j.value("smoke", smoke::SmokeFacts{});
     return f;
 }
 

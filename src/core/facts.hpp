@@ -16,6 +16,7 @@
 #include "cpuid/cpuid.hpp"
 #include "host/host.hpp"
 #include "host/kvm_probe.hpp"
+#include "smoke/report.hpp"
 
 namespace kvmready {
 
@@ -122,6 +123,7 @@ struct Facts {
     VirtFacts virt;                   // QEMU, libvirt, storage
     NetFacts net;
     SystemFacts system;               // IOMMU, memory, cgroups, confidential, security
+    smoke::SmokeFacts smoke;          // `check --full` only: a guest booted through libvirt
 };
 
 nlohmann::json facts_to_json(const Facts& f);

@@ -62,6 +62,9 @@ struct LibvirtSnapshot {
     // everything before them is filled in.
     std::vector<std::string> unanswered;
     double connect_ms = 0;           // opening the connection (read-write, else read-only)
+    // Who asked: "wire" (kvmready's own client of libvirt's RPC protocol,
+    // local sockets with auth none) or "libvirt.so" (libvirt's client library).
+    std::string client;
 };
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(LibvirtNetwork, name, active, autostart, persistent, xml)
@@ -72,7 +75,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(LibvirtSnapshot, uri, attempted,
                                                 library_version, hypervisor_version, capabilities_xml, domcaps_kvm_xml,
                                                 domcaps_kvm_error, domcaps_qemu_xml, networks, pools, socket_path, socket_error,
                                                 daemon_pid, daemon_comm, daemon_state, domcaps_qemu_error, capabilities_error,
-                                                networks_error, pools_error, unanswered, connect_ms)
+                                                networks_error, pools_error, unanswered, connect_ms, client)
 
 // The local UNIX socket a libvirt URI connects to ("" for remote transports
 // and session URIs): socket= wins, else virtqemud's socket when it exists,
@@ -83,6 +86,12 @@ std::string libvirt_socket_for(const std::string& uri, bool (*exists)(const std:
 // (SIGSTOPped, deadlocked) is abandoned after timeout_ms; calls that answered
 // before the deadline are kept.
 LibvirtSnapshot query_libvirt(const std::string& uri, int timeout_ms);
+
+// Which client query_libvirt uses: automatic = the wire client where it
+// applies, libvirt.so for the rest. The others exist for tests that compare
+// the two (wire: no fallback; a declined query says why in `error`).
+enum class LibvirtClient { automatic, wire, library };
+LibvirtSnapshot query_libvirt(const std::string& uri, int timeout_ms, LibvirtClient client);
 
 // True once a query was abandoned on a hung daemon: its thread may still sit
 // inside libvirt, so the process must leave with _Exit, not exit.

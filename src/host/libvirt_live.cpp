@@ -8,6 +8,11 @@
 // whose initialisers cost ~7 ms at every start of kvmready, even for
 // `explain`, `cpuid` or a --root replay that never talk to a daemon.
 //
+// Local sockets are asked through kvmready's own client of libvirt's RPC
+// protocol first (libvirt_wire.hpp: nothing to load, the daemon's ~3 ms of
+// answers is the whole cost); libvirt.so answers whatever that client
+// declines, from scratch.
+//
 // The calls run cheapest first and each answer is published as it arrives:
 // a daemon that answers the connection but re-probes QEMU for every
 // capabilities call (4 s each when the QEMU user cannot open /dev/kvm) still
@@ -91,6 +96,7 @@ std::string libvirt_socket_for(const std::string& uri, bool (*exists)(const std:
 #include <sstream>
 #include <thread>
 
+#include "host/libvirt_wire.hpp"
 #include "util/dynlib.hpp"
 
 namespace kvmready::host {
@@ -173,7 +179,9 @@ std::string read_small(const std::string& path) {
 // stopped daemon's listening socket still completes it (the kernel queues
 // the connection), so this names the process even when libvirt would hang.
 // Returns connect's errno (0 when it connected or there is no local socket).
-int identify_peer(LibvirtSnapshot& s) {
+// keep: receives the connection instead of closing it (the wire client
+// speaks on it: one connection less for the daemon to set up).
+int identify_peer(LibvirtSnapshot& s, int* keep = nullptr) {
     s.socket_path = libvirt_socket_for(s.uri, path_exists);
     if (s.socket_path.empty()) return 0;
     sockaddr_un addr {};
@@ -206,7 +214,8 @@ int identify_peer(LibvirtSnapshot& s) {
         const std::string stat = read_small(proc + "/stat");
         if (auto p = stat.rfind(')'); p != std::string::npos && p + 2 < stat.size()) s.daemon_state = stat.substr(p + 2, 1);
     }
-    ::close(fd);
+    if (keep) *keep = fd;
+    else ::close(fd);
     return 0;
 }
 
@@ -227,14 +236,22 @@ struct Pending {
     std::vector<std::string> steps;  // not yet answered, in order
 };
 
+const std::vector<std::string>& all_steps() {
+    static const std::vector<std::string> steps = {"socket",       "open",         "read-write",   "version",     "networks",
+                                                   "pools",        "domcaps-kvm",  "domcaps-qemu", "capabilities", "hypervisor-version"};
+    return steps;
+}
+
 class Query {
 public:
-    explicit Query(std::shared_ptr<Pending> p) : p_(std::move(p)) {}
+    Query(std::shared_ptr<Pending> p, LibvirtClient client, wire::Clock::time_point deadline)
+        : p_(std::move(p)), client_(client), deadline_(deadline) {}
 
     void run(const std::string& uri) {
         LibvirtSnapshot peer;
         peer.uri = uri;
-        const int refused = identify_peer(peer);
+        int peer_fd = -1;
+        const int refused = identify_peer(peer, client_ == LibvirtClient::library ? nullptr : &peer_fd);
         publish("socket", [&](LibvirtSnapshot& s) {
             s.socket_path = peer.socket_path;
             s.socket_error = peer.socket_error;
@@ -247,14 +264,44 @@ public:
         if (refused == ENOENT || refused == ECONNREFUSED) {
             // Nobody listens: libvirt could only say the same, after ~7 ms of loading.
             publish("open", [&](LibvirtSnapshot& s) {
-                s.error = "Failed to connect socket to '" + peer.socket_path + "': " + std::strerror(refused);
+                // As libvirt words it: socket= verbatim, derived paths under /var/run.
+                const auto q = uri.find('?');
+                const bool named = q != std::string::npos && (uri.find("?socket=", q) == q || uri.find("&socket=", q) != std::string::npos);
+                s.error = "Failed to connect socket to '" + wire::libvirt_spelling(peer.socket_path, named) + "': " + std::strerror(refused);
             });
             finish();
             return;
         }
+        if (client_ != LibvirtClient::library) {
+            // The wire client first: it answers a local daemon in a fraction
+            // of what loading libvirt.so costs, and declines what it does not
+            // handle (remote transports, authentication, surprises).
+            std::string why;
+            const auto outcome = wire::query(
+                uri, peer.socket_path, deadline_,
+                [this](const std::string& step, const std::function<void(LibvirtSnapshot&)>& fill) { publish(step, fill); }, &why,
+                peer_fd);
+            if (outcome == wire::Outcome::answered) {
+                finish();
+                return;
+            }
+            // The waiting side reports the deadline and the calls still open;
+            // libvirt.so would only hang on the same daemon.
+            if (outcome == wire::Outcome::timed_out) return;
+            restart();
+            if (client_ == LibvirtClient::wire) {
+                publish("open", [&](LibvirtSnapshot& s) {
+                    s.error = "the wire client declined: " + why;
+                    s.client = "wire";
+                });
+                finish();
+                return;
+            }
+        }
         std::string load_error;
         if (!load_api(load_error)) {
             publish("open", [&](LibvirtSnapshot& s) {
+                s.client = "libvirt.so";
                 s.attempted = false;
                 s.not_attempted_reason = load_error;
             });
@@ -277,6 +324,7 @@ public:
             publish("open", [&](LibvirtSnapshot& s) {
                 s.error = e;
                 s.connect_ms = ms;
+                s.client = "libvirt.so";
             });
             finish();
             return;
@@ -284,6 +332,7 @@ public:
         publish("open", [&](LibvirtSnapshot& s) {
             s.connected = true;
             s.connect_ms = ms;
+            s.client = "libvirt.so";
         });
         publish("read-write", [&](LibvirtSnapshot& s) {
             s.read_write = rw_error.empty();
@@ -392,6 +441,16 @@ private:
         std::lock_guard lock(p_->mu);
         fill(p_->s);
         std::erase(p_->steps, step);
+        if (step == "socket") after_socket_ = p_->s;
+    }
+
+    // The wire client declined midway: forget its partial answers, so the
+    // snapshot holds libvirt.so's alone.
+    void restart() {
+        std::lock_guard lock(p_->mu);
+        p_->s = after_socket_;
+        p_->steps = all_steps();
+        std::erase(p_->steps, std::string("socket"));
     }
 
     void finish() {
@@ -402,20 +461,27 @@ private:
     }
 
     std::shared_ptr<Pending> p_;
+    LibvirtClient client_;
+    wire::Clock::time_point deadline_;
+    LibvirtSnapshot after_socket_;
 };
 
 }  // namespace
 
 bool libvirt_abandoned() { return g_abandoned.load(); }
 
-LibvirtSnapshot query_libvirt(const std::string& uri, int timeout_ms) {
+LibvirtSnapshot query_libvirt(const std::string& uri, int timeout_ms) { return query_libvirt(uri, timeout_ms, LibvirtClient::automatic); }
+
+LibvirtSnapshot query_libvirt(const std::string& uri, int timeout_ms, LibvirtClient client) {
     const auto start = std::chrono::steady_clock::now();
     auto pending = std::make_shared<Pending>();
     pending->s.uri = uri;
     pending->s.attempted = true;
-    pending->steps = {"socket", "open", "read-write", "version", "networks", "pools", "domcaps-kvm", "domcaps-qemu", "capabilities",
-                      "hypervisor-version"};
-    std::thread([pending, uri] { Query(pending).run(uri); }).detach();
+    pending->steps = all_steps();
+    // The wire client's own deadline falls a little after this side's, so
+    // the timeout is always decided here, with the calls still open named.
+    const auto wire_deadline = start + std::chrono::milliseconds(timeout_ms) + std::chrono::milliseconds(50);
+    std::thread([pending, uri, client, wire_deadline] { Query(pending, client, wire_deadline).run(uri); }).detach();
     std::unique_lock lock(pending->mu);
     const bool done = pending->cv.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] { return pending->done; });
     LibvirtSnapshot s = pending->s;

@@ -1,0 +1,353 @@
+#include "smoke/qemu_direct.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/random.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include <fmt/format.h>
+
+#include "smoke/guest_paths.hpp"
+#include "smoke/common.hpp"
+#include "smoke/serial_protocol.hpp"
+
+extern char** environ;
+
+namespace kvmready::smoke {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// QEMU option values use ',' as separator; a literal comma is doubled.
+std::string qemu_escape(const std::string& s) {
+    std::string o;
+    for (char c : s) o += c == ',' ? std::string(",,") : std::string(1, c);
+    return o;
+}
+
+std::string tail_of(const std::string& s, size_t n) { return s.size() <= n ? s : s.substr(s.size() - n); }
+
+std::string first_line(const std::string& s) {
+    const auto start = s.find_first_not_of("\r\n ");
+    if (start == std::string::npos) return "";
+    const auto end = s.find('\n', start);
+    return s.substr(start, end == std::string::npos ? std::string::npos : end - start);
+}
+
+// The private run directory: removed with everything in it when the run
+// ends, however it ends.
+struct RunDir {
+    std::string path;
+    ~RunDir() {
+        if (path.empty()) return;
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+};
+
+// QEMU in its own process group, so killing the group also ends anything it
+// forked (slirp helpers, none today).
+struct Child {
+    pid_t pid = -1;
+    int out = -1, err = -1;
+    int status = 0;
+    bool reaped = false;
+
+    ~Child() {
+        kill_and_reap();
+        if (out >= 0) ::close(out);
+        if (err >= 0) ::close(err);
+    }
+    bool try_reap() {
+        if (pid <= 0 || reaped) return reaped;
+        const pid_t w = ::waitpid(pid, &status, WNOHANG);
+        if (w == pid) reaped = true;
+        return reaped;
+    }
+    void kill_and_reap() {
+        if (pid <= 0 || reaped) return;
+        ::kill(-pid, SIGKILL);
+        while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
+        reaped = true;
+    }
+};
+
+std::string describe_status(int status) {
+    if (WIFEXITED(status)) return fmt::format("exit {}", WEXITSTATUS(status));
+    if (WIFSIGNALED(status)) return fmt::format("signal {}", WTERMSIG(status));
+    return "unknown";
+}
+
+}  // namespace
+
+std::vector<std::string> qemu_direct_argv(const QemuDirectConfig& cfg, const std::string& guest, const std::string& disk_path,
+                                          const std::string& mac) {
+    const bool pc = cfg.machine != "microvm";
+    std::string machine = cfg.machine;
+    if (!pc && !cfg.acpi) machine += ",acpi=off";
+    std::vector<std::string> a = {cfg.qemu, "-M", machine, "-accel", cfg.accel};
+    // TCG's default CPU model is enough; under KVM the host's model avoids
+    // CPUID filtering surprises.
+    if (cfg.accel == "kvm") a.insert(a.end(), {"-cpu", "host"});
+    a.insert(a.end(), {"-m", std::to_string(cfg.memory_mib), "-smp", "1", "-nodefaults", "-no-user-config", "-display", "none",
+                       "-no-reboot", "-kernel", guest, "-serial", "stdio"});
+    if (!cfg.append.empty()) a.insert(a.end(), {"-append", cfg.append});
+    if (cfg.disk) {
+        a.insert(a.end(), {"-drive", "if=none,id=d0,format=raw,readonly=on,file=" + qemu_escape(disk_path), "-device",
+                           pc ? "virtio-blk-pci,drive=d0" : "virtio-blk-device,drive=d0"});
+    }
+    if (cfg.nic) {
+        // restrict=on: slirp gives the guest no route to the host or beyond.
+        // romfile= skips iPXE's option ROM on pc: nothing here network-boots.
+        a.insert(a.end(), {"-netdev", "user,id=n0,restrict=on", "-device",
+                           (pc ? "virtio-net-pci,romfile=,netdev=n0,mac=" : "virtio-net-device,netdev=n0,mac=") + mac});
+    }
+    a.insert(a.end(), cfg.extra_args.begin(), cfg.extra_args.end());
+    return a;
+}
+
+SmokeStep run_qemu_direct(const QemuDirectConfig& cfg) {
+    const auto t_begin = Clock::now();
+    SmokeStep s;
+    s.id = "b";
+    s.name = "qemu-direct";
+    s.accel = cfg.accel;
+    s.details["machine"] = cfg.machine;
+    auto fail = [&](const std::string& cls, const std::string& msg) {
+        if (!s.failure.empty()) return;
+        s.failure = cls;
+        s.message = msg;
+    };
+
+    std::vector<std::string> searched;
+    const std::string guest = cfg.guest.empty() ? builtin_guest_path(&searched) : cfg.guest;
+    if (guest.empty() || ::access(guest.c_str(), R_OK) != 0) {
+        fail("prerequisite", guest.empty() ? fmt::format("the builtin guest kvmready-guest.elf is not installed (looked in {})",
+                                                         fmt::join(searched, ", "))
+                                           : fmt::format("cannot read the guest {}: {}", guest, std::strerror(errno)));
+        s.elapsed_ms = ms_since(t_begin);
+        return s;
+    }
+    s.details["guest"] = guest;
+
+    RunDir dir;
+    std::string nonce, mac, disk_path;
+    try {
+        const char* tmp = std::getenv("TMPDIR");
+        std::string parent = !cfg.tmp_parent.empty() ? cfg.tmp_parent : (tmp && *tmp ? tmp : "/tmp");
+        std::string templ = parent + "/kvmready-smoke-b-XXXXXX";
+        if (!::mkdtemp(templ.data())) throw std::runtime_error(fmt::format("cannot create a directory in {}: {}", parent, std::strerror(errno)));
+        dir.path = templ;
+        nonce = random_hex(32);
+        const std::string m = random_hex(3);
+        mac = fmt::format("52:54:00:{}:{}:{}", m.substr(0, 2), m.substr(2, 2), m.substr(4, 2));
+        if (cfg.disk) {
+            disk_path = dir.path + "/disk.raw";
+            std::string sector = cfg.sector0 ? *cfg.sector0 : "KVMREADY-NONCE " + nonce + "\n";
+            sector.resize(512, '\0');
+            std::ofstream f(disk_path, std::ios::binary | std::ios::trunc);
+            f.write(sector.data(), static_cast<std::streamsize>(sector.size()));
+            // 1 MiB, sparse: a disk that looks like a disk to the guest.
+            f.seekp((1 << 20) - 1);
+            f.put('\0');
+            f.close();
+            if (!f) throw std::runtime_error(fmt::format("cannot write {}", disk_path));
+        }
+    } catch (const std::exception& e) {
+        fail("prerequisite", e.what());
+        s.elapsed_ms = ms_since(t_begin);
+        return s;
+    }
+    s.details["nonce"] = nonce;
+    s.details["mac"] = mac;
+
+    const auto argv = qemu_direct_argv(cfg, guest, disk_path, mac);
+    s.details["argv"] = argv;
+    s.split.prepare_ms = ms_since(t_begin);
+
+    int out_pipe[2], err_pipe[2];
+    if (::pipe2(out_pipe, O_CLOEXEC) < 0) {
+        fail("prerequisite", std::string("pipe: ") + std::strerror(errno));
+        return s;
+    }
+    if (::pipe2(err_pipe, O_CLOEXEC) < 0) {
+        ::close(out_pipe[0]);
+        ::close(out_pipe[1]);
+        fail("prerequisite", std::string("pipe: ") + std::strerror(errno));
+        return s;
+    }
+    Child child;
+    child.out = out_pipe[0];
+    child.err = err_pipe[0];
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setpgroup(&attr, 0);
+    sigset_t none, defaults;
+    sigemptyset(&none);
+    sigemptyset(&defaults);
+    sigaddset(&defaults, SIGINT);
+    sigaddset(&defaults, SIGTERM);
+    sigaddset(&defaults, SIGPIPE);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &defaults);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    const auto t0 = Clock::now();
+    pid_t pid = 0;
+    const int rc = ::posix_spawnp(&pid, args[0], &fa, &attr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    ::close(out_pipe[1]);
+    ::close(err_pipe[1]);
+    if (rc != 0) {
+        fail(rc == EACCES ? "not_permitted" : "prerequisite", fmt::format("cannot run {}: {}", cfg.qemu, std::strerror(rc)));
+        s.elapsed_ms = ms_since(t_begin);
+        return s;
+    }
+    child.pid = pid;
+    s.ran = true;
+    s.split.start_ms = ms_since(t0);
+
+    SerialLog serial;
+    StageTracker tracker(builtin_guest_stages());
+    if (cfg.disk) tracker.expect("disk", "nonce", nonce);
+    if (cfg.nic) tracker.expect("nic", "mac", mac);
+    std::string err_text;
+    bool kvm_error = false, timed_out = false, no_marker_deadline = false, interrupted = false;
+    double kvm_error_at = -1, done_at = -1;
+    // After `done` the guest powers off; a guest that cannot gets this long.
+    constexpr double kExitGraceMs = 2000;
+    // After a KVM internal error QEMU pauses the VM forever: keep reading
+    // just long enough to get the register dump.
+    constexpr double kKvmErrorGraceMs = 100;
+
+    pollfd fds[2] = {{child.out, POLLIN, 0}, {child.err, POLLIN, 0}};
+    int open_fds = 2;
+    char buf[4096];
+    for (;;) {
+        const double now = ms_since(t0);
+        if (child.try_reap() && open_fds == 0) break;
+        if (done_at >= 0 && now - done_at >= kExitGraceMs) break;
+        if (kvm_error && now - kvm_error_at >= kKvmErrorGraceMs) break;
+        if (now >= cfg.timeout_ms) {
+            timed_out = true;
+            break;
+        }
+        if (cfg.first_marker_ms > 0 && !tracker.first_marker_seen() && now >= cfg.first_marker_ms) {
+            no_marker_deadline = true;
+            break;
+        }
+        if (cfg.cancelled && cfg.cancelled()) {
+            interrupted = true;
+            break;
+        }
+        if (open_fds == 0) {
+            // Pipes closed, process not reaped yet: it is exiting.
+            ::usleep(1000);
+            continue;
+        }
+        const int n = ::poll(fds, 2, 5);
+        if (n < 0 && errno != EINTR) break;
+        for (int i = 0; i < 2 && n > 0; ++i) {
+            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            const ssize_t got = ::read(fds[i].fd, buf, sizeof buf);
+            if (got > 0) {
+                const double at = ms_since(t0);
+                if (i == 0) {
+                    for (const auto& r : serial.feed(std::string_view(buf, static_cast<size_t>(got)))) {
+                        tracker.on_report(r, at);
+                        if (r.stage == "done" && done_at < 0) done_at = at;
+                    }
+                } else {
+                    err_text.append(buf, static_cast<size_t>(got));
+                    if (err_text.size() > 65536) err_text.erase(0, err_text.size() - 65536);
+                    if (!kvm_error && (err_text.find("KVM internal error") != std::string::npos ||
+                                       err_text.find("KVM: entry failed") != std::string::npos)) {
+                        kvm_error = true;
+                        kvm_error_at = at;
+                    }
+                }
+            } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
+                fds[i].fd = -1;
+                --open_fds;
+            }
+        }
+    }
+    const bool exited_by_itself = child.reaped;
+    const auto t_teardown = Clock::now();
+    child.kill_and_reap();
+    s.details["qemu_exit"] = exited_by_itself ? describe_status(child.status) : "killed by kvmready";
+    if (!err_text.empty()) s.details["qemu_stderr"] = tail_of(err_text, 2048);
+
+    s.stages = tracker.stages();
+    s.last_stage = tracker.last_stage();
+    if (tracker.first_marker_seen()) {
+        s.split.boot_ms = tracker.first_marker_ms();
+        s.split.stages_ms = tracker.last_report_ms() - tracker.first_marker_ms();
+    }
+    const double now = ms_since(t0);
+    const std::string after = s.last_stage.empty() ? "before the guest's first marker" : "after stage " + s.last_stage;
+    if (tracker.passed()) {
+        s.passed = true;
+        s.message = fmt::format("QEMU ({} {}) booted the builtin guest, which read the nonce back and found the NIC", cfg.machine,
+                                cfg.accel);
+        if (kvm_error) s.details["note"] = "QEMU reported a KVM internal error after the guest said done (while powering off)";
+    } else if (interrupted) {
+        fail("interrupted", "interrupted " + after);
+    } else if (kvm_error) {
+        fail("kvm_internal_error", "QEMU reported a KVM internal error " + after + ": " + first_line(err_text.substr(err_text.find("KVM"))));
+    } else if (tracker.failed()) {
+        const auto* f = tracker.first_failure();
+        fail(tracker.failure_class(), fmt::format("stage {} failed: {}", f->name, f->detail));
+    } else if (timed_out || no_marker_deadline) {
+        if (serial.bytes_seen() == 0)
+            fail("no_serial_output", fmt::format("no serial output at all within {:.1f} s of QEMU's start", now / 1000));
+        else if (!tracker.first_marker_seen())
+            fail("stalled_before_first_marker",
+                 fmt::format("the console printed {} bytes but the guest's first marker never came within {:.1f} s", serial.bytes_seen(),
+                             now / 1000));
+        else
+            fail("timeout", fmt::format("timed out after {:.1f} s; last stage reached: {}", now / 1000, s.last_stage));
+    } else if (!tracker.first_marker_seen()) {
+        const std::string why = first_line(err_text);
+        if (err_text.find("Could not access KVM kernel module") != std::string::npos ||
+            err_text.find("failed to initialize kvm") != std::string::npos)
+            fail(err_text.find("Permission denied") != std::string::npos ? "not_permitted" : "start_failed",
+                 "QEMU could not use KVM: " + why);
+        else if (exited_by_itself && WIFEXITED(child.status) && WEXITSTATUS(child.status) != 0)
+            fail("start_failed", fmt::format("QEMU failed to start ({}): {}", describe_status(child.status), why.empty() ? "no message" : why));
+        else if (serial.bytes_seen() == 0)
+            fail("no_serial_output", fmt::format("QEMU ended ({}) without any serial output", s.details["qemu_exit"].get<std::string>()));
+        else
+            fail("stalled_before_first_marker", "QEMU ended before the guest's first marker");
+    } else if (tracker.done()) {
+        fail("guest_failure", "the guest said done without passing every stage");
+    } else {
+        fail("guest_failure", fmt::format("QEMU ended ({}) {} without the guest saying done", s.details["qemu_exit"].get<std::string>(), after));
+    }
+    if (!s.passed) s.serial_tail = serial.tail();
+    s.split.teardown_ms = ms_since(t_teardown);
+    s.elapsed_ms = ms_since(t_begin);
+    return s;
+}
+
+}  // namespace kvmready::smoke
