@@ -84,6 +84,7 @@ struct VirtNetwork {
     std::string forward_mode;           // "nat" for <forward/>, "" when isolated
     std::string forward_dev;            // <forward dev=...>
     std::vector<std::string> addresses; // "192.168.122.1/24"
+    std::vector<std::pair<std::string, std::string>> dhcp_ranges;  // IPv4 <dhcp><range start end>
     bool bridge_checked = false;        // /sys/class/net/BRIDGE was looked at
     bool bridge_exists = false;
 };
@@ -141,7 +142,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(QemuUserFacts, libvirt_qemu_driv
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DomCapsFacts, present, error, path, domain, machine, arch, max_vcpus, firmware, loaders,
                                                 secure_boot, cpu_modes)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VirtNetwork, name, active, autostart, persistent, bridge, forward_mode, forward_dev,
-                                                addresses, bridge_checked, bridge_exists)
+                                                addresses, dhcp_ranges, bridge_checked, bridge_exists)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VirtPool, name, active, autostart, persistent, state, capacity, allocation, available,
                                                 type, target)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(StorageDirFacts, path, why, chain, usage_read, usage, fstype, mount_point)

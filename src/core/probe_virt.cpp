@@ -404,6 +404,9 @@ void parse_network_xml(const std::string& xml, VirtNetwork& out) {
             prefix = std::to_string(bits);
         }
         out.addresses.push_back(prefix.empty() ? addr : addr + "/" + prefix);
+        if (const auto* d = ip->child("dhcp"))
+            for (const auto* r : d->all("range"))
+                if (r->attr("start").find('.') != std::string::npos) out.dhcp_ranges.emplace_back(r->attr("start"), r->attr("end"));
     }
 }
 

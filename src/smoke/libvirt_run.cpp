@@ -7,6 +7,7 @@
 // and never in /boot.
 #include "smoke/libvirt_run.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -29,6 +30,7 @@
 
 #include <fmt/format.h>
 
+#include "core/facts_virt.hpp"
 #include "smoke/common.hpp"
 #include "smoke/serial_protocol.hpp"
 
@@ -125,6 +127,7 @@ namespace {
     X(virStreamFree) \
     X(virNetworkLookupByName) \
     X(virNetworkIsActive) \
+    X(virNetworkGetXMLDesc) \
     X(virNetworkFree) \
     X(virDomainCreateXML) \
     X(virDomainGetState) \
@@ -249,6 +252,23 @@ void judge_stage(const Marker& m, const Expect& e, SmokeStage& st) {
     }
 }
 
+// A random address of the network's first IPv4 DHCP range ("" when none).
+std::string dhcp_hint(const VirtNetwork& n) {
+    if (n.dhcp_ranges.empty()) return "";
+    in_addr a{}, b{};
+    if (::inet_pton(AF_INET, n.dhcp_ranges.front().first.c_str(), &a) != 1 ||
+        ::inet_pton(AF_INET, n.dhcp_ranges.front().second.c_str(), &b) != 1)
+        return "";
+    const uint32_t lo = ntohl(a.s_addr), hi = ntohl(b.s_addr);
+    if (hi < lo) return "";
+    uint32_t r = 0;
+    if (::getrandom(&r, sizeof r, 0) != static_cast<ssize_t>(sizeof r)) r = static_cast<uint32_t>(::getpid());
+    in_addr pick{};
+    pick.s_addr = htonl(lo + r % (hi - lo + 1));
+    char buf[INET_ADDRSTRLEN] = {};
+    return ::inet_ntop(AF_INET, &pick, buf, sizeof buf) ? buf : "";
+}
+
 std::string domain_xml(const LibvirtRunConfig& cfg, const std::string& name, const std::string& dir, const std::string& vol,
                        const std::string& mac, bool has_initrd) {
     std::string os = fmt::format("<type arch='x86_64' machine='pc'>hvm</type><kernel>{}/guest</kernel>", xml_escape(dir));
@@ -288,8 +308,9 @@ std::string libvirt_client_unavailable() {
     return err;
 }
 
-SmokeStep run_libvirt(const LibvirtRunConfig& cfg, std::vector<std::string>* kept, std::vector<std::string>* cleanup) {
+SmokeStep run_libvirt(const LibvirtRunConfig& cfg_in, std::vector<std::string>* kept, std::vector<std::string>* cleanup) {
     const auto t0 = Clock::now();
+    LibvirtRunConfig cfg = cfg_in;  // the Linux guest's command line gains a DHCP hint below
     SmokeStep s;
     s.id = cfg.step_id;
     s.name = cfg.step_name;
@@ -439,6 +460,17 @@ SmokeStep run_libvirt(const LibvirtRunConfig& cfg, std::vector<std::string>* kep
                 throw 0;
             }
             const int active = lv().virNetworkIsActive(net);
+            if (cfg.linux_guest && active == 1) {
+                // libvirt's dnsmasq pings an address for 3 s before offering it
+                // to a new client; a REQUEST for a free address is answered at
+                // once. A taken hint is refused and the guest falls back to
+                // DISCOVER, so a collision costs only those 3 s.
+                char* xml = lv().virNetworkGetXMLDesc(net, 0);
+                VirtNetwork vn;
+                if (xml) parse_network_xml(xml, vn);
+                std::free(xml);
+                if (const std::string hint = dhcp_hint(vn); !hint.empty()) cfg.cmdline += " kvmready.dhcp_hint=" + hint;
+            }
             lv().virNetworkFree(net);
             if (active != 1) {
                 fail("prerequisite",

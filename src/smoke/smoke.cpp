@@ -206,7 +206,9 @@ SmokeReport run_smoke(const SmokeOptions& o) {
         cfg.memory_mib = 256;
         cfg.step_id = "d";
         cfg.step_name = "linux";
-        cfg.cmdline = "console=ttyS0,115200 panic=-1 " + o.append;
+        // The guest's own watchdog ends a stuck stage a little before the
+        // host gives up, so the report names the stage and the guest's reason.
+        cfg.cmdline = fmt::format("console=ttyS0,115200 panic=-1 kvmready.timeout={} {}", std::max(3, o.timeout_s - 2), o.append);
         if (cfg.kernel.empty()) {
             utsname u{};
             ::uname(&u);

@@ -700,8 +700,13 @@ static void dhcp(struct lease *l) {
     memcpy(&xid, mac + 2, 4);
     xid ^= (uint32_t)now_ms();
     if (dhcp_hint) {
-        if (dhcp_send(sock, ifindex, xid, 3 /* REQUEST */, NULL) != 0) fail("dhcp_send", "errno=%s", errname(errno));
-        int r = dhcp_recv(sock, xid, 5 /* ACK */, l, now_ms() + 1000);
+        /* Repeated: a freshly started VM's first frames are often dropped
+         * while the host side of its link comes up. */
+        int r = 0;
+        for (int attempt = 0; attempt < 4 && r == 0; attempt++) {
+            if (dhcp_send(sock, ifindex, xid, 3 /* REQUEST */, NULL) != 0) fail("dhcp_send", "errno=%s", errname(errno));
+            r = dhcp_recv(sock, xid, 5 /* ACK */, l, now_ms() + 300);
+        }
         if (r == 5 && l->ip) {
             if (!l->gw) l->gw = l->server;
             note("dhcp: hinted request acknowledged");
