@@ -96,6 +96,20 @@ void virt_extensions(const Facts& f, const Results&, Finding& out) {
         }
         return;
     }
+    if (is_pvm(f)) {
+        // kvm_pvm needs no VT-x/AMD-V at all: the missing flag is not the cause
+        // when the ioctl test could not run (a user without access to /dev/kvm);
+        // kvm.access and kvm.api say what is.
+        ev["kvm_flavour"] = "pvm";
+        set(out, Status::Warn,
+            fmt::format("no {} in CPUID, but this kernel provides KVM through {}, which does not need it; the functional test "
+                        "(kvm.api) could not run to confirm it",
+                        expected, describe_flavour("kvm_pvm")));
+        remedy(out, std::string(kPvmImplications) + ".",
+               {"qemu-system-x86_64 -accel tcg ...   # ordinary guests", "virt-install --virt-type qemu ...   # libvirt"}, "", "manual",
+               false);
+        return;
+    }
     if (d.hypervisor) {
         const std::string hv = d.hypervisor_vendor.value_or("");
         set(out, Status::Fail,

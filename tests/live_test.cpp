@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include <gtest/gtest.h>
@@ -14,6 +15,7 @@
 #include "checks/common.hpp"
 #include "core/probe.hpp"
 #include "core/runner.hpp"
+#include "host/process.hpp"
 #include "output/output.hpp"
 
 using namespace kvmready;
@@ -127,4 +129,31 @@ TEST(Live, FactsRoundTripThroughJsonGiveTheSameFindings) {
         EXPECT_EQ(a.findings[i].status, b.findings[i].status) << a.findings[i].id;
         EXPECT_EQ(a.findings[i].message, b.findings[i].message) << a.findings[i].id;
     }
+}
+
+// Run as a user who cannot open /dev/kvm, the tool cannot do the ioctl test.
+// On a host whose KVM needs no VT-x (kvm_pvm) the missing CPU flag must not be
+// blamed: the verdict names the access problem.
+TEST(Live, UnprivilegedRunBlamesAccessNotTheCpuFlag) {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root to run the tool as nobody";
+    struct stat st {};
+    if (::stat("/dev/kvm", &st) < 0) GTEST_SKIP() << "no /dev/kvm";
+    if ((st.st_mode & 06) == 06) GTEST_SKIP() << "/dev/kvm is world-writable here; nobody can use it";
+    auto h = host::make_live_host();
+    ProbeOptions o;
+    o.kvm_api = false;
+    const Facts f = probe(*h, o);
+    const host::RunResult run = host::run_process({"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", KVMREADY_BINARY,
+                                                   "check", "--json", "cpu.virt-extensions", "kvm.access", "kvm.api"},
+                                                  20000);
+    ASSERT_TRUE(run.started) << run.error;
+    const std::string& out = run.out;
+    const auto doc = nlohmann::json::parse(out, nullptr, false);
+    ASSERT_TRUE(doc.is_object()) << out;
+    EXPECT_EQ(doc["verdict"], "not_ready") << out;
+    std::map<std::string, std::string> st_of;
+    for (const auto& c : doc["checks"]) st_of[c["id"]] = c["status"];
+    EXPECT_EQ(st_of["kvm.access"], "fail");
+    EXPECT_NE(doc.value("verdict_text", "").find("cannot open /dev/kvm"), std::string::npos) << doc.dump(2);
+    if (checks::is_pvm(f)) EXPECT_EQ(st_of["cpu.virt-extensions"], "warn") << "kvm_pvm needs no VT-x: the flag is not the cause";
 }
