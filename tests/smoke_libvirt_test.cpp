@@ -182,6 +182,9 @@ protected:
         EXPECT_TRUE(left.empty()) << context << ": run directory left: " << left.front();
         const auto logs = d.run_inside({"ls", "/var/log/libvirt/qemu"}, 5000);
         EXPECT_EQ(logs.out.find("kvmready-smoke-"), std::string::npos) << context << ": QEMU log left: " << logs.out;
+        // The Linux guest's DHCP reservation is live-only and must be gone too.
+        const std::string net = d.virsh({"net-dumpxml", "default"}).out;
+        EXPECT_EQ(net.find("<host mac="), std::string::npos) << context << ": DHCP reservation left: " << net;
     }
 
     static json step(const json& doc, const std::string& id, const std::string& accel) {
@@ -366,6 +369,14 @@ TEST_F(SmokeLibvirt, LinuxGuestUnderTcgProvesTheNetworkEndToEnd) {
     std::map<std::string, std::string> st;
     for (const auto& s : d["stages"]) st[s["name"]] = s["status"];
     for (const char* n : {"boot", "disk", "nic", "net", "done"}) EXPECT_EQ(st[n], "pass") << n << "\n" << d.dump(2);
+    // The run reserved an address for its MAC (dnsmasq offers reservations at
+    // once instead of pinging for 3 s), and the guest got exactly that one.
+    ASSERT_TRUE(d["details"].contains("dhcp_reservation")) << d.dump(2);
+    const std::string ip = d["details"]["dhcp_reservation"];
+    std::string leased;
+    for (const auto& s : d["stages"])
+        if (s["name"] == "net" && s.contains("values")) leased = s["values"].value("ip", "");
+    EXPECT_EQ(leased, ip) << "the guest's lease is not the reserved address\n" << d.dump(2);
     expect_nothing_left("linux guest");
 }
 

@@ -128,6 +128,8 @@ namespace {
     X(virNetworkLookupByName) \
     X(virNetworkIsActive) \
     X(virNetworkGetXMLDesc) \
+    X(virNetworkUpdate) \
+    X(virNetworkRef) \
     X(virNetworkFree) \
     X(virDomainCreateXML) \
     X(virDomainGetState) \
@@ -360,6 +362,8 @@ SmokeStep run_libvirt(const LibvirtRunConfig& cfg_in, std::vector<std::string>* 
     std::string vol_path;
     std::string serial;             // everything read so far
     bool domain_started = false;
+    virNetworkPtr dhcp_net = nullptr;  // holds this run's DHCP reservation
+    std::string dhcp_host;             // <host mac ip/> as added
 
     auto cancelled = [&] { return cfg.cancelled && cfg.cancelled(); };
 
@@ -377,6 +381,7 @@ SmokeStep run_libvirt(const LibvirtRunConfig& cfg_in, std::vector<std::string>* 
                 if (domain_started) kept->push_back("domain " + name);
                 if (vol) kept->push_back("volume " + vol_name + " in pool " + cfg.pool);
                 if (dir_made) kept->push_back("directory " + dir);
+                if (dhcp_net) kept->push_back("DHCP reservation " + dhcp_host + " in network " + cfg.network + " (live only)");
             }
             if (cleanup) {
                 const std::string virsh = "virsh -c " + shell_quote(cfg.uri);
@@ -384,7 +389,11 @@ SmokeStep run_libvirt(const LibvirtRunConfig& cfg_in, std::vector<std::string>* 
                 if (vol) cleanup->push_back(virsh + " vol-delete --pool " + shell_quote(cfg.pool) + " " + vol_name);
                 if (dir_made) cleanup->push_back("rm -rf -- " + shell_quote(dir));
                 if (domain_started) cleanup->push_back("rm -f -- " + qemu_log);
+                if (dhcp_net)
+                    cleanup->push_back(virsh + " net-update " + shell_quote(cfg.network) + " delete ip-dhcp-host " + shell_quote(dhcp_host) +
+                                       " --live");
             }
+            if (dhcp_net) lv().virNetworkFree(dhcp_net);
             s.split.teardown_ms = ms_since(td);
             return;
         }
@@ -411,6 +420,13 @@ SmokeStep run_libvirt(const LibvirtRunConfig& cfg_in, std::vector<std::string>* 
                 s.details["cleanup_error"] = fmt::format("volume {}: {}", vol_name, last_error());
             lv().virStorageVolFree(vol);
             lap("volume_ms");
+        }
+        if (dhcp_net) {
+            if (lv().virNetworkUpdate(dhcp_net, VIR_NETWORK_UPDATE_COMMAND_DELETE, VIR_NETWORK_SECTION_IP_DHCP_HOST, -1, dhcp_host.c_str(),
+                                      VIR_NETWORK_UPDATE_AFFECT_LIVE) < 0)
+                s.details["cleanup_error"] = fmt::format("DHCP reservation {}: {}", dhcp_host, last_error());
+            lv().virNetworkFree(dhcp_net);
+            lap("dhcp_reservation_ms");
         }
         if (pool) lv().virStoragePoolFree(pool);
         if (conn) lv().virConnectClose(conn);
@@ -461,15 +477,27 @@ SmokeStep run_libvirt(const LibvirtRunConfig& cfg_in, std::vector<std::string>* 
             }
             const int active = lv().virNetworkIsActive(net);
             if (cfg.linux_guest && active == 1) {
-                // libvirt's dnsmasq pings an address for 3 s before offering it
-                // to a new client; a REQUEST for a free address is answered at
-                // once. A taken hint is refused and the guest falls back to
-                // DISCOVER, so a collision costs only those 3 s.
+                // libvirt's dnsmasq pings a dynamic address for 3 s before it
+                // offers it, most of the Linux guest's run. A reservation for
+                // this run's MAC (live only, removed at teardown) is offered at
+                // once. Without one, the guest asks for a hinted free address.
                 char* xml = lv().virNetworkGetXMLDesc(net, 0);
                 VirtNetwork vn;
                 if (xml) parse_network_xml(xml, vn);
                 std::free(xml);
-                if (const std::string hint = dhcp_hint(vn); !hint.empty()) cfg.cmdline += " kvmready.dhcp_hint=" + hint;
+                if (const std::string ip = dhcp_hint(vn); !ip.empty()) {
+                    const std::string host = fmt::format("<host mac='{}' ip='{}'/>", mac, ip);
+                    if (lv().virNetworkUpdate(net, VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, VIR_NETWORK_SECTION_IP_DHCP_HOST, -1,
+                                              host.c_str(), VIR_NETWORK_UPDATE_AFFECT_LIVE) == 0) {
+                        dhcp_host = host;
+                        dhcp_net = net;
+                        lv().virNetworkRef(net);
+                        s.details["dhcp_reservation"] = ip;
+                    } else {
+                        s.details["dhcp_reservation_error"] = last_error();
+                        cfg.cmdline += " kvmready.dhcp_hint=" + ip;
+                    }
+                }
             }
             lv().virNetworkFree(net);
             if (active != 1) {
