@@ -32,6 +32,13 @@ void boot(const Facts& f, const Results&, Finding& out) {
         ev["failure"] = s.failure;
     }
     if (!s.diagnosis.empty()) ev["diagnosis"] = s.diagnosis;
+    if (s.passed && s.kvm_flavour_pvm && s.accel_used == "kvm") {
+        // Proved for kvmready's own guest, not for the kernels people run.
+        set(out, Status::Warn, s.verdict + " " + s.diagnosis);
+        remedy(out, std::string(kPvmImplications) + ".", {"kvmready smoke --guest linux", "virt-install --virt-type qemu ..."}, "", "manual",
+               false);
+        return;
+    }
     if (s.passed) {
         set(out, Status::Pass, s.verdict);
         return;

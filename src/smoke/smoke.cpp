@@ -311,6 +311,13 @@ SmokeReport run_smoke(const SmokeOptions& o) {
         if (r.passed)
             r.verdict = r.accel_used == "kvm" ? "A KVM guest booted through libvirt and proved its disk and NIC: this host runs VMs."
                                               : "A TCG guest booted through libvirt and proved its disk and NIC (KVM was not asked for).";
+        // The builtin guest needs no paging and no privileged kernel work, so
+        // it runs under kvm_pvm where ordinary kernels hang: a plain "runs VMs"
+        // here would be trusted too far.
+        if (r.passed && r.accel_used == "kvm" && flavour == "kvm_pvm" && o.guest == "builtin")
+            r.diagnosis = "KVM here is kvm_pvm (PVM: software, pagetable-based virtualization without VT-x/AMD-V): the builtin guest "
+                          "runs under it, but ordinary kernels fail or hang with -accel kvm unless they are PVM guests; run them as "
+                          "type qemu (TCG). `kvmready smoke --guest linux` shows it with a real kernel.";
         else if (last.passed && r.accel_used == "tcg" && o.accel != "tcg")
             r.verdict = "The guest boots only under TCG: KVM is not usable on this host.";
         else if (last.passed) {
