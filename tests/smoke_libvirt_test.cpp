@@ -295,6 +295,45 @@ TEST_F(SmokeLibvirt, SigintAndSigtermMidRunLeaveNothing) {
     EXPECT_GE(caught, 2) << "the signals arrived after the runs had finished: the test proved nothing";
 }
 
+std::string cached_kernel();
+
+// A daemon that hangs mid-run (SIGSTOP) must not hang the smoke test: libvirt's
+// keepalive gives up within seconds, the run says so, and once the daemon
+// recovers nothing of the run is left (the domain dies with the connection,
+// the volume's file was removed directly).
+TEST_F(SmokeLibvirt, DaemonHungMidRunEndsTheRunWithinSeconds) {
+    const std::string k = cached_kernel();
+    if (k.empty()) GTEST_SKIP() << "no cached guest kernel (scripts/fetch-guest-kernel.sh)";
+    const std::string empty = tmp_ + "/../" + fs::path(tmp_).filename().string() + "-hang.cpio";
+    { std::ofstream(empty).put('\0'); }
+    const auto t0 = Clock::now();
+    const pid_t pid = spawn_smoke({"smoke", "--kernel", k, "--initrd", empty, "--accel", "tcg", "--connect", daemon_->uri(), "--json",
+                                   "--timeout", "25"});
+    ASSERT_GT(pid, 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    daemon_->pause();
+    const SmokeRun r = wait_smoke(pid, t0, 20000);
+    daemon_->resume();
+    ::unlink(empty.c_str());
+    EXPECT_FALSE(r.timed_out) << "the run hung with the daemon";
+    EXPECT_LT(r.wall_ms, 15000) << r.out;
+    ASSERT_TRUE(r.doc.is_object()) << r.out << r.err;
+    EXPECT_EQ(r.exit_code, 1) << r.out;
+    const json c = step(r.doc, "c", "tcg");
+    ASSERT_TRUE(c.is_object()) << r.out;
+    EXPECT_EQ(c["failure"], "daemon_lost") << c.dump(2);
+    EXPECT_NE(c.value("message", "").find("stopped answering"), std::string::npos) << c.dump(2);
+    daemon_->virsh({"pool-refresh", "default"});
+    // The recovered daemon writes the dead domain's QEMU log after kvmready
+    // exited; the report names it and how to remove it.
+    const std::string log = c["details"].value("left_to_the_daemon", "");
+    ASSERT_FALSE(log.empty()) << c.dump(2);
+    for (int i = 0; i < 50 && daemon_->run_inside({"test", "-e", log}, 5000).exit_code != 0; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    daemon_->run_inside({"rm", "-f", "--", log}, 5000);
+    expect_nothing_left("daemon hung mid-run");
+}
+
 // --keep leaves the domain's volume and files and prints the commands that
 // remove them; running those commands leaves nothing.
 TEST_F(SmokeLibvirt, KeepPrintsCommandsThatRemoveEverything) {

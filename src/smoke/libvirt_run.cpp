@@ -107,6 +107,10 @@ namespace {
 
 #define KVMREADY_SMOKE_LIBVIRT_FUNCTIONS(X) \
     X(virInitialize) \
+    X(virEventRegisterDefaultImpl) \
+    X(virEventRunDefaultImpl) \
+    X(virConnectSetKeepAlive) \
+    X(virConnectIsAlive) \
     X(virSetErrorFunc) \
     X(virGetLastError) \
     X(virGetLastErrorMessage) \
@@ -331,6 +335,17 @@ SmokeStep run_libvirt(const LibvirtRunConfig& cfg_in, std::vector<std::string>* 
     }
     lv().virInitialize();
     lv().virSetErrorFunc(nullptr, quiet);
+    // libvirt's keepalive needs its event loop: with it, a daemon that stops
+    // answering mid-run (hung, SIGSTOPped) closes the connection after ~4 s
+    // and every blocked call returns, instead of the run hanging forever.
+    // The loop thread lives as long as the process.
+    static std::once_flag event_loop;
+    std::call_once(event_loop, [] {
+        if (lv().virEventRegisterDefaultImpl() == 0)
+            std::thread([] {
+                for (;;) lv().virEventRunDefaultImpl();
+            }).detach();
+    });
 
     const std::string suffix = fmt::format("{}-{}", ::getpid(), random_hex(4));
     const std::string name = "kvmready-smoke-" + suffix;
@@ -416,8 +431,13 @@ SmokeStep run_libvirt(const LibvirtRunConfig& cfg_in, std::vector<std::string>* 
             lap("destroy_ms");
         }
         if (vol) {
-            if (lv().virStorageVolDelete(vol, 0) < 0)
+            if (lv().virStorageVolDelete(vol, 0) < 0) {
                 s.details["cleanup_error"] = fmt::format("volume {}: {}", vol_name, last_error());
+                // A daemon that stopped answering cannot delete it; the file of
+                // a local directory pool can still go (the pool forgets it at
+                // its next refresh).
+                if (!vol_path.empty() && ::unlink(vol_path.c_str()) == 0) s.details["volume_unlinked"] = vol_path;
+            }
             lv().virStorageVolFree(vol);
             lap("volume_ms");
         }
@@ -454,6 +474,7 @@ SmokeStep run_libvirt(const LibvirtRunConfig& cfg_in, std::vector<std::string>* 
             return s;
         }
         conn = o.conn;
+        lv().virConnectSetKeepAlive(conn, 1, 3);
         pool = lv().virStoragePoolLookupByName(conn, cfg.pool.c_str());
         if (!pool) {
             const int code = last_code();
@@ -632,8 +653,20 @@ SmokeStep run_libvirt(const LibvirtRunConfig& cfg_in, std::vector<std::string>* 
             if (ms_since(last_state_check) >= 50) {
                 last_state_check = Clock::now();
                 int state = 0, reason = 0;
-                if (lv().virDomainGetState(dom, &state, &reason, 0) < 0 || state == VIR_DOMAIN_SHUTOFF || state == VIR_DOMAIN_SHUTDOWN ||
-                    state == VIR_DOMAIN_CRASHED) {
+                const int got = lv().virDomainGetState(dom, &state, &reason, 0);
+                if (got < 0 && !lv().virConnectIsAlive(conn)) {
+                    // The keepalive gave up: the daemon is hung or gone; the
+                    // domain dies with our connection once it recovers.
+                    const std::string log = "/var/log/libvirt/qemu/" + name + ".log";
+                    s.details["left_to_the_daemon"] = log;
+                    fail("daemon_lost",
+                         fmt::format("the libvirt daemon stopped answering {:.1f} s into the run ({}){}; when it recovers it destroys the "
+                                     "domain (auto-destroy) and may write its log {} again (rm -f -- {})",
+                                     ms_since(started) / 1000, last_error(),
+                                     s.last_stage.empty() ? "" : "; last stage reached: " + s.last_stage, log, log));
+                    break;
+                }
+                if (got < 0 || state == VIR_DOMAIN_SHUTOFF || state == VIR_DOMAIN_SHUTDOWN || state == VIR_DOMAIN_CRASHED) {
                     ended = true;
                 } else if (state == VIR_DOMAIN_PAUSED) {
                     paused = true;

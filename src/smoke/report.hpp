@@ -42,7 +42,8 @@ struct SmokeStep {
     bool passed = false;
     // Failure class: "", "prerequisite", "not_permitted", "start_failed",
     // "kvm_internal_error", "no_serial_output", "stalled_before_first_marker",
-    // "guest_failure", "timeout", "interrupted", "wrong_nonce", "wrong_mac".
+    // "guest_failure", "timeout", "interrupted", "wrong_nonce", "wrong_mac",
+    // "daemon_lost" (libvirt's keepalive gave up on a hung daemon mid-run).
     std::string failure;
     std::string message;              // one sentence
     double elapsed_ms = 0;
