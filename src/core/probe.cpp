@@ -223,11 +223,6 @@ Facts probe(const host::Host& h, const ProbeOptions& opt) {
     // idle vCPU, and waking that costs ~1 ms in a VM: the reads absorb that
     // delay, the critical path does not.
     f.kernel.release = read_trimmed(h, "/proc/sys/kernel/osrelease");
-    // The network probe may run iptables/nft/ip (when a bridge exists): its
-    // own thread, so those programs overlap everything else. It reads only
-    // the kernel release and writes only f.net.
-    std::thread net_thread;
-    if (opt.areas & kAreaNet) net_thread = std::thread([&] { probe_net(h, opt, f); });
     std::thread files([&] {
         f.kernel.cmdline = read_trimmed(h, "/proc/cmdline");
         f.kernel.hostname = read_trimmed(h, "/proc/sys/kernel/hostname");
@@ -237,6 +232,7 @@ Facts probe(const host::Host& h, const ProbeOptions& opt) {
         probe_device(h, f);
         probe_access(h, opt, f);
         probe_hypervisor(h, f);
+        if (opt.areas & kAreaNet) probe_net(h, opt, f);
         if (opt.areas & kAreaSystem) probe_system(h, opt, f);
     });
     if (opt.kvm_api) {
@@ -245,7 +241,6 @@ Facts probe(const host::Host& h, const ProbeOptions& opt) {
         f.kvm.not_attempted_reason = "not requested";
     }
     files.join();
-    if (net_thread.joinable()) net_thread.join();
     if (virt_thread.joinable()) virt_thread.join();
     return f;
 }
