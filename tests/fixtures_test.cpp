@@ -28,6 +28,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support/spawn.hpp"
+
 #include "core/check.hpp"
 #include <nlohmann/json.hpp>
 
@@ -61,70 +63,18 @@ std::vector<std::string> child_env() {
     return env;
 }
 
-// posix_spawn with an argv vector (no shell), in `cwd`, capturing both streams.
+// The tool in `cwd` with the test environment, both streams captured.
 Proc run_kvmready(const std::vector<std::string>& args, const std::string& cwd = kFixtures) {
-    std::vector<std::string> argv_s{kBinary};
-    argv_s.insert(argv_s.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : argv_s) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    std::vector<std::string> env_s = child_env();
-    std::vector<char*> envp;
-    for (auto& e : env_s) envp.push_back(e.data());
-    envp.push_back(nullptr);
-
-    int out_pipe[2], err_pipe[2];
-    if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) {
-        ADD_FAILURE() << "pipe2: " << std::strerror(errno);
-        return {};
-    }
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, out_pipe[1], STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&fa, err_pipe[1], STDERR_FILENO);
-    posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addchdir_np(&fa, cwd.c_str());
-    pid_t pid = -1;
-    const int rc = posix_spawn(&pid, kBinary.c_str(), &fa, nullptr, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&fa);
-    ::close(out_pipe[1]);
-    ::close(err_pipe[1]);
+    std::vector<std::string> argv{kBinary};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const std::vector<std::string> env = child_env();
+    const auto c = kvmready::testsupport::run_captured(argv, 60000, cwd, &env);
+    if (!c.started) ADD_FAILURE() << c.spawn_error;
+    if (c.timed_out) ADD_FAILURE() << "kvmready did not finish within 60 s";
     Proc r;
-    if (rc != 0) {
-        ::close(out_pipe[0]);
-        ::close(err_pipe[0]);
-        ADD_FAILURE() << "posix_spawn " << kBinary << ": " << std::strerror(rc);
-        return r;
-    }
-    pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
-    std::string* sinks[2] = {&r.out, &r.err};
-    int open_fds = 2;
-    while (open_fds > 0) {
-        if (::poll(fds, 2, 60000) <= 0) {
-            if (errno == EINTR) continue;
-            ADD_FAILURE() << "kvmready did not finish within 60 s";
-            ::kill(pid, SIGKILL);
-            break;
-        }
-        for (int i = 0; i < 2; ++i) {
-            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-            char buf[8192];
-            const ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
-            if (n > 0) {
-                sinks[i]->append(buf, static_cast<size_t>(n));
-            } else if (n == 0 || errno != EINTR) {
-                ::close(fds[i].fd);
-                fds[i].fd = -1;
-                --open_fds;
-            }
-        }
-    }
-    for (auto& f : fds)
-        if (f.fd >= 0) ::close(f.fd);
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    r.exit_code = c.exit_code;
+    r.out = c.out;
+    r.err = c.err;
     return r;
 }
 

@@ -42,6 +42,8 @@
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+
+#include "support/spawn.hpp"
 #include <nlohmann/json.hpp>
 
 extern char** environ;
@@ -105,78 +107,11 @@ std::string lower(std::string s) {
     return s;
 }
 
-struct ProcResult {
-    int exit_code = -1;      // 128+signal when killed by a signal
-    bool timed_out = false;
-    double seconds = 0;
-    std::string spawn_error;
-};
+using ProcResult = kvmready::testsupport::Logged;
 
-// posix_spawn argv (no shell), stdin from /dev/null, stdout+stderr appended to
-// log, in its own process group; killed (the whole group) at the deadline.
-// The environment is ours, with TMPDIR replaced when tmpdir is not empty.
-ProcResult run_process(const std::vector<std::string>& argv, const fs::path& log,
-                       std::chrono::seconds timeout, const fs::path& tmpdir = {}) {
-    ProcResult r;
-    std::vector<char*> cargv;
-    for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
-    cargv.push_back(nullptr);
-    std::string tmpdir_var = "TMPDIR=" + tmpdir.string();
-    std::vector<char*> cenv;
-    for (char** e = environ; *e; e++)
-        if (tmpdir.empty() || std::strncmp(*e, "TMPDIR=", 7) != 0) cenv.push_back(*e);
-    if (!tmpdir.empty()) cenv.push_back(tmpdir_var.data());
-    cenv.push_back(nullptr);
-
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    posix_spawnattr_init(&attr);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    posix_spawnattr_setpgroup(&attr, 0);
-    sigset_t none, dflt;
-    sigemptyset(&none);
-    sigemptyset(&dflt);
-    sigaddset(&dflt, SIGPIPE);
-    sigaddset(&dflt, SIGCHLD);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &dflt);
-
-    auto t0 = Clock::now();
-    pid_t pid = -1;
-    int rc = posix_spawn(&pid, cargv[0], &fa, &attr, cargv.data(), cenv.data());
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    if (rc != 0) {
-        r.spawn_error = fmt::format("posix_spawn {}: {}", argv[0], std::strerror(rc));
-        return r;
-    }
-    int status = 0;
-    auto deadline = t0 + timeout;
-    for (;;) {
-        pid_t w = ::waitpid(pid, &status, WNOHANG);
-        if (w == pid) break;
-        if (w < 0 && errno != EINTR) {
-            r.spawn_error = fmt::format("waitpid: {}", std::strerror(errno));
-            break;
-        }
-        if (Clock::now() >= deadline) {
-            r.timed_out = true;
-            ::kill(-pid, SIGKILL);
-            ::kill(pid, SIGKILL);
-            while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-            }
-            break;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
-    else if (WIFSIGNALED(status)) r.exit_code = 128 + WTERMSIG(status);
-    return r;
+ProcResult run_process(const std::vector<std::string>& argv, const fs::path& log, std::chrono::seconds timeout,
+                       const fs::path& tmpdir = {}) {
+    return kvmready::testsupport::run_logged(argv, log, timeout, tmpdir);
 }
 
 struct ModuleLoad {

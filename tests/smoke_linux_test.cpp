@@ -45,6 +45,8 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "support/spawn.hpp"
+
 #include "smoke/initramfs.hpp"
 
 extern char** environ;
@@ -391,57 +393,10 @@ TEST(SmokeLinuxInitramfs, RealDebianKernelModulesInLoadableOrder) {
 
 // ---- boots -------------------------------------------------------------------
 
-struct ProcResult {
-    int exit_code = -1;
-    bool timed_out = false;
-    double seconds = 0;
-    std::string spawn_error;
-};
+using ProcResult = kvmready::testsupport::Logged;
 
-// posix_spawn (no shell), output to `log`, own process group, killed by PID
-// (and its group) at the deadline.
 ProcResult run(const std::vector<std::string>& argv, const fs::path& log, std::chrono::seconds timeout) {
-    ProcResult r;
-    std::vector<char*> cargv;
-    for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
-    cargv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    posix_spawnattr_init(&attr);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
-    posix_spawnattr_setpgroup(&attr, 0);
-    auto t0 = Clock::now();
-    pid_t pid = -1;
-    int rc = posix_spawn(&pid, cargv[0], &fa, &attr, cargv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    if (rc != 0) {
-        r.spawn_error = fmt::format("posix_spawn {}: {}", argv[0], std::strerror(rc));
-        return r;
-    }
-    int status = 0;
-    for (;;) {
-        pid_t w = ::waitpid(pid, &status, WNOHANG);
-        if (w == pid) break;
-        if (w < 0 && errno != EINTR) break;
-        if (Clock::now() >= t0 + timeout) {
-            r.timed_out = true;
-            ::kill(-pid, SIGKILL);
-            ::kill(pid, SIGKILL);
-            while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-            }
-            break;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
-    else if (WIFSIGNALED(status)) r.exit_code = 128 + WTERMSIG(status);
-    return r;
+    return kvmready::testsupport::run_logged(argv, log, timeout);
 }
 
 // A process left running (dnsmasq) until the guard goes: killed by its PID.

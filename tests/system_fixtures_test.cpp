@@ -19,6 +19,8 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+
+#include "support/spawn.hpp"
 #include <nlohmann/json.hpp>
 
 extern char** environ;
@@ -35,65 +37,17 @@ struct Run {
     std::string out, err;
 };
 
-// posix_spawn (argv, no shell); both streams captured; killed after 30 s.
+// The tool, both streams captured, killed after 30 s.
 Run run_kvmready(const std::vector<std::string>& args) {
-    std::vector<std::string> argv_s{kBinary};
-    argv_s.insert(argv_s.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : argv_s) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    int out_pipe[2], err_pipe[2];
-    if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) {
-        ADD_FAILURE() << "pipe2: " << std::strerror(errno);
-        return {};
-    }
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, out_pipe[1], STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&fa, err_pipe[1], STDERR_FILENO);
-    posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    pid_t pid = -1;
-    const int rc = posix_spawn(&pid, kBinary.c_str(), &fa, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    ::close(out_pipe[1]);
-    ::close(err_pipe[1]);
+    std::vector<std::string> argv{kBinary};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const auto c = kvmready::testsupport::run_captured(argv, 30000);
+    if (!c.started) ADD_FAILURE() << c.spawn_error;
+    if (c.timed_out) ADD_FAILURE() << "kvmready did not finish within 30 s";
     Run r;
-    if (rc != 0) {
-        ::close(out_pipe[0]);
-        ::close(err_pipe[0]);
-        ADD_FAILURE() << "posix_spawn " << kBinary << ": " << std::strerror(rc);
-        return r;
-    }
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
-    std::string* sinks[2] = {&r.out, &r.err};
-    int open_fds = 2;
-    while (open_fds > 0) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
-        if (left <= 0) {
-            ADD_FAILURE() << "kvmready did not finish within 30 s";
-            ::kill(pid, SIGKILL);
-            break;
-        }
-        const int n = ::poll(fds, 2, static_cast<int>(left));
-        if (n < 0 && errno == EINTR) continue;
-        for (int i = 0; i < 2; ++i) {
-            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-            char buf[8192];
-            const ssize_t got = ::read(fds[i].fd, buf, sizeof buf);
-            if (got > 0) {
-                sinks[i]->append(buf, static_cast<size_t>(got));
-            } else if (got == 0 || errno != EINTR) {
-                ::close(fds[i].fd);
-                fds[i].fd = -1;
-                --open_fds;
-            }
-        }
-    }
-    for (auto& f : fds)
-        if (f.fd >= 0) ::close(f.fd);
-    int status = 0;
-    if (::waitpid(pid, &status, 0) == pid) r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    r.exit_code = c.exit_code;
+    r.out = c.out;
+    r.err = c.err;
     return r;
 }
 
