@@ -18,6 +18,7 @@ Action setup_explain(CLI::App& app);
 Action setup_cpuid(CLI::App& app);
 Action setup_report(CLI::App& app);
 Action setup_smoke(CLI::App& app);
+Action setup_fix(CLI::App& app);
 
 // Reads and parses a CPUID dump file; throws NoInputError / DataError.
 cpuid::Dump load_cpuid_dump(const std::string& path);

@@ -48,7 +48,7 @@ int run(int argc, char** argv) {
     app.set_version_flag("-V,--version", std::string("kvmready ") + KVMREADY_VERSION);
     app.require_subcommand(1);
     app.footer("Exit status: 0 ready, 1 not ready, 3 undetermined, 64 usage, 65 bad input data, 66 input missing, "
-               "70 internal error. See kvmready(1).");
+               "70 internal error, 75 another fix runs, 77 needs root. See kvmready(1).");
     std::vector<std::pair<CLI::App*, Action>> actions;
     Action check = setup_check(app);
     actions.emplace_back(app.get_subcommand("check"), check);
@@ -56,6 +56,7 @@ int run(int argc, char** argv) {
     actions.emplace_back(app.get_subcommand("cpuid"), setup_cpuid(app));
     actions.emplace_back(app.get_subcommand("report"), setup_report(app));
     actions.emplace_back(app.get_subcommand("smoke"), setup_smoke(app));
+    actions.emplace_back(app.get_subcommand("fix"), setup_fix(app));
     if (argc < 2) {
         std::cerr << app.help() << "\nkvmready: a subcommand is required (try `kvmready check`)\n";
         return kExitUsage;

@@ -16,6 +16,7 @@ enum ExitCode : int {
     kExitUnavailable = 69,
     kExitSoftware = 70,
     kExitCantCreat = 73,
+    kExitTempFail = 75,   // another `kvmready fix` holds the lock
     kExitNoPerm = 77,
 };
 

@@ -1,0 +1,27 @@
+// One function per fix (each in its own file under fixes/) and one per group
+// of ops; fixes/registry.cpp lists them explicitly, in apply order.
+#pragma once
+
+#include "fixes/fix.hpp"
+
+namespace kvmready::fix {
+
+// fixes/kvm.cpp
+FixSpec fix_kvm_modules_load();
+FixSpec fix_kvm_nested();
+FixSpec fix_kvm_device_permissions();
+FixSpec fix_user_groups();
+// fixes/sysctl.cpp
+FixSpec fix_net_ip_forward();
+FixSpec fix_memory_hugepages();
+// fixes/libvirt_daemon.cpp, fixes/libvirt_network.cpp, fixes/storage_pool.cpp
+FixSpec fix_libvirt_daemon();
+FixSpec fix_libvirt_network_default();
+FixSpec fix_storage_pool_default();
+
+// Ops: fixes/ops_file.cpp (file.write, file.remove, proc.write, command, node.perms)
+void register_file_ops();
+// Ops: fixes/ops_libvirt.cpp (libvirt.network.*, libvirt.pool.*, daemon.start, systemd.enable-now)
+void register_libvirt_ops();
+
+}  // namespace kvmready::fix

@@ -1,0 +1,310 @@
+// The primitive ops every file-based and runtime fix is made of.
+#include <fcntl.h>
+#include <grp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "fixes/fix.hpp"
+#include "fixes/safe_fs.hpp"
+#include "host/process.hpp"
+
+namespace kvmready::fix {
+
+namespace {
+
+std::string temp_name_for(const OpContext& ctx, const std::string& path) {
+    const std::string leaf = path.substr(path.rfind('/') + 1);
+    const std::string run = ctx.run_dir.substr(ctx.run_dir.rfind('/') + 1);
+    return fmt::format(".{}.kvmready-{}-{}", leaf, run, ctx.step_index);
+}
+
+// Copies of originals live in the run's directory, one per step and slot.
+std::string saved_path(const OpContext& ctx, const std::string& slot) {
+    return fmt::format("{}/step{}.{}", ctx.run_dir, ctx.step_index, slot);
+}
+
+std::string read_saved(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw std::runtime_error(fmt::format("{}: the journal's copy is missing", path));
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+nlohmann::json save_original(const OpContext& ctx, const std::string& path, const std::string& slot) {
+    FileMeta meta;
+    auto cur = read_nofollow(ctx.root, path, &meta);
+    nlohmann::json rec = {{"path", path}, {"existed", cur.has_value()}};
+    if (cur) {
+        const std::string copy = saved_path(ctx, slot);
+        write_file_durably(copy, *cur);
+        rec["copy"] = copy;
+        rec["mode"] = meta.mode;
+        rec["uid"] = meta.uid;
+        rec["gid"] = meta.gid;
+    }
+    return rec;
+}
+
+// Puts a saved original back (or removes what did not exist before).
+void restore_original(const OpContext& ctx, const nlohmann::json& rec, const std::string& temp) {
+    const std::string path = rec.at("path");
+    if (!rec.value("existed", false)) {
+        remove_nofollow(ctx.root, path);
+        return;
+    }
+    write_atomic(ctx.root, path, read_saved(rec.at("copy")),
+                 FileMeta{rec.at("mode").get<unsigned>(), rec.at("uid").get<uint32_t>(), rec.at("gid").get<uint32_t>()}, temp);
+}
+
+std::string root_path(const OpContext& ctx, const std::string& path) { return ctx.root + path; }
+
+void check_unchanged(const OpContext& ctx, const Step& s) {
+    const std::string path = s.args.at("path");
+    auto cur = read_nofollow(ctx.root, path);
+    const auto& before = s.args.at("before");
+    const bool same = before.is_null() ? !cur.has_value() : (cur && *cur == before.get<std::string>());
+    if (!same) throw std::runtime_error(fmt::format("{} changed since the plan was made; run `kvmready fix` again", path));
+}
+
+Op file_write_op() {
+    Op op;
+    op.prepare = [](const Step& s, OpContext& ctx) {
+        const std::string path = s.args.at("path");
+        auto rec = save_original(ctx, path, "orig");
+        rec["temp"] = temp_name_for(ctx, path);
+        rec["written"] = s.args.at("content");
+        return rec;
+    };
+    op.apply = [](const Step& s, OpContext& ctx, nlohmann::json& undo) {
+        const std::string path = s.args.at("path");
+        auto cur = read_nofollow(ctx.root, path);
+        // A resumed run finds its own write already in place.
+        if (!(cur && *cur == s.args.at("content").get<std::string>())) check_unchanged(ctx, s);
+        write_atomic(ctx.root, path, s.args.at("content"),
+                     FileMeta{s.args.at("mode").get<unsigned>(), s.args.at("uid").get<uint32_t>(), s.args.at("gid").get<uint32_t>()},
+                     undo.at("temp"));
+    };
+    op.undo = [](const nlohmann::json& u, OpContext& ctx) {
+        const std::string path = u.at("path");
+        remove_temp(ctx.root, path, u.at("temp"));
+        auto cur = read_nofollow(ctx.root, path);
+        const std::string written = u.at("written");
+        const bool ours = cur && *cur == written;
+        const bool untouched = u.value("existed", false) ? (cur && u.contains("copy") && *cur == read_saved(u.at("copy"))) : !cur;
+        if (untouched) return;  // apply never got to it
+        if (!ours)
+            throw std::runtime_error(fmt::format("{} was changed after kvmready wrote it; left as it is (kvmready's original copy: {})",
+                                                 path, u.value("copy", std::string("none, the file did not exist"))));
+        restore_original(ctx, u, u.at("temp"));
+    };
+    return op;
+}
+
+Op file_remove_op() {
+    Op op;
+    op.prepare = [](const Step& s, OpContext& ctx) {
+        auto rec = save_original(ctx, s.args.at("path"), "orig");
+        rec["temp"] = temp_name_for(ctx, s.args.at("path"));
+        return rec;
+    };
+    op.apply = [](const Step& s, OpContext& ctx, nlohmann::json&) {
+        const std::string path = s.args.at("path");
+        if (!read_nofollow(ctx.root, path)) return;
+        check_unchanged(ctx, s);
+        remove_nofollow(ctx.root, path);
+    };
+    op.undo = [](const nlohmann::json& u, OpContext& ctx) {
+        if (!u.value("existed", false)) return;
+        if (read_nofollow(ctx.root, u.at("path"))) return;  // never removed, or recreated since
+        restore_original(ctx, u, u.at("temp"));
+    };
+    return op;
+}
+
+std::string read_value(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) throw std::runtime_error(fmt::format("{}: {}", path, std::strerror(errno)));
+    char buf[4096];
+    ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    const int e = errno;
+    ::close(fd);
+    if (n < 0) throw std::runtime_error(fmt::format("{}: {}", path, std::strerror(e)));
+    std::string v(buf, static_cast<size_t>(n));
+    while (!v.empty() && (v.back() == '\n' || v.back() == ' ')) v.pop_back();
+    return v;
+}
+
+void write_value(const std::string& path, const std::string& value) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) throw std::runtime_error(fmt::format("{}: {}", path, std::strerror(errno)));
+    const std::string v = value + "\n";
+    ssize_t n = ::write(fd, v.data(), v.size());
+    const int e = errno;
+    ::close(fd);
+    if (n != static_cast<ssize_t>(v.size())) throw std::runtime_error(fmt::format("writing {} to {}: {}", value, path, std::strerror(e)));
+}
+
+Op proc_write_op() {
+    Op op;
+    op.prepare = [](const Step& s, OpContext& ctx) {
+        const std::string path = root_path(ctx, s.args.at("path"));
+        return nlohmann::json{{"path", path}, {"old", read_value(path)}};
+    };
+    op.apply = [](const Step& s, OpContext& ctx, nlohmann::json&) {
+        const std::string path = root_path(ctx, s.args.at("path"));
+        const std::string want = s.args.at("value");
+        write_value(path, want);
+        const std::string now = read_value(path);
+        // The kernel may grant less (nr_hugepages when memory is short).
+        if (now != want)
+            throw std::runtime_error(fmt::format("{}: wrote {}, the kernel now reports {}", path, want, now));
+    };
+    op.undo = [](const nlohmann::json& u, OpContext&) { write_value(u.at("path"), u.at("old")); };
+    return op;
+}
+
+Op command_op() {
+    Op op;
+    op.prepare = [](const Step& s, OpContext& ctx) {
+        nlohmann::json rec = {{"argv", s.args.at("argv")}, {"undo_argv", s.args.at("undo_argv")}, {"snapshots", nlohmann::json::array()}};
+        int slot = 0;
+        for (const auto& p : s.args.at("snapshots")) rec["snapshots"].push_back(save_original(ctx, p, fmt::format("snap{}", slot++)));
+        return rec;
+    };
+    op.apply = [](const Step& s, OpContext& ctx, nlohmann::json& undo) {
+        const auto argv = s.args.at("argv").get<std::vector<std::string>>();
+        auto r = host::run_process(argv, 60000);
+        if (!r.started) throw std::runtime_error(fmt::format("{}: {}", argv[0], r.error));
+        if (r.timed_out) throw std::runtime_error(fmt::format("{}: no answer within 60 s (killed)", quote_argv(argv)));
+        if (r.exit_code != 0) {
+            std::string err = r.err.empty() ? r.out : r.err;
+            while (!err.empty() && err.back() == '\n') err.pop_back();
+            throw std::runtime_error(fmt::format("{} exited with {}: {}", quote_argv(argv), r.exit_code, err));
+        }
+        // What the program left, so undo can tell whether anyone edited since.
+        int slot = 0;
+        for (auto& snap : undo["snapshots"]) {
+            auto cur = read_nofollow(ctx.root, snap.at("path"));
+            if (cur) {
+                const std::string copy = saved_path(ctx, fmt::format("after{}", slot));
+                write_file_durably(copy, *cur);
+                snap["after"] = copy;
+            }
+            ++slot;
+        }
+    };
+    op.undo = [](const nlohmann::json& u, OpContext& ctx) {
+        bool restored_all = !u.at("snapshots").empty();
+        for (const auto& snap : u.at("snapshots")) {
+            auto cur = read_nofollow(ctx.root, snap.at("path"));
+            const bool untouched = snap.value("existed", false) ? (cur && *cur == read_saved(snap.at("copy"))) : !cur;
+            if (untouched) continue;
+            if (snap.contains("after") && cur && *cur == read_saved(snap.at("after"))) {
+                restore_original(ctx, snap, fmt::format(".kvmready-undo-{}", ::getpid()));
+                continue;
+            }
+            restored_all = false;
+        }
+        if (restored_all) return;
+        const auto undo_argv = u.at("undo_argv").get<std::vector<std::string>>();
+        if (undo_argv.empty()) {
+            if (u.at("snapshots").empty()) ctx.log(fmt::format("cannot undo `{}` (no inverse)", quote_argv(u.at("argv"))));
+            else throw std::runtime_error(fmt::format("files changed by `{}` were edited since; not restored", quote_argv(u.at("argv"))));
+            return;
+        }
+        auto r = host::run_process(undo_argv, 60000);
+        if (!r.started || r.exit_code != 0)
+            throw std::runtime_error(fmt::format("{} failed: {}", quote_argv(undo_argv), r.started ? r.err : r.error));
+    };
+    return op;
+}
+
+Op node_perms_op() {
+    Op op;
+    op.prepare = [](const Step& s, OpContext& ctx) {
+        const std::string path = root_path(ctx, s.args.at("path"));
+        struct stat st{};
+        if (::lstat(path.c_str(), &st) != 0) throw std::runtime_error(fmt::format("{}: {}", path, std::strerror(errno)));
+        return nlohmann::json{{"path", path}, {"mode", st.st_mode & 07777}, {"uid", st.st_uid}, {"gid", st.st_gid}};
+    };
+    auto set = [](const std::string& path, unsigned mode, uint32_t uid, uint32_t gid) {
+        // O_PATH|O_NOFOLLOW pins the node itself; a symlink is refused.
+        int fd = ::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) throw std::runtime_error(fmt::format("{}: {}", path, std::strerror(errno)));
+        struct stat st{};
+        ::fstat(fd, &st);
+        if (S_ISLNK(st.st_mode)) {
+            ::close(fd);
+            throw std::runtime_error(fmt::format("{}: is a symbolic link; refusing", path));
+        }
+        const std::string via = fmt::format("/proc/self/fd/{}", fd);
+        int rc = ::fchownat(fd, "", uid, gid, AT_EMPTY_PATH);
+        if (rc == 0) rc = ::chmod(via.c_str(), mode);
+        const int e = errno;
+        ::close(fd);
+        if (rc != 0) throw std::runtime_error(fmt::format("{}: {}", path, std::strerror(e)));
+    };
+    op.apply = [set](const Step& s, OpContext& ctx, nlohmann::json&) {
+        const std::string group = s.args.at("group");
+        struct group gr{};
+        struct group* found = nullptr;
+        std::vector<char> buf(1 << 16);
+        if (::getgrnam_r(group.c_str(), &gr, buf.data(), buf.size(), &found) != 0 || !found)
+            throw std::runtime_error(fmt::format("group {} does not exist", group));
+        set(root_path(ctx, s.args.at("path")), s.args.at("mode"), 0, found->gr_gid);
+    };
+    op.undo = [set](const nlohmann::json& u, OpContext&) { set(u.at("path"), u.at("mode"), u.at("uid"), u.at("gid")); };
+    return op;
+}
+
+void run_checked(const std::vector<std::string>& argv) {
+    auto r = host::run_process(argv, 60000);
+    if (!r.started) throw std::runtime_error(fmt::format("{}: {}", argv[0], r.error));
+    if (r.exit_code != 0)
+        throw std::runtime_error(fmt::format("{} exited with {}: {}", quote_argv(argv), r.exit_code, r.timed_out ? "timed out" : r.err));
+}
+
+// Reloading a module with one parameter changed; undo reloads it with the old
+// value. Either direction only while nothing holds the module.
+Op module_reload_op() {
+    Op op;
+    op.prepare = [](const Step& s, OpContext&) {
+        const std::string m = s.args.at("module"), p = s.args.at("param");
+        std::string old = read_value("/sys/module/" + m + "/parameters/" + p);
+        if (old == "Y") old = "1";
+        if (old == "N") old = "0";
+        return nlohmann::json{{"module", m}, {"param", p}, {"old", old}};
+    };
+    auto reload = [](const std::string& m, const std::string& p, const std::string& v) {
+        const std::string refs = read_value("/sys/module/" + m + "/refcnt");
+        if (refs != "0") throw std::runtime_error(fmt::format("{} is in use ({} references): not reloaded", m, refs));
+        run_checked({"modprobe", "-r", m});
+        run_checked({"modprobe", m, p + "=" + v});
+    };
+    op.apply = [reload](const Step& s, OpContext&, nlohmann::json&) { reload(s.args.at("module"), s.args.at("param"), s.args.at("value")); };
+    op.undo = [reload](const nlohmann::json& u, OpContext&) { reload(u.at("module"), u.at("param"), u.at("old")); };
+    return op;
+}
+
+}  // namespace
+
+void register_file_ops() {
+    register_op("module.reload", module_reload_op());
+    register_op("file.write", file_write_op());
+    register_op("file.remove", file_remove_op());
+    register_op("proc.write", proc_write_op());
+    register_op("command", command_op());
+    register_op("node.perms", node_perms_op());
+}
+
+}  // namespace kvmready::fix

@@ -1,0 +1,38 @@
+#include "fixes/fixes.hpp"
+
+#include <mutex>
+
+namespace kvmready::fix {
+
+const std::vector<FixSpec>& registry() {
+    // Apply order matters: the module before /dev/kvm's permissions, groups
+    // before daemons, the daemon before its networks and pools.
+    static const std::vector<FixSpec> list = {
+        fix_kvm_modules_load(),
+        fix_kvm_nested(),
+        fix_kvm_device_permissions(),
+        fix_user_groups(),
+        fix_net_ip_forward(),
+        fix_memory_hugepages(),
+        fix_libvirt_daemon(),
+        fix_libvirt_network_default(),
+        fix_storage_pool_default(),
+    };
+    return list;
+}
+
+const FixSpec* find_fix(const std::string& id) {
+    for (const auto& f : registry())
+        if (id == f.id) return &f;
+    return nullptr;
+}
+
+void register_builtin_ops() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        register_file_ops();
+        register_libvirt_ops();
+    });
+}
+
+}  // namespace kvmready::fix
