@@ -306,6 +306,16 @@ void LibvirtDaemon::prepare_dirs() {
         out << "\n" << text << "\n";
         if (!out) throw std::runtime_error("cannot append to " + (etc / file).string());
     }
+    for (size_t i = 0; i < opt_.private_dirs.size(); ++i) {
+        const std::string& dir = opt_.private_dirs[i];
+        if (dir.empty() || dir[0] != '/' || !fs::is_directory(dir) || fs::is_symlink(dir))
+            throw std::runtime_error("private_dirs: " + dir + " is not an existing directory");
+        const std::string copy = private_path(dir);
+        ec.clear();
+        fs::create_directories(copy, ec);
+        fs::copy(dir, copy, fs::copy_options::recursive | fs::copy_options::copy_symlinks, ec);
+        if (ec) throw std::runtime_error("copy " + dir + ": " + ec.message());
+    }
     if (opt_.private_kvm_node) {
         kvm_node_ = shared().kvm_node;
         cache_dir_ = shared().cache;
@@ -328,6 +338,7 @@ pid_t LibvirtDaemon::spawn_inside(const std::vector<std::string>& argv, int out_
                    {base_ + "/lib", "/var/lib/libvirt"},
                    {cache_dir_, "/var/cache/libvirt"},
                    {base_ + "/log", "/var/log/libvirt"}};
+        for (const auto& dir : opt_.private_dirs) p.binds.emplace_back(private_path(dir), dir);
         p.kvm_node = kvm_node_;
     }
     p.out_fd = out_fd;
@@ -484,6 +495,12 @@ void LibvirtDaemon::pause() {
 void LibvirtDaemon::resume() {
     if (libvirtd_ > 0) ::kill(libvirtd_, SIGCONT);
     paused_ = false;
+}
+
+std::string LibvirtDaemon::private_path(const std::string& dir) const {
+    for (size_t i = 0; i < opt_.private_dirs.size(); ++i)
+        if (opt_.private_dirs[i] == dir) return base_ + "/private/" + std::to_string(i);
+    return "";
 }
 
 std::string LibvirtDaemon::log_tail(size_t max_bytes) const {

@@ -51,6 +51,11 @@ public:
         // Text appended to files under the private /etc/libvirt before the
         // daemons start, e.g. {"libvirtd.conf", "auth_unix_rw = \"none\"\n"}.
         std::vector<std::pair<std::string, std::string>> config_append;
+        // Directories of this machine that programs in the namespaces may
+        // write without touching the real ones (/etc/sysctl.d for a fix under
+        // test): each gets a private copy, bind-mounted over it in the mount
+        // namespace. They must exist. private_path() names the copy.
+        std::vector<std::string> private_dirs;
     };
 
     // Empty when this machine can run the harness, else why not (for GTEST_SKIP).
@@ -83,6 +88,8 @@ public:
     [[nodiscard]] std::string uri() const { return "qemu:///system?socket=" + socket_path(); }
     // libvirtd's log (stderr and /var/log/libvirt/libvirtd.log), for failure messages.
     [[nodiscard]] std::string log_tail(size_t max_bytes = 4000) const;
+    // The private copy standing in for one of Options::private_dirs ("" if not one).
+    [[nodiscard]] std::string private_path(const std::string& dir) const;
 
     // `virsh -c uri() ARGS...`, from outside the namespaces.
     host::RunResult virsh(const std::vector<std::string>& args, int timeout_ms = 20000) const;
