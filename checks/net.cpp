@@ -270,12 +270,13 @@ void bridges(const Facts& f, const Results&, Finding& out) {
             const std::string nic = nic_placeholder(n);
             set(out, Status::Fail, fmt::format("bridge {} does not exist, so guests cannot be attached to it", want));
             remedy(out,
-                   fmt::format("Create it and enslave the uplink NIC; from a console, not over SSH on {}: its address must move to {}, "
-                               "and make it persistent in /etc/network/interfaces or NetworkManager.",
+                   fmt::format("Create it and enslave the uplink NIC; by hand from a console, not over SSH on {} (its addresses must move "
+                               "to {}), then make it persistent; or let kvmready fix do both, moving the addresses and routes in one step "
+                               "and rolling back automatically if the host loses its network.",
                                nic, want),
                    {fmt::format("ip link add {} type bridge", want), fmt::format("ip link set {} master {}", nic, want),
-                    fmt::format("ip link set {} up", want)},
-                   "net.bridge", "manual", true);
+                    fmt::format("ip link set {} up", want), fmt::format("kvmready fix --apply --yes --bridge {} --uplink {}", want, nic)},
+                   "net.bridge", "confirm", true);
             return;
         }
         const BridgeInfo& b = *it;
@@ -291,8 +292,12 @@ void bridges(const Facts& f, const Results&, Finding& out) {
                             "only each other and the host",
                             bridge_summary(b, n)));
             const std::string nic = nic_placeholder(n);
-            remedy(out, fmt::format("Enslave the NIC that leads to the guests' network (from a console: {}'s address must move to {}).", nic, want),
-                   {fmt::format("ip link set {} master {}", nic, want)}, "net.bridge", "manual", true);
+            remedy(out,
+                   fmt::format("Enslave the NIC that leads to the guests' network: by hand from a console ({}'s addresses must move to {}), "
+                               "or with kvmready fix, which moves them in one step and rolls back if the host loses its network.",
+                               nic, want),
+                   {fmt::format("ip link set {} master {}", nic, want), fmt::format("kvmready fix --apply --yes --bridge {} --uplink {}", want, nic)},
+                   "net.bridge", "confirm", true);
             return;
         }
         if (std::all_of(ups.begin(), ups.end(), [](const BridgePort* p) { return port_down(*p); })) {

@@ -18,10 +18,14 @@ FixSpec fix_memory_hugepages();
 FixSpec fix_libvirt_daemon();
 FixSpec fix_libvirt_network_default();
 FixSpec fix_storage_pool_default();
+// fixes/bridge.cpp
+FixSpec fix_net_bridge();
 
 // Ops: fixes/ops_file.cpp (file.write, file.remove, proc.write, command, node.perms)
 void register_file_ops();
 // Ops: fixes/ops_libvirt.cpp (libvirt.network.*, libvirt.pool.*, daemon.start, systemd.enable-now)
 void register_libvirt_ops();
+// Ops: fixes/ops_bridge.cpp (bridge.link, bridge.nm)
+void register_bridge_ops();
 
 }  // namespace kvmready::fix

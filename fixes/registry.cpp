@@ -17,6 +17,7 @@ const std::vector<FixSpec>& registry() {
         fix_libvirt_daemon(),
         fix_libvirt_network_default(),
         fix_storage_pool_default(),
+        fix_net_bridge(),
     };
     return list;
 }
@@ -32,6 +33,7 @@ void register_builtin_ops() {
     std::call_once(once, [] {
         register_file_ops();
         register_libvirt_ops();
+        register_bridge_ops();
     });
 }
 
