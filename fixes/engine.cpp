@@ -237,6 +237,32 @@ std::optional<RunInfo> interrupted_run(const std::string& state) {
     return std::nullopt;
 }
 
+std::vector<std::string> revert_half_done(const std::string& state, const std::vector<std::string>& argv,
+                                          const std::function<void(const std::string&)>& log) {
+    std::vector<std::string> out;
+    auto resumed = interrupted_run(state);
+    if (!resumed) return out;
+    Journal j(resumed->dir + "/journal.jsonl");
+    j.add({{"type", "resumed"}, {"argv", argv}});
+    for (const auto& p : prepared_steps(*resumed)) {
+        if (p.done || p.undone) continue;
+        const Op* op = find_op(p.op);
+        if (!op) continue;
+        OpContext ctx = context_for(*resumed, p.step, log);
+        try {
+            op->undo(p.undo, ctx);
+            j.add({{"type", "undone"}, {"step", p.step}, {"reason", "half-done when the run was interrupted"}});
+            out.push_back(fmt::format("{}: {}", p.fix_id, p.summary));
+        } catch (const std::exception& e) {
+            j.add({{"type", "undo-failed"}, {"step", p.step}, {"error", e.what()}});
+            throw ExitError(kExitNotReady, fmt::format("run {} was interrupted during \"{}\" and that step cannot be put back: {}; "
+                                                       "`kvmready fix --undo {}` reverts the rest",
+                                                       resumed->id, p.summary, e.what(), resumed->id));
+        }
+    }
+    return out;
+}
+
 ApplyResult apply_plans(const std::string& state, const std::vector<Plan>& plans, const FixOptions& options,
                         const std::vector<std::string>& argv, const std::function<void(const std::string&)>& log) {
     ApplyResult res;
@@ -247,26 +273,7 @@ ApplyResult apply_plans(const std::string& state, const std::vector<Plan>& plans
         res.resumed = true;
         res.run_id = resumed->id;
         dir = resumed->dir;
-        // Half-done steps (prepared, never marked done) are put back first;
-        // the fresh plan then redoes whatever is still needed.
-        Journal j(dir + "/journal.jsonl");
-        j.add({{"type", "resumed"}, {"argv", argv}});
-        for (const auto& p : prepared_steps(*resumed)) {
-            next_step = std::max(next_step, p.step + 1);
-            if (p.done || p.undone) continue;
-            const Op* op = find_op(p.op);
-            if (!op) continue;
-            OpContext ctx = context_for(*resumed, p.step, log);
-            try {
-                op->undo(p.undo, ctx);
-                j.add({{"type", "undone"}, {"step", p.step}, {"reason", "half-done when the run was interrupted"}});
-                res.reverted_half_done.push_back(fmt::format("{}: {}", p.fix_id, p.summary));
-            } catch (const std::exception& e) {
-                j.add({{"type", "undo-failed"}, {"step", p.step}, {"error", e.what()}});
-                throw ExitError(kExitNotReady, fmt::format("run {} was interrupted during \"{}\" and that step cannot be put back: {}",
-                                                           resumed->id, p.summary, e.what()));
-            }
-        }
+        for (const auto& p : prepared_steps(*resumed)) next_step = std::max(next_step, p.step + 1);
     } else {
         res.run_id = new_run_id();
         dir = state + "/runs/" + res.run_id;

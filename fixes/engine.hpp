@@ -76,6 +76,13 @@ ApplyResult apply_plans(const std::string& state, const std::vector<Plan>& plans
 // The interrupted run that apply_plans would resume, if any.
 std::optional<RunInfo> interrupted_run(const std::string& state);
 
+// Before planning: puts back the half-done steps (prepared, never marked
+// done) of an interrupted run, so the plan sees a state where every journaled
+// step either happened or did not. Returns their summaries; throws
+// ExitError when one cannot be put back.
+std::vector<std::string> revert_half_done(const std::string& state, const std::vector<std::string>& argv,
+                                          const std::function<void(const std::string&)>& log);
+
 struct UndoResult {
     std::string run_id;
     bool ok = true;

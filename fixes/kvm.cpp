@@ -67,6 +67,10 @@ std::vector<std::string> shadow_tool(const PlanInput& in, std::string tool, std:
     return argv;
 }
 
+// Everything shadow's tools may write besides the databases themselves (their
+// backups and lock file), so undo can put the tree back byte for byte.
+const std::vector<std::string> kGroupFiles = {"/etc/group", "/etc/gshadow", "/etc/group-", "/etc/gshadow-", "/etc/.pwd.lock"};
+
 bool group_exists(const PlanInput& in, const std::string& name) {
     auto g = in.target_file("/etc/group");
     if (!g) return false;
@@ -162,8 +166,8 @@ std::optional<Plan> plan_device_permissions(const PlanInput& in) {
     p.repairs = ids(want);
     p.reason = reasons(want);
     if (!group_exists(in, "kvm"))
-        p.steps.push_back(command(shadow_tool(in, "groupadd", {"--system", "kvm"}), "create the system group kvm", {"groupdel", "kvm"},
-                                  {"/etc/group", "/etc/gshadow"}, false));
+        p.steps.push_back(command(shadow_tool(in, "groupadd", {"--system", "kvm"}), "create the system group kvm", shadow_tool(in, "groupdel", {"kvm"}),
+                                  kGroupFiles, false));
     if (!lists_line(cur, rule)) {
         Step s = write_file(rule_path, cur, with_line(cur, rule, "kvm.device-permissions"));
         s.summary = fmt::format("give /dev/kvm to group kvm, mode 0660, at every boot ({})", rule_path);
@@ -175,7 +179,10 @@ std::optional<Plan> plan_device_permissions(const PlanInput& in) {
 
 // The checks say exactly whom to add where ("usermod -aG GROUP USER").
 std::optional<Plan> plan_user_groups(const PlanInput& in) {
+    // kvm.device-permissions findings also name the usermod that must follow
+    // the node's change; one run does both.
     auto want = in.wanting("user.groups");
+    for (const auto* f : in.wanting("kvm.device-permissions")) want.push_back(f);
     std::vector<std::pair<std::string, std::string>> pairs;  // group, user
     static const std::regex usermod(R"(usermod -aG ([A-Za-z0-9_.-]+) ([A-Za-z0-9_.$-]+))");
     for (const auto* f : want)
@@ -193,12 +200,14 @@ std::optional<Plan> plan_user_groups(const PlanInput& in) {
     p.reason = reasons(want);
     std::set<std::string> users;
     for (const auto& [g, u] : pairs) {
-        if (!group_exists(in, g)) {
+        // kvm.device-permissions, earlier in the same run, creates kvm.
+        const bool created_earlier = g == "kvm" && !in.wanting("kvm.device-permissions").empty();
+        if (!group_exists(in, g) && !created_earlier) {
             p.notes.push_back(fmt::format("group {} does not exist yet (installing libvirt-daemon-system creates libvirt)", g));
             continue;
         }
         p.steps.push_back(command(shadow_tool(in, "usermod", {"-aG", g, u}), fmt::format("add {} to group {}", u, g),
-                                  {"gpasswd", "-d", u, g}, {"/etc/group", "/etc/gshadow"}, false));
+                                  shadow_tool(in, "gpasswd", {"-d", u, g}), kGroupFiles, false));
         users.insert(u);
     }
     if (p.steps.empty()) return std::nullopt;

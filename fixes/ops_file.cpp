@@ -76,6 +76,28 @@ void check_unchanged(const OpContext& ctx, const Step& s) {
     if (!same) throw std::runtime_error(fmt::format("{} changed since the plan was made; run `kvmready fix` again", path));
 }
 
+// Parent directories write_atomic will create, outermost first, so undo can
+// remove them again (only if still empty).
+nlohmann::json missing_parents(const OpContext& ctx, const std::string& path) {
+    nlohmann::json out = nlohmann::json::array();
+    std::string dir = path.substr(0, path.rfind('/'));
+    std::vector<std::string> missing;
+    while (!dir.empty()) {
+        struct stat st{};
+        if (::lstat((ctx.root + dir).c_str(), &st) == 0) break;
+        missing.push_back(dir);
+        dir = dir.substr(0, dir.rfind('/'));
+    }
+    for (auto it = missing.rbegin(); it != missing.rend(); ++it) out.push_back(*it);
+    return out;
+}
+
+void remove_created_dirs(const OpContext& ctx, const nlohmann::json& u) {
+    if (!u.contains("created_dirs")) return;
+    const auto& dirs = u.at("created_dirs");
+    for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) ::rmdir((ctx.root + it->get<std::string>()).c_str());  // fails when not empty: kept
+}
+
 Op file_write_op() {
     Op op;
     op.prepare = [](const Step& s, OpContext& ctx) {
@@ -83,6 +105,7 @@ Op file_write_op() {
         auto rec = save_original(ctx, path, "orig");
         rec["temp"] = temp_name_for(ctx, path);
         rec["written"] = s.args.at("content");
+        rec["created_dirs"] = missing_parents(ctx, path);
         return rec;
     };
     op.apply = [](const Step& s, OpContext& ctx, nlohmann::json& undo) {
@@ -101,11 +124,13 @@ Op file_write_op() {
         const std::string written = u.at("written");
         const bool ours = cur && *cur == written;
         const bool untouched = u.value("existed", false) ? (cur && u.contains("copy") && *cur == read_saved(u.at("copy"))) : !cur;
-        if (untouched) return;  // apply never got to it
-        if (!ours)
-            throw std::runtime_error(fmt::format("{} was changed after kvmready wrote it; left as it is (kvmready's original copy: {})",
-                                                 path, u.value("copy", std::string("none, the file did not exist"))));
-        restore_original(ctx, u, u.at("temp"));
+        if (!untouched) {
+            if (!ours)
+                throw std::runtime_error(fmt::format("{} was changed after kvmready wrote it; left as it is (kvmready's original copy: {})",
+                                                     path, u.value("copy", std::string("none, the file did not exist"))));
+            restore_original(ctx, u, u.at("temp"));
+        }
+        remove_created_dirs(ctx, u);
     };
     return op;
 }
@@ -209,7 +234,9 @@ Op command_op() {
             auto cur = read_nofollow(ctx.root, snap.at("path"));
             const bool untouched = snap.value("existed", false) ? (cur && *cur == read_saved(snap.at("copy"))) : !cur;
             if (untouched) continue;
-            if (snap.contains("after") && cur && *cur == read_saved(snap.at("after"))) {
+            // No "after" copy: the run died between the program and its
+            // journal record, holding the lock; the change is this step's.
+            if (!snap.contains("after") || (cur && *cur == read_saved(snap.at("after")))) {
                 restore_original(ctx, snap, fmt::format(".kvmready-undo-{}", ::getpid()));
                 continue;
             }
@@ -223,8 +250,9 @@ Op command_op() {
             return;
         }
         auto r = host::run_process(undo_argv, 60000);
-        if (!r.started || r.exit_code != 0)
-            throw std::runtime_error(fmt::format("{} failed: {}", quote_argv(undo_argv), r.started ? r.err : r.error));
+        std::string err = r.started ? r.err : r.error;
+        while (!err.empty() && err.back() == '\n') err.pop_back();
+        if (!r.started || r.exit_code != 0) throw std::runtime_error(fmt::format("{} failed: {}", quote_argv(undo_argv), err));
     };
     return op;
 }

@@ -142,10 +142,10 @@ std::vector<Edit> edits(const std::vector<std::string>& a, const std::vector<std
         if (i < n && j < m && a[i] == b[j]) {
             out.push_back({' ', &a[i]});
             ++i, ++j;
-        } else if (j < m && (i == n || L[i][j + 1] >= L[i + 1][j])) {
-            out.push_back({'+', &b[j++]});
+        } else if (i < n && (j == m || L[i + 1][j] >= L[i][j + 1])) {
+            out.push_back({'-', &a[i++]});  // removals first, as diff -u prints them
         } else {
-            out.push_back({'-', &a[i++]});
+            out.push_back({'+', &b[j++]});
         }
     }
     return out;

@@ -111,7 +111,8 @@ std::string indent(const std::string& text, const std::string& pad) {
 }
 
 std::string plan_text(const fix::Plan& p, int n, const FixCli& o) {
-    std::string out = fmt::format("[{}] {} · {}{}\n", n, p.fix_id.empty() ? std::string("(manual)") : p.fix_id, fix::to_string(p.applicability),
+    const std::string label = !p.fix_id.empty() ? p.fix_id : !p.repairs.empty() ? p.repairs.front() : std::string("?");
+    std::string out = fmt::format("[{}] {} · {}{}\n", n, label, fix::to_string(p.applicability),
                                   p.repairs.empty() ? "" : " · repairs " + [&] {
                                       std::string r;
                                       for (const auto& x : p.repairs) r += (r.empty() ? "" : ", ") + x;
@@ -223,7 +224,11 @@ int run_fix(FixCli& o) {
     o.probe.request.bridge = o.fix.bridge;
     std::optional<fix::StateLock> lock;
     const std::string state = fix::state_dir(o.fix.root);
-    if (o.apply) lock.emplace(state);
+    std::vector<std::string> reverted;
+    if (o.apply) {
+        lock.emplace(state);
+        reverted = fix::revert_half_done(state, o.argv, [&](const std::string& m) { (o.json ? std::cerr : std::cout) << m << "\n"; });
+    }
     Judged before = judge(o);
     fix::PlanSet set = fix::make_plans(before.facts, before.report, o.fix, *before.host);
     std::vector<fix::Plan> chosen;
@@ -252,8 +257,9 @@ int run_fix(FixCli& o) {
             for (const auto& e : set.errors) std::cout << fmt::format("cannot plan {}\n", e);
             if (set.plans.empty()) std::cout << "Nothing to fix automatically.\n";
             else
-                std::cout << fmt::format("{} fix(es) planned; apply with `kvmready fix --apply`{}.\n", set.plans.size(),
-                                         chosen.size() < set.plans.size() ? " --yes (some are 'confirm')" : "");
+                std::cout << fmt::format("{} fix(es) planned; apply with `kvmready fix --apply{}`{}.\n", set.plans.size(),
+                                         chosen.size() < set.plans.size() ? " --yes" : "",
+                                         chosen.size() < set.plans.size() ? " (--yes for the 'confirm' ones)" : "");
         }
         return set.plans.empty() ? (set.errors.empty() ? kExitReady : kExitNotReady) : 2;
     }
@@ -276,6 +282,7 @@ int run_fix(FixCli& o) {
         return set.errors.empty() ? kExitReady : kExitNotReady;
     }
     auto res = fix::apply_plans(state, chosen, o.fix, o.argv, log);
+    res.reverted_half_done = reverted;
 
     // Before → after, from a fresh probe of the changed host.
     Judged after = judge(o);
