@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "fixes/fix.hpp"
+
 #include "core/check.hpp"
 
 namespace {
@@ -32,9 +34,9 @@ TEST(Docs, ManPageDocumentsEveryCheckAndCommand) {
     const std::string man = unroff(slurp(KVMREADY_FIXTURES_DIR "/../../man/kvmready.1"));
     ASSERT_FALSE(man.empty());
     for (const auto& c : kvmready::registry()) EXPECT_NE(man.find(c.id), std::string::npos) << c.id << " missing from man/kvmready.1";
-    for (const char* cmd : {"kvmready check", "kvmready explain", "kvmready cpuid", "kvmready report"})
+    for (const char* cmd : {"kvmready check", "kvmready explain", "kvmready cpuid", "kvmready report", "kvmready fix", "kvmready smoke"})
         EXPECT_NE(man.find(cmd), std::string::npos) << cmd;
-    for (const char* code : {".B 0", ".B 1", ".B 3", ".B 64", ".B 65", ".B 66", ".B 70"})
+    for (const char* code : {".B 0", ".B 1", ".B 2", ".B 3", ".B 64", ".B 65", ".B 66", ".B 70", ".B 75", ".B 77"})
         EXPECT_NE(man.find(code), std::string::npos) << "exit status " << code;
 }
 
@@ -42,4 +44,13 @@ TEST(Docs, ReadmeListsEveryCheck) {
     const std::string readme = slurp(KVMREADY_FIXTURES_DIR "/../../README.md");
     for (const auto& c : kvmready::registry())
         EXPECT_NE(readme.find(std::string("`") + c.id + "`"), std::string::npos) << c.id << " missing from README.md";
+}
+
+TEST(Docs, EveryFixIsInTheManPageAndReadme) {
+    const std::string man = unroff(slurp(KVMREADY_FIXTURES_DIR "/../../man/kvmready.1"));
+    const std::string readme = slurp(KVMREADY_FIXTURES_DIR "/../../README.md");
+    for (const auto& f : kvmready::fix::registry()) {
+        EXPECT_NE(man.find(f.id), std::string::npos) << f.id << " missing from man/kvmready.1";
+        EXPECT_NE(readme.find(std::string("`") + f.id + "`"), std::string::npos) << f.id << " missing from README.md";
+    }
 }
