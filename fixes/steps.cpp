@@ -156,7 +156,8 @@ std::vector<Edit> edits(const std::vector<std::string>& a, const std::vector<std
 std::string unified_diff(const std::string& path, const std::optional<std::string>& a, const std::optional<std::string>& b) {
     const auto la = split_lines(a.value_or("")), lb = split_lines(b.value_or(""));
     const auto e = edits(la, lb);
-    std::string out = fmt::format("--- {}\n+++ {}\n", a ? "a" + path : std::string("/dev/null"), b ? "b" + path : std::string("/dev/null"));
+    const std::string rel = path.starts_with("/") ? path : "/" + path;
+    std::string out = fmt::format("--- {}\n+++ {}\n", a ? "a" + rel : std::string("/dev/null"), b ? "b" + rel : std::string("/dev/null"));
     constexpr size_t ctx = 3;
     size_t k = 0;
     while (k < e.size()) {
