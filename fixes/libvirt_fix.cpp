@@ -284,14 +284,17 @@ Step object_step(const std::string& op, const std::string& name, std::string sum
 
 bool libvirt_plannable(const PlanInput& in, bool asked, const std::string& driver_error, const char* driver) {
     const auto& l = in.facts.virt.libvirt;
-    if (in.offline() || !in.facts.virt.probed || !l.queried || !l.installed) return false;
+    if (in.offline() || !in.facts.virt.probed || !l.queried) return false;
     const auto& s = l.snapshot;
     const std::string& uri = in.options.connect_uri;
     if (!s.connected) {
+        if (!l.installed) return false;
         if (daemon_fix_will_run(in)) return true;
         if (!asked) return false;  // libvirt.daemon says why
-        throw std::runtime_error(fmt::format("libvirt does not answer at {} ({}): start the daemon first (libvirt.daemon)", uri,
-                                             s.error.empty() ? "not connected" : s.error));
+        throw std::runtime_error(fmt::format("libvirt does not answer at {} ({}): nothing was changed; {}", uri,
+                                             s.error.empty() ? "not connected" : s.error,
+                                             s.timed_out ? "the daemon runs but hangs: see `kvmready check libvirt.daemon`"
+                                                         : "start the daemon first (libvirt.daemon)"));
     }
     if (!driver_error.empty()) throw std::runtime_error(fmt::format("libvirt's {} driver did not answer: {}", driver, driver_error));
     if (!s.read_write)

@@ -71,7 +71,7 @@ std::optional<Plan> plan_network(const PlanInput& in) {
         st.args["xml"] = xml;
         st.args["subnet"] = net.str();
         // Shown as the new file virsh net-define would read.
-        st.args["diff"] = unified_diff(file, std::nullopt, xml);
+        st.args["diff"] = unified_diff("/" + file, std::nullopt, xml);
         p.steps.push_back(st);
     };
     const auto start = [&] {

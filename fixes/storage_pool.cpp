@@ -78,7 +78,7 @@ std::optional<Plan> plan_pool(const PlanInput& in) {
         def.commands = {lv::virsh(uri, {"pool-define-as", name, "dir", "--target", path})};
         def.args["xml"] = xml;
         def.args["path"] = path;
-        def.args["diff"] = unified_diff(file, std::nullopt, xml);
+        def.args["diff"] = unified_diff("/" + file, std::nullopt, xml);
         p.steps.push_back(def);
         build(path);
         if (local && st.exists) p.notes.push_back(fmt::format("{} exists: it is used as it is (owner, mode and content untouched)", path));

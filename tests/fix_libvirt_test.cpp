@@ -972,8 +972,10 @@ protected:
     std::string list(const char* what) { return daemon_->virsh({what, "--all", "--name"}).out; }
     bool has(const std::string& listing, const std::string& name) {
         std::istringstream in(listing);
-        for (std::string l; std::getline(in, l);)
+        for (std::string l; std::getline(in, l);) {
+            while (!l.empty() && std::isspace(static_cast<unsigned char>(l.back()))) l.pop_back();  // virsh pads names
             if (l == name) return true;
+        }
         return false;
     }
     // Only these may be planned against the private daemon: anything else
@@ -1000,7 +1002,7 @@ TEST_F(FixLibvirtEndToEnd, BootstrapThenSmokeThenIdempotentThenUndo) {
     ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
     std::cout << "[ measure  ] fix --apply (network + pool) " << a.wall_ms << " ms\n";
     EXPECT_TRUE(has(list("net-list"), "default"));
-    EXPECT_TRUE(has(list("pool-list"), "default"));
+    EXPECT_TRUE(has(list("pool-list"), "default")) << list("pool-list") << "\n" << a.out << a.err;
     const std::string ni = daemon_->virsh({"net-info", "default"}).out;
     EXPECT_NE(ni.find("Autostart:      yes"), std::string::npos) << ni;
 
@@ -1022,7 +1024,7 @@ TEST_F(FixLibvirtEndToEnd, BootstrapThenSmokeThenIdempotentThenUndo) {
 }
 
 TEST_F(FixLibvirtEndToEnd, SubnetCollisionInTheNamespace) {
-    auto add = daemon_->run_inside({"ip", "link", "add", "kvrdummy0", "type", "dummy"}, 5000);
+    auto add = daemon_->run_inside({"ip", "link", "add", "kvrdummy0", "type", "bridge"}, 5000);
     ASSERT_EQ(add.exit_code, 0) << add.err;
     ASSERT_EQ(daemon_->run_inside({"ip", "addr", "add", "192.168.122.10/24", "dev", "kvrdummy0"}, 5000).exit_code, 0);
     ASSERT_EQ(daemon_->run_inside({"ip", "link", "set", "kvrdummy0", "up"}, 5000).exit_code, 0);
@@ -1055,6 +1057,27 @@ TEST_F(FixLibvirtEndToEnd, StoppedDaemonIsStartedAndUndoStopsIt) {
     EXPECT_NE(daemon_->virsh({"version"}, 5000).exit_code, 0) << "undo stops the daemon this run started";
 }
 
+// The whole bootstrap from a daemon that does not run: started first, then
+// the network and the pool in the same run; undo takes all three back.
+TEST_F(FixLibvirtEndToEnd, BootstrapFromAStoppedDaemon) {
+    daemon_->kill_libvirtd();
+    const std::string only = "--only=libvirt.daemon,libvirt.network-default,storage.pool-default";
+    auto a = tool({"fix", "--apply", "--yes", "--connect", uri(), only});
+    ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
+    std::cout << "[ measure  ] fix --apply daemon + network + pool " << a.wall_ms << " ms\n";
+    EXPECT_TRUE(has(list("net-list"), "default")) << a.out;
+    EXPECT_TRUE(has(list("pool-list"), "default")) << a.out;
+    EXPECT_TRUE(planned({only}).empty());
+    auto u = tool({"fix", "--undo", "--connect", uri()});
+    EXPECT_EQ(u.exit_code, 0) << u.out << u.err;
+    EXPECT_NE(daemon_->virsh({"version"}, 5000).exit_code, 0) << "the daemon this run started is stopped again";
+    // Its definitions are gone too: a daemon started again finds neither.
+    auto again = tool({"fix", "--apply", "--yes", "--connect", uri(), "--only=libvirt.daemon"});
+    ASSERT_EQ(again.exit_code, 0) << again.out << again.err;
+    EXPECT_FALSE(has(list("net-list"), "default")) << list("net-list");
+    EXPECT_FALSE(has(list("pool-list"), "default")) << list("pool-list");
+}
+
 TEST_F(FixLibvirtEndToEnd, HungDaemonFailsWithinSeconds) {
     daemon_->pause();
     auto a = tool({"fix", "--apply", "--yes", "--connect", uri(), "--only=libvirt.network-default,storage.pool-default",
@@ -1064,6 +1087,7 @@ TEST_F(FixLibvirtEndToEnd, HungDaemonFailsWithinSeconds) {
     EXPECT_FALSE(a.timed_out);
     EXPECT_NE(a.exit_code, 0) << a.out << a.err;
     EXPECT_LT(a.wall_ms, 15000);
+    EXPECT_NE(a.out.find("nothing was changed"), std::string::npos) << a.out;
     std::cout << "[ measure  ] fix --apply against a SIGSTOPped daemon: exit " << a.exit_code << " after " << a.wall_ms << " ms\n"
               << a.out << a.err;
     EXPECT_FALSE(has(list("net-list"), "default"));
