@@ -101,7 +101,13 @@ std::optional<Plan> plan_modules_load(const PlanInput& in) {
             throw std::runtime_error("module loading is disabled until reboot (/proc/sys/kernel/modules_disabled = 1)");
         if (std::find(in.facts.modules.installed.begin(), in.facts.modules.installed.end(), mod) == in.facts.modules.installed.end())
             throw std::runtime_error(fmt::format("kernel {} has no {} module to load; install a kernel that ships it", in.facts.kernel.release, mod));
-        p.steps.push_back(command({"modprobe", mod}, fmt::format("load {} now", mod), {"modprobe", "-r", mod}));
+        // Undo takes out what this step loaded and nothing more: `modprobe -r`
+        // also unloads unused dependencies, so when kvm was already loaded
+        // before (by someone else) only the vendor module goes.
+        const bool core_loaded = std::any_of(in.facts.modules.present.begin(), in.facts.modules.present.end(),
+                                             [](const ModuleInfo& m) { return m.name == "kvm"; });
+        std::vector<std::string> undo = core_loaded ? std::vector<std::string>{"rmmod", mod} : std::vector<std::string>{"modprobe", "-r", mod};
+        p.steps.push_back(command({"modprobe", mod}, fmt::format("load {} now", mod), std::move(undo)));
     }
     if (!lists_line(cur, mod)) {
         Step s = write_file(conf, cur, with_line(cur, mod, "kvm.modules-load"));

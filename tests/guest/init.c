@@ -19,6 +19,8 @@
  *        KVMREADY-GUEST-END exit=<code> [signal=<n>] [timeout=1] elapsed_ms=<ms>
  *      followed by the stderr, if any, between KVMREADY-GUEST-STDERR-BEGIN and
  *      KVMREADY-GUEST-STDERR-END.
+ *      Several commands separated by a ";;" word run one after the other,
+ *      each with its own BEGIN/END block (and its own timeout), in order.
  *   4. powers off.
  *
  * Options read from /proc/cmdline (before "--"):
@@ -436,7 +438,14 @@ int main(int argc, char **argv) {
     if (argc > 1) {
         long timeout_s = cmdline_num("kvmready.timeout", 60);
         if (timeout_s <= 0) timeout_s = 60;
-        run_command(argv + 1, timeout_s);
+        /* "A ;; B": run A, then B (argv is ours to cut into pieces). */
+        for (int start = 1; start < argc;) {
+            int end = start;
+            while (end < argc && strcmp(argv[end], ";;") != 0) end++;
+            argv[end] = NULL; /* argv[argc] is NULL already */
+            if (end > start) run_command(argv + start, timeout_s);
+            start = end + 1;
+        }
     } else {
         say("KVMREADY-GUEST-BEGIN\nKVMREADY-GUEST-END exit=-1 error=no-command\n");
     }

@@ -11,19 +11,28 @@
 #                         (from KERNEL_MODULES_DIR/modules.dep), decompressed
 #                         when shipped as .ko.xz/.ko.zst/.ko.gz, plus
 #                         modules.dep, modules.order, modules.builtin*
-#   /modules.list         absolute paths of those modules, dependencies first
+#   /modules.list         absolute paths of those modules, dependencies first,
+#                         each followed by its PARAMS (init loads them all)
 #   /etc/passwd, /etc/group, /etc/nsswitch.conf
 #                         root, nobody; groups root, kvm, nogroup
 # laid out like a merged-/usr Debian (/lib, /lib64, /bin, /sbin are symlinks
 # into /usr). KERNEL_MODULES_DIR is .../lib/modules/REL (REL = its basename).
-# MODULE is a module name (kvm_amd or kvm-amd); built-in modules are skipped
-# with a note, unknown ones are an error.
+# MODULE is a module name (kvm_amd or kvm-amd), optionally with parameters
+# for init's finit_module: "kvm_amd:nested=0" ("kvm_amd:nested=0 npt=1" as one
+# argument for several); built-in modules are skipped with a note, unknown
+# ones are an error.
 #
 # Options:
 #   --init PATH       the init executable (default $KVMREADY_GUEST_INIT)
 #   --add SRC=DEST    also pack file SRC at DEST (repeatable); a dynamically
 #                     linked ELF brings its libraries along too
 #   --no-strip        keep debug info of BINARY
+#   --pack-only MODULE
+#                     pack MODULE and its dependencies under /lib/modules but
+#                     do not list them in /modules.list (for modprobe in the
+#                     guest); a dependency also named as MODULE is still loaded
+#   --depmod          run depmod on the packed tree, so modules.dep and the
+#                     .bin indexes modprobe reads list exactly what is packed
 #
 # The archive is compressed by OUT's extension: .gz (gzip -n), .zst, or none.
 # Output is deterministic: sorted entries, fixed mtimes ($SOURCE_DATE_EPOCH,
@@ -35,6 +44,8 @@ die() { echo "mkinitramfs: error: $*" >&2; exit 1; }
 init=${KVMREADY_GUEST_INIT:-}
 strip_debug=1
 adds=()
+pack_only=()
+run_depmod=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --init) [[ $# -ge 2 ]] || die "--init needs a path"; init=$2; shift 2 ;;
@@ -42,6 +53,9 @@ while [[ $# -gt 0 ]]; do
     --add) [[ $# -ge 2 ]] || die "--add needs SRC=DEST"; adds+=("$2"); shift 2 ;;
     --add=*) adds+=("${1#--add=}"); shift ;;
     --no-strip) strip_debug=0; shift ;;
+    --pack-only) [[ $# -ge 2 ]] || die "--pack-only needs a module"; pack_only+=("$2"); shift 2 ;;
+    --pack-only=*) pack_only+=("${1#--pack-only=}"); shift ;;
+    --depmod) run_depmod=1; shift ;;
     --) shift; break ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) die "unknown option $1" ;;
@@ -59,7 +73,7 @@ modules=("$@")
 [[ -d "$moddir" ]] || die "kernel modules dir $moddir does not exist (run scripts/fetch-guest-kernel.sh)"
 moddir=$(cd "$moddir" && pwd -P)
 rel=$(basename "$moddir")
-if [[ ${#modules[@]} -gt 0 && ! -f "$moddir/modules.dep" ]]; then
+if [[ $((${#modules[@]} + ${#pack_only[@]})) -gt 0 && ! -f "$moddir/modules.dep" ]]; then
   die "$moddir/modules.dep is missing (scripts/fetch-guest-kernel.sh generates it)"
 fi
 for t in cpio ldd; do command -v "$t" >/dev/null 2>&1 || die "'$t' not found"; done
@@ -149,7 +163,7 @@ if [[ -d "$moddir" ]]; then
     [[ -f "$moddir/$f" ]] && put "$moddir/$f" "$gmoddir/$f" 0644
   done
 fi
-if [[ ${#modules[@]} -gt 0 ]]; then
+if [[ $((${#modules[@]} + ${#pack_only[@]})) -gt 0 ]]; then
   declare -A dep_line=()   # module name -> "path: dep dep ..."
   declare -A mod_path=()
   while IFS= read -r line; do
@@ -164,15 +178,19 @@ if [[ ${#modules[@]} -gt 0 ]]; then
       n=${p##*/}; n=${n%%.ko*}; builtin_names+="${n//-/_} "
     done < "$moddir/modules.builtin"
   fi
-  declare -A listed=()
-  add_module() { # relative path from modules.dep
-    local p=$1 n guest_rel src
+  declare -A listed=() packed=()
+  add_module() { # relative path from modules.dep, load (1) or pack only (0), params
+    local p=$1 load=$2 params=${3:-} n guest_rel src
     n=${p##*/}; n=${n%%.ko*}; n=${n//-/_}
-    [[ -z "${listed[$n]:-}" ]] || return 0
-    listed[$n]=1
+    guest_rel=${p%.xz}; guest_rel=${guest_rel%.zst}; guest_rel=${guest_rel%.gz}
+    if [[ $load == 1 && -z "${listed[$n]:-}" ]]; then
+      listed[$n]=1
+      echo "$gmoddir/$guest_rel${params:+ $params}" >> "$stage/modules.list"
+    fi
+    [[ -z "${packed[$n]:-}" ]] || return 0
+    packed[$n]=1
     src="$moddir/$p"
     [[ -f "$src" ]] || die "module file $src is missing"
-    guest_rel=${p%.xz}; guest_rel=${guest_rel%.zst}; guest_rel=${guest_rel%.gz}
     local dst
     dst=$(stage_path "$gmoddir/$guest_rel")
     mkdir -p "$(dirname "$dst")"
@@ -184,22 +202,31 @@ if [[ ${#modules[@]} -gt 0 ]]; then
       *) die "unsupported module file $p" ;;
     esac
     chmod 0644 "$dst"
-    echo "$gmoddir/$guest_rel" >> "$stage/modules.list"
   }
-  for m in "${modules[@]}"; do
+  pack() { # MODULE[:PARAMS] load
+    local m=${1%%:*} params= n deps i
+    [[ "$1" != *:* ]] || params=${1#*:}
     n=${m//-/_}
     if [[ -z "${mod_path[$n]:-}" ]]; then
       if [[ "$builtin_names" == *" $n "* ]]; then
         echo "mkinitramfs: note: $m is built into kernel $rel; not packed" >&2
-        continue
+        return 0
       fi
       die "module $m not found in $moddir/modules.dep"
     fi
     # modules.dep lists the whole dependency closure, innermost last.
     read -r -a deps <<< "${dep_line[$n]}"
-    for ((i = ${#deps[@]} - 1; i >= 0; i--)); do add_module "${deps[i]}"; done
-    add_module "${mod_path[$n]}"
-  done
+    for ((i = ${#deps[@]} - 1; i >= 0; i--)); do add_module "${deps[i]}" "$2"; done
+    add_module "${mod_path[$n]}" "$2" "$params"
+  }
+  for m in "${modules[@]}"; do pack "$m" 1; done
+  for m in "${pack_only[@]}"; do pack "$m" 0; done
+fi
+if [[ $run_depmod == 1 ]]; then
+  depmod=$(command -v depmod || true)
+  [[ -n "$depmod" ]] || for d in /usr/sbin /sbin; do [[ -x $d/depmod ]] && depmod=$d/depmod && break; done
+  [[ -n "$depmod" ]] || die "--depmod: depmod not found (apt-get install kmod)"
+  "$depmod" -b "$stage" "$rel" || die "depmod -b $stage $rel failed"
 fi
 
 # Users and groups: enough for getpwnam/getgrnam through nss_files.
