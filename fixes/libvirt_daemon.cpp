@@ -92,7 +92,7 @@ std::optional<Plan> plan_daemon(const PlanInput& in) {
                 if (e.size() > 3 && e[0] == 'S' && e.substr(3) == d.name) linked = true;
             if (!linked)
                 p.steps.push_back(command({"update-rc.d", d.name, "defaults"}, fmt::format("start {} at boot (sysvinit links)", d.name),
-                                          {"update-rc.d", "-f", d.name, "remove"}, {}, false));
+                                          {"update-rc.d", "-f", d.name, "remove"}));
         }
         p.notes.push_back(init.why);
         return p;
