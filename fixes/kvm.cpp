@@ -148,7 +148,7 @@ std::optional<Plan> plan_nested(const PlanInput& in) {
         s.op = "module.reload";
         s.summary = fmt::format("reload {} with nested=1 (no VM is using it)", m->name);
         s.runtime = true;
-        s.commands = {{"modprobe", "-r", m->name}, {"modprobe", m->name, "nested=1"}};
+        s.commands = {{"rmmod", m->name}, {"modprobe", m->name, "nested=1"}};
         s.args = {{"module", m->name}, {"param", "nested"}, {"value", "1"}};
         p.steps.push_back(std::move(s));
         p.needs_module_reload = true;

@@ -316,7 +316,7 @@ Op module_reload_op() {
     auto reload = [](const std::string& m, const std::string& p, const std::string& v) {
         const std::string refs = read_value("/sys/module/" + m + "/refcnt");
         if (refs != "0") throw std::runtime_error(fmt::format("{} is in use ({} references): not reloaded", m, refs));
-        run_checked({"modprobe", "-r", m});
+        run_checked({"rmmod", m});  // only the vendor module: kvm keeps its runtime settings
         run_checked({"modprobe", m, p + "=" + v});
     };
     op.apply = [reload](const Step& s, OpContext&, nlohmann::json&) { reload(s.args.at("module"), s.args.at("param"), s.args.at("value")); };

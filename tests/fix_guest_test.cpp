@@ -126,12 +126,13 @@ TEST_F(FixGuestTest, ModulesLoadFromNothingAndBack) {
 
 // kvm.nested: kvm_amd loaded with nested=0 and unused. The fix (a 'confirm'
 // one: --yes) writes /etc/modprobe.d/kvm-nested.conf and reloads kvm_amd with
-// nested=1 through modprobe; the parameter in sysfs then reads 1. Undo
-// reloads it with nested=0 again.
+// nested=1 (rmmod of kvm_amd alone, so kvm keeps its runtime settings, then
+// modprobe); the parameter in sysfs then reads 1. Undo reloads it with
+// nested=0 again.
 TEST_F(FixGuestTest, NestedReloadsKvmAmdInARealKernel) {
     GuestSpec spec;
     spec.modules = {"msr", "kvm", "kvm_amd:nested=0"};
-    spec.adds = {kModprobe};
+    spec.adds = {kModprobe, kRmmod};
     spec.depmod = true;
     spec.commands = {{"fix", "--apply", "--yes", "--only", "kvm.nested", "--json"},
                      {"check", "--json"},
