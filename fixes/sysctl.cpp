@@ -37,9 +37,11 @@ std::optional<std::string> configured_value(const PlanInput& in, const std::stri
         std::sort(names.begin(), names.end());
         for (const auto& n : names)
             if (n.size() > 5 && n.compare(n.size() - 5, 5, ".conf") == 0)
-                if (auto t = in.target_file(std::string(dir) + "/" + n)) scan(*t);
+                if (auto t = in.host.read_file(std::string(dir) + "/" + n)) scan(*t);
     }
-    if (auto t = in.target_file("/etc/sysctl.conf")) scan(*t);
+    // Read through the host layer: Debian's 99-sysctl.conf is a symlink to
+    // ../sysctl.conf, which a rooted host resolves inside the root.
+    if (auto t = in.host.read_file("/etc/sysctl.conf")) scan(*t);
     return value;
 }
 
@@ -59,15 +61,32 @@ void add_sysctl_steps(const PlanInput& in, Plan& p, const std::string& key, cons
     p.steps.push_back(std::move(s));
 }
 
+// A NAT network that starts at boot (or that this run defines) needs
+// forwarding at boot too. libvirt switches it on when it starts such a
+// network, but a sysctl.d file applied later at boot, or a firewall script,
+// may switch it off again; the file keeps the host's intent on record.
+std::string nat_network_reason(const PlanInput& in) {
+    // Plans are pure, so asking the network fix what it would do is safe.
+    if (const FixSpec* net = find_fix("libvirt.network-default"))
+        if (auto p = net->plan(in); p && std::any_of(p->steps.begin(), p->steps.end(), [](const Step& st) { return st.op == "libvirt.network.define"; }))
+            return fmt::format("this run defines NAT network {}", in.options.network);
+    for (const auto& n : in.facts.virt.libvirt.networks)
+        if (n.autostart && n.forward_mode == "nat")
+            return fmt::format("NAT network {} starts at boot", n.name);
+    return "";
+}
+
 std::optional<Plan> plan_ip_forward(const PlanInput& in) {
     auto want = in.wanting("net.ip-forward");
-    if (want.empty()) return std::nullopt;
+    const std::string nat = want.empty() ? nat_network_reason(in) : "";
+    if (want.empty() && (nat.empty() || configured_value(in, "net.ipv4.ip_forward") == "1")) return std::nullopt;
     Plan p;
     p.applicability = Applicability::Confirm;
     for (const auto* f : want) {
         p.repairs.push_back(f->id);
         p.reason += (p.reason.empty() ? "" : "; ") + f->message;
     }
+    if (!nat.empty()) p.reason = nat + ", and no sysctl file turns IPv4 forwarding on at boot";
     const auto& n = in.facts.net.ip_forward;
     add_sysctl_steps(in, p, "net.ipv4.ip_forward", "1", "/etc/sysctl.d/60-kvmready-ip-forward.conf",
                      n ? std::optional<std::string>(std::to_string(*n)) : std::nullopt, "net.ip-forward");

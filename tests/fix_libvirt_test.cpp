@@ -1096,10 +1096,16 @@ TEST_F(FixLibvirtEndToEnd, HungDaemonFailsWithinSeconds) {
 TEST_F(FixLibvirtEndToEnd, KilledAtEachStepThenApplyAndUndoComplete) {
     const std::string only = "--only=libvirt.network-default,storage.pool-default";
     // network: define, start, autostart; pool (directory exists): define, start, autostart.
-    for (int k = 0; k < 6; ++k) {
-        SCOPED_TRACE(::testing::Message() << "killed at step " << k);
-        auto killed = tool({"fix", "--apply", "--yes", "--connect", uri(), only}, 60000, {"KVMREADY_FIX_KILL_AT_STEP=" + std::to_string(k)});
-        EXPECT_NE(killed.exit_code, 0);
+    // "k": killed after the step is journaled, before it runs; "k+": after it
+    // ran, before it is marked done.
+    for (int k = 0; k < 6; ++k) for (const std::string when : {"", "+"}) {
+        SCOPED_TRACE(::testing::Message() << "killed at step " << k << when);
+        auto killed = tool({"fix", "--apply", "--yes", "--connect", uri(), only}, 60000,
+                           {"KVMREADY_FIX_KILL_AT_STEP=" + std::to_string(k) + when});
+        EXPECT_EQ(killed.exit_code, -1) << "not killed by a signal: " << killed.out << killed.err;
+        auto h = tool({"fix", "--history", "--json"});
+        ASSERT_TRUE(h.doc.is_object()) << h.out << h.err;
+        EXPECT_EQ(h.doc["runs"].back()["status"], "interrupted") << h.out;
         auto a = tool({"fix", "--apply", "--yes", "--connect", uri(), only});
         EXPECT_EQ(a.exit_code, 0) << a.out << a.err;
         EXPECT_TRUE(planned({only}).empty());

@@ -124,11 +124,13 @@ std::string plan_text(const fix::Plan& p, int n, const FixCli& o) {
     for (const auto& s : p.steps) {
         out += fmt::format("    - {}{}\n", s.summary, s.runtime && !o.fix.root.empty() ? " (not with --root: runtime change)" : "");
         auto j = step_json(s);
+        // Files show their diff; other steps their commands, then any
+        // document they submit (a libvirt XML) as a diff.
+        if (!s.op.starts_with("file."))
+            for (const auto& c : s.commands) out += fmt::format("      $ {}\n", fix::quote_argv(c));
         if (j.contains("diff")) {
             if (j.contains("mode")) out += fmt::format("      mode {} root:root\n", j["mode"].get<std::string>());
             out += indent(j["diff"].get<std::string>(), "      ");
-        } else {
-            for (const auto& c : s.commands) out += fmt::format("      $ {}\n", fix::quote_argv(c));
         }
     }
     std::vector<std::string> needs;
