@@ -295,6 +295,57 @@ TEST(FixSafety, KilledAtEveryStepThenApplyCompletesOrUndoReverts) {
     }
 }
 
+// A step that fails stops the run; the output and the journal say what was
+// done and what failed, and --undo puts back what was done.
+TEST(FixSafety, AFailingStepStopsTheRunAndUndoRevertsTheRest) {
+    if (!is_root()) GTEST_SKIP() << "--apply needs root";
+    TempDir t;
+    const fs::path root = copy_fixture("kvm-group-outside", t.path);
+    // usermod's backup file cannot be written where a directory stands.
+    fs::create_directories(root / "etc/group-");
+    { std::ofstream(root / "etc/group-/x") << "x\n"; }
+    const auto original = snapshot(root);
+    auto r = tool({"fix", "--root", root, "--user", "alice", "--apply", "--yes"});
+    EXPECT_EQ(r.exit_code, 1) << show(r);
+    EXPECT_NE(r.out.find("done  [kvm.modules-load]"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("FAIL  [user.groups] add alice to group kvm"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("1 step(s) done, 1 failed"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("Still failing or warning: kvm.access"), std::string::npos) << r.out;
+    auto h = nlohmann::json::parse(tool({"fix", "--root", root, "--history", "--json"}).out);
+    EXPECT_EQ(h["runs"][0]["status"], "failed");
+    auto u = tool({"fix", "--root", root, "--undo"});
+    EXPECT_EQ(u.exit_code, 0) << show(u);
+    EXPECT_EQ(snapshot(root), original);
+}
+
+TEST(FixRoot, CreatesGroupKvmWhenMissing) {
+    if (!is_root()) GTEST_SKIP() << "--apply needs root";
+    TempDir t;
+    const fs::path root = copy_fixture("kvm-group-outside", t.path);
+    // A host whose /dev/kvm is 0600 root:root and which has no kvm group.
+    auto hj = nlohmann::json::parse(slurp(root / ".kvmready/host.json"));
+    hj["nodes"]["/dev/kvm"]["mode"] = "0600";
+    hj["nodes"]["/dev/kvm"]["gid"] = 0;
+    { std::ofstream(root / ".kvmready/host.json") << hj.dump(2) << "\n"; }
+    std::string group = slurp(root / "etc/group"), kept;
+    std::istringstream in(group);
+    for (std::string l; std::getline(in, l);)
+        if (l.rfind("kvm:", 0) != 0) kept += l + "\n";
+    { std::ofstream(root / "etc/group") << kept; }
+    const auto original = snapshot(root);
+    auto r = tool({"fix", "--root", root, "--user", "alice", "--apply", "--yes"});
+    ASSERT_EQ(r.exit_code, 0) << show(r);
+    const std::string after = slurp(root / "etc/group");
+    EXPECT_NE(after.find("\nkvm:x:"), std::string::npos) << after;
+    EXPECT_NE(after.find(":alice\n"), std::string::npos) << "alice joins the new group in the same run\n" << after;
+    EXPECT_NE(slurp(root / "etc/udev/rules.d/65-kvm.rules").find("GROUP=\"kvm\", MODE=\"0660\""), std::string::npos);
+    EXPECT_NE(r.out.find("skipped [kvm.device-permissions] give /dev/kvm to group kvm, mode 0660, now"), std::string::npos)
+        << "runtime steps are skipped with --root, and said so\n" << r.out;
+    auto u = tool({"fix", "--root", root, "--undo"});
+    ASSERT_EQ(u.exit_code, 0) << show(u);
+    EXPECT_EQ(snapshot(root), original);
+}
+
 TEST(FixSafety, UndoLeavesAFileAnAdminEditedSinceAlone) {
     if (!is_root()) GTEST_SKIP() << "--apply needs root";
     TempDir t;

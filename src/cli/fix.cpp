@@ -333,7 +333,7 @@ int run_fix(FixCli& o) {
             else if (s.status == "not-done") ++not_done;
             else ++skipped;
         }
-        if (failed) {
+        if (failed && not_done) {
             std::cout << "\nNot done (stopped at the failure):\n";
             for (const auto& s : res.steps)
                 if (s.status == "not-done") std::cout << fmt::format("  [{}] {}\n", s.fix_id, s.summary);
