@@ -724,7 +724,9 @@ void firewall(const Facts& f, const Results&, Finding& out) {
             return;
         }
         const bool perm = fw.iptables_error.find("ermission") != std::string::npos || fw.nft_error.find("ermitted") != std::string::npos;
-        set(out, Status::Unknown, "could not read the firewall: " + fw.iptables_error + "; " + fw.nft_error);
+        // iptables-nft's rules are nf_tables': one reading failed for both.
+        const std::string why = fw.iptables_error == fw.nft_error ? fw.nft_error : fw.iptables_error + "; " + fw.nft_error;
+        set(out, Status::Unknown, "could not read the firewall: " + why);
         if (perm) remedy(out, "Reading firewall rules needs root.", {"sudo kvmready check net.firewall"}, "", "manual", true);
         else remedy(out, "Install the tools that read the rules.", {"apt-get install iptables nftables"}, "", "manual", true);
         return;
@@ -790,8 +792,8 @@ void register_net(std::vector<CheckSpec>& r) {
     r.push_back({"net.bridges", "Linux bridges for guests", Level::Recommended, {},
                  "/sys/class/net/*/bridge (which interfaces are bridges), their operstate, flags (IFF_UP), carrier, bridge/stp_state, "
                  "bridge/forward_delay, brif/* (ports); per port: device (a physical NIC), tun_flags (a tap), uevent DEVTYPE, "
-                 "lower_* links (a bond or VLAN over a NIC), iflink; addresses from `ip -j addr show type bridge` (run only if a "
-                 "bridge exists).",
+                 "lower_* links (a bond or VLAN over a NIC), iflink; the bridges' addresses over rtnetlink (what `ip -j addr show "
+                 "type bridge` prints; read only if a bridge exists).",
                  "Bridged guests sit on the LAN through a Linux bridge whose uplink is a physical NIC (or a bond/VLAN over one). A "
                  "bridge that is down, or has no uplink, leaves guests with no network or only each other. STP on delays a new "
                  "port (a guest booting) by twice the forward delay before it forwards frames. Without --bridge, having no bridge "
@@ -816,10 +818,11 @@ void register_net(std::vector<CheckSpec>& r) {
                  "net.bridge.bridge-nf-call-iptables=0 if nothing needs bridged filtering.",
                  bridge_netfilter});
     r.push_back({"net.firewall", "Firewall lets guest traffic through", Level::Recommended, {},
-                 "`iptables -S` (the filter table: FORWARD and the chains it jumps to), `nft -j list ruleset` (base chains at the "
-                 "forward hook of ip, inet and bridge tables), /proc/net/ip_tables_names; run only when a bridge exists. Each "
-                 "bridge's switched, routed-out and reply IPv4 traffic is walked through those chains (ip6tables and ip6 "
-                 "tables are not judged).",
+                 "The nf_tables ruleset over netlink (what `nft -j list ruleset` lists: base chains at the forward hook of ip, "
+                 "inet and bridge tables and the chains they jump to; iptables-nft's filter table, FORWARD and its chains, is "
+                 "judged as iptables' with its conntrack and physdev matches decoded), /proc/net/ip_tables_names and `iptables -S` "
+                 "only when legacy iptables holds a filter table; read only when a bridge exists. Each bridge's switched, "
+                 "routed-out and reply IPv4 traffic is walked through those chains (ip6tables and ip6 tables are not judged).",
                  "A forward-hook chain whose policy or final rule drops (Docker's FORWARD DROP, a default-deny nftables config) "
                  "drops guests' traffic unless a rule accepts it first. The walk counts any accept that may apply (libvirt's "
                  "rules match the guests' subnet) and only drops that certainly apply, so a warning is a real drop. libvirt adds "

@@ -25,6 +25,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "core/facts_net.hpp"
 #include "host/process.hpp"
 
 namespace {
@@ -543,6 +544,118 @@ TEST_F(NetNs, RecordedTreeReplaysToTheSameFindings) {
         EXPECT_EQ(sub(replay[id], "evidence"), sub(f, "evidence")) << id;
     }
     EXPECT_EQ(live.status("net.firewall"), "warn");
+}
+
+// kvmready reads nf_tables over netlink instead of running `iptables -S` and
+// `nft -j list ruleset`: for the same rules (iptables-nft's as libvirt and
+// Docker write them, nft's own with sets, wildcards and negations) it must
+// see the same conditions and verdicts, chain by chain and rule by rule.
+// Rule texts differ (nft syntax instead of iptables'), nothing else may.
+std::map<std::string, std::string> judged(const std::vector<kvmready::FwChain>& chains) {
+    std::map<std::string, std::string> out;
+    // iptables' wildcard is "+", nft's "*"; a set's order is nobody's business.
+    auto ifs = [](std::string s) {
+        std::replace(s.begin(), s.end(), '+', '*');
+        const std::string neg = !s.empty() && s[0] == '!' ? "!" : "";
+        std::vector<std::string> names;
+        std::istringstream in(s.substr(neg.size()));
+        for (std::string n; std::getline(in, n, ',');) names.push_back(n);
+        std::sort(names.begin(), names.end());
+        std::string out = neg;
+        for (const auto& n : names) out += (out.size() > neg.size() ? "," : "") + n;
+        return out;
+    };
+    for (const auto& c : chains) {
+        std::string v = fmt::format("base={} policy={}", c.base, c.policy);
+        for (const auto& r : c.rules)
+            v += fmt::format("\n  iif={} oif={} physdev={} est={} other={} verdict={} target={}", ifs(r.iif), ifs(r.oif), r.physdev_bridged,
+                             r.established_only, r.other_match, r.verdict, r.target);
+        out[c.family + " " + c.table + " " + c.name] = v;
+    }
+    return out;
+}
+
+TEST_F(NetNs, NetlinkRulesetJudgesLikeIptablesAndNft) {
+    if (!have("iptables") || !have("nft")) GTEST_SKIP() << "iptables and nft are needed";
+    Netns hub("nlr");
+    ASSERT_TRUE(hub.ok());
+    hub.must("ip link add virbr0 type bridge");
+    hub.must("ip link add docker0 type bridge");
+    for (const char* line : {
+             "iptables -P FORWARD DROP", "iptables -N LIBVIRT_FWX", "iptables -N LIBVIRT_FWI", "iptables -N LIBVIRT_FWO",
+             "iptables -N DOCKER-USER", "iptables -A FORWARD -j DOCKER-USER", "iptables -A FORWARD -j LIBVIRT_FWX",
+             "iptables -A FORWARD -j LIBVIRT_FWI", "iptables -A FORWARD -j LIBVIRT_FWO",
+             "iptables -A LIBVIRT_FWX -i virbr0 -o virbr0 -j ACCEPT",
+             "iptables -A LIBVIRT_FWI -d 192.168.122.0/24 -o virbr0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+             "iptables -A LIBVIRT_FWI -o virbr0 -j REJECT --reject-with icmp-port-unreachable",
+             "iptables -A LIBVIRT_FWO -s 192.168.122.0/24 -i virbr0 -j ACCEPT", "iptables -A LIBVIRT_FWO -i virbr0 -j REJECT",
+             "iptables -A DOCKER-USER -j RETURN", "iptables -A FORWARD -o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+             "iptables -A FORWARD -o docker0 -m conntrack --ctstate NEW,ESTABLISHED -j ACCEPT",
+             "iptables -A FORWARD -o docker0 -m conntrack ! --ctstate INVALID -j ACCEPT",
+             "iptables -A FORWARD -i docker0 ! -o docker0 -j ACCEPT", "iptables -A FORWARD -i dock+ -m state --state ESTABLISHED -j DROP",
+             "iptables -A FORWARD -m physdev --physdev-is-bridged -j ACCEPT", "iptables -A FORWARD -m physdev ! --physdev-is-bridged -j DROP",
+             "iptables -A FORWARD -i virbr0 -m comment --comment guests -j LOG", "iptables -A FORWARD -i virbr0 -p tcp --dport 22 -j DROP",
+             "iptables -A FORWARD -i virbr0 -g LIBVIRT_FWX", "iptables -t mangle -A FORWARD -o virbr0 -j DROP"})
+        hub.must(line);
+    for (const std::vector<std::string>& cmd : std::vector<std::vector<std::string>>{
+             {"nft", "add", "table", "inet", "kvt"},
+             {"nft", "add", "chain", "inet", "kvt", "fw", "{ type filter hook forward priority 10 ; policy drop ; }"},
+             {"nft", "add", "chain", "inet", "kvt", "sub"},
+             {"nft", "add", "rule", "inet", "kvt", "fw", "iifname", "{ virbr0, br* }", "oifname", "!=", "x", "ct", "state", "established,related", "accept"},
+             {"nft", "add", "rule", "inet", "kvt", "fw", "oifname", "{ virbr0, docker0 }", "drop"},
+             {"nft", "add", "rule", "inet", "kvt", "fw", "iifname", "!=", "{ lo, eth0 }", "jump", "sub"},
+             {"nft", "add", "rule", "inet", "kvt", "fw", "ct", "state", "established", "accept"},
+             {"nft", "add", "rule", "inet", "kvt", "fw", "ct", "state", "!=", "established", "accept"},
+             {"nft", "add", "rule", "inet", "kvt", "fw", "iifname", "virbr*", "oifname", "virbr0", "counter", "accept"},
+             {"nft", "add", "rule", "inet", "kvt", "fw", "iif", "lo", "accept"},
+             {"nft", "add", "rule", "inet", "kvt", "fw", "ip", "saddr", "10.0.0.0/8", "log", "drop"},
+             {"nft", "add", "rule", "inet", "kvt", "fw", "meta", "l4proto", "udp", "reject"},
+             {"nft", "add", "rule", "inet", "kvt", "fw", "iifname", "vmap", "{ virbr0 : accept, docker0 : drop }"},
+             {"nft", "add", "rule", "inet", "kvt", "fw", "goto", "sub"},
+             {"nft", "add", "rule", "inet", "kvt", "sub", "meta", "mark", "set", "3", "return"},
+             {"nft", "add", "rule", "inet", "kvt", "sub", "limit", "rate", "3/second", "drop"},
+             {"nft", "add", "table", "bridge", "kvb"},
+             {"nft", "add", "chain", "bridge", "kvb", "fw", "{ type filter hook forward priority 0 ; policy accept ; }"},
+             {"nft", "add", "rule", "bridge", "kvb", "fw", "iifname", "{ vh1, vh2 }", "accept"},
+             {"nft", "add", "rule", "bridge", "kvb", "fw", "oifname", "vh3", "drop"}})
+        hub.must(cmd);
+    const fs::path tmp = fs::temp_directory_path() / fmt::format("kvmready-net-nl-{}", ::getpid());
+    fs::remove_all(tmp);
+    const Cmd rec = hub.exec({kBinary, "check", "net", "--json", "--connect", kNoLibvirt, "--record", tmp.string()});
+    std::ifstream in(tmp / ".kvmready/host.json");
+    ASSERT_TRUE(in) << "no recording written: " << rec.err;
+    const json hj = json::parse(in);
+    fs::remove_all(tmp);
+    ASSERT_TRUE(hj.contains("nftables")) << "the ruleset was not read in process";
+    ASSERT_EQ(hj["nftables"].value("error", ""), "");
+    // Read in process: nothing ran.
+    for (const auto& c : hj.value("commands", json::array())) ADD_FAILURE() << "ran " << c.at("argv").dump();
+
+    const Cmd ipt = hub.exec({"iptables", "-S"});
+    const Cmd nft = hub.exec({"nft", "-j", "list", "ruleset"});
+    ASSERT_EQ(ipt.rc, 0) << ipt.err;
+    ASSERT_EQ(nft.rc, 0) << nft.err;
+    // The programs' view, as kvmready judged it before: iptables -S for the
+    // filter table, nft for every other table.
+    auto programs = kvmready::parse_iptables_save(ipt.out);
+    for (auto& c : kvmready::parse_nft_json(nft.out))
+        if (!(c.family == "ip" && c.table == "filter")) programs.push_back(c);
+    const auto netlink = kvmready::parse_nft_ruleset(hj["nftables"]["ruleset"]);
+    auto want = judged(programs), got = judged(netlink);
+    // iptables -S shows INPUT and OUTPUT even when iptables-nft made no
+    // such chain; nft's `iifname vmap {...}` and sets appear as nft prints
+    // them. Compare what both list.
+    for (const auto& [k, v] : want) {
+        if (!got.count(k)) {
+            EXPECT_TRUE(k == "ip filter INPUT" || k == "ip filter OUTPUT") << k << " missing from the netlink reading";
+            continue;
+        }
+        EXPECT_EQ(got[k], v) << k;
+    }
+    for (const auto& [k, v] : got) EXPECT_TRUE(want.count(k)) << k << " only in the netlink reading";
+    // And the verdict the check draws is the same as with the programs.
+    const Report r = parse_report(rec);
+    EXPECT_EQ(r.status("net.firewall"), "warn") << r["net.firewall"].dump(2);
 }
 
 // Committed recordings (tests/fixtures/README-net.md), judged offline.

@@ -18,6 +18,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "host/host.hpp"
 #include "report/redact.hpp"
 
 namespace fs = std::filesystem;
@@ -144,6 +145,24 @@ TEST(Redactor, ReplacesAddressesWithStableValidTokens) {
     EXPECT_EQ(s["hostname"]["count"], 1);
     EXPECT_EQ(s["user"]["count"], 1);
     EXPECT_EQ(s.dump().find("10.1.2.3"), std::string::npos) << "the manifest must not list originals";
+}
+
+// host.json's interface_addresses (read over rtnetlink since kvmready stopped
+// running `ip -j addr`) hold the bridges' addresses as plain strings: the
+// redactor replaces them and the bundle still replays.
+TEST(Redactor, RecordedBridgeAddressesAreRedactedAndStillReplay) {
+    kvmready::host::InterfaceAddresses a;
+    a.kind = "bridge";
+    a.addresses = {{"virbr0", "inet", "192.168.122.1", 24, "global"}, {"virbr0", "inet6", "fe80::5054:ff:fe57:8b6e", 64, "link"}};
+    Redactor r;
+    const std::string out = r.apply(nlohmann::json{{"interface_addresses", a}}.dump(2));
+    for (const char* secret : {"192.168.122.1", "fe80::5054"}) EXPECT_EQ(out.find(secret), std::string::npos) << secret << " survived: " << out;
+    const auto back = nlohmann::json::parse(out).at("interface_addresses").get<kvmready::host::InterfaceAddresses>();
+    ASSERT_EQ(back.addresses.size(), 2u);
+    EXPECT_EQ(back.addresses[0].ifname, "virbr0");
+    EXPECT_EQ(back.addresses[0].prefixlen, 24);
+    EXPECT_EQ(back.addresses[1].scope, "link");
+    EXPECT_EQ(back.addresses[0].local.rfind("198.51.", 0), 0u) << back.addresses[0].local;
 }
 
 TEST(Bundle, ReportThenCheckFromGivesTheLiveStatusesAndLeaksNothing) {

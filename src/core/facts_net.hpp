@@ -127,6 +127,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(NetFacts, probed, tun, vhost_net
 // Parsers shared by the probe and the tests (pure text -> data).
 std::vector<FwChain> parse_iptables_save(const std::string& text);  // `iptables -S` of the filter table
 std::vector<FwChain> parse_nft_json(const std::string& text);        // `nft -j list ruleset`
+std::vector<FwChain> parse_nft_ruleset(const nlohmann::json& ruleset);  // the same, parsed (host::NftRuleset)
 // Keeps the forward base chains and the chains reachable from them.
 std::vector<FwChain> forward_reachable(std::vector<FwChain> chains);
 

@@ -1,10 +1,14 @@
 // probe_net: the host's networking as guests will meet it. Sysfs and procfs
-// first (device nodes, bridges and their ports, sysctls); programs only when
-// there is something to look at: `ip -j addr show` for bridge addresses
-// (sysfs has none) and the firewall (`iptables -S`, `nft -j list ruleset`)
-// only when at least one bridge exists, all three at once on threads.
+// first (device nodes, bridges and their ports, sysctls); netlink only when
+// there is something to look at, i.e. at least one bridge: the bridges'
+// addresses (sysfs has none; rtnetlink, what `ip -j addr show type bridge`
+// prints) and the firewall (nf_tables' ruleset, which holds iptables-nft's
+// rules too). `iptables -S` runs only when legacy x_tables hold a filter
+// table, which nf_tables cannot show. Host trees recorded before kvmready
+// read these itself replay the programs' recorded output instead.
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -322,16 +326,15 @@ FwRule parse_nft_rule(const nlohmann::json& rule) {
             const bool neg = op == "!=";
             const bool pos = op == "==" || op == "in";
             std::string meta = left.contains("meta") ? left["meta"].value("key", "") : "";
-            if ((meta == "iifname" || meta == "oifname" || meta == "iif" || meta == "oif") && (neg || pos)) {
-                const std::string names = join(json_strings(right), ",");
+            const std::string names = join(json_strings(right), ",");
+            if ((meta == "iifname" || meta == "oifname" || meta == "iif" || meta == "oif") && (neg || pos) && !names.empty()) {
                 (meta[0] == 'i' ? r.iif : r.oif) = (neg ? "!" : "") + names;
                 text.push_back(meta + (neg ? " != " : " ") + names);
                 continue;
             }
-            if ((meta == "ibrname" || meta == "obrname") && (neg || pos)) {
+            if ((meta == "ibrname" || meta == "obrname") && (neg || pos) && !names.empty()) {
                 // Bridge-family match on the bridge itself: kept in iif/oif with
                 // a "br:" prefix so the checks can tell it from a port name.
-                const std::string names = join(json_strings(right), ",");
                 (meta[0] == 'i' ? r.iif : r.oif) = (neg ? "!" : "") + std::string("br:") + names;
                 text.push_back(meta + (neg ? " != " : " ") + names);
                 continue;
@@ -344,7 +347,14 @@ FwRule parse_nft_rule(const nlohmann::json& rule) {
                 continue;
             }
             r.other_match = true;
-            text.push_back("<match>");
+            // The condition by its kind: "<ip saddr>", "<meta l4proto>", "<payload>".
+            std::string what = "match";
+            if (!meta.empty()) what = "meta " + meta;
+            else if (left.contains("ct")) what = "ct " + left["ct"].value("key", "");
+            else if (left.contains("payload") && left["payload"].contains("field"))
+                what = left["payload"].value("protocol", "") + " " + left["payload"].value("field", "");
+            else if (left.is_object() && !left.empty()) what = left.begin().key();
+            text.push_back("<" + what + ">");
         } else if (key == "accept" || key == "drop" || key == "reject" || key == "return") {
             r.verdict = key;
             text.push_back(key);
@@ -353,11 +363,17 @@ FwRule parse_nft_rule(const nlohmann::json& rule) {
             r.target = val.value("target", "");
             text.push_back(key + " " + r.target);
         } else if (key == "xt") {
-            // iptables-nft's compat expressions: opaque in JSON.
+            // iptables-nft's compat expressions: opaque in nft's JSON; kvmready's
+            // own reading decodes physdev (conntrack/state become ct matches).
+            const std::string name = val.value("name", "");
             if (val.value("type", "") == "target") {
-                const std::string name = val.value("name", "");
                 if (name == "REJECT") r.verdict = "reject";
                 text.push_back("xt target " + name);
+            } else if (name == "comment") {
+                // no condition
+            } else if (name == "physdev" && val.value("physdev_is_bridged", false)) {
+                r.physdev_bridged = true;
+                text.push_back("xt match physdev --physdev-is-bridged");
             } else {
                 r.other_match = true;
                 text.push_back("xt match " + val.value("name", ""));
@@ -409,9 +425,10 @@ std::vector<FwChain> parse_iptables_save(const std::string& text) {
     return chains;
 }
 
-std::vector<FwChain> parse_nft_json(const std::string& text) {
+std::vector<FwChain> parse_nft_json(const std::string& text) { return parse_nft_ruleset(nlohmann::json::parse(text)); }
+
+std::vector<FwChain> parse_nft_ruleset(const nlohmann::json& j) {
     std::vector<FwChain> chains;
-    const auto j = nlohmann::json::parse(text);
     for (const auto& o : j.value("nftables", nlohmann::json::array())) {
         if (o.contains("chain")) {
             const auto& c = o["chain"];
@@ -460,8 +477,8 @@ void probe_net(const host::Host& h, const ProbeOptions&, Facts& f) {
     auto& n = f.net;
     n.probed = true;
 
-    // Bridges first: whether the programs run at all depends on them, and
-    // they then run while the rest of sysfs is read.
+    // Bridges first: whether addresses and the firewall are read at all
+    // depends on them.
     std::vector<std::string> bridge_names;
     std::vector<std::string> others;
     for (const auto& iface : h.list_dir("/sys/class/net")) {
@@ -469,12 +486,28 @@ void probe_net(const host::Host& h, const ProbeOptions&, Facts& f) {
         else others.push_back(iface);
     }
 
+    auto& fw = n.firewall;
     host::RunResult addr_res, ipt_res, nft_res;
-    std::vector<std::thread> tools;
+    host::InterfaceAddresses addrs;
+    host::NftRuleset nft;
+    bool run_iptables = false;
+    std::thread iptables;
     if (!bridge_names.empty()) {
-        tools.emplace_back([&] { addr_res = h.run({"ip", "-j", "addr", "show", "type", "bridge"}, kToolTimeoutMs); });
-        tools.emplace_back([&] { ipt_res = h.run({"iptables", "-S"}, kToolTimeoutMs); });
-        tools.emplace_back([&] { nft_res = h.run({"nft", "-j", "list", "ruleset"}, kToolTimeoutMs); });
+        std::istringstream in(h.read_file("/proc/net/ip_tables_names").value_or(""));
+        for (std::string t; in >> t;) fw.legacy_tables.push_back(t);
+        const bool legacy_filter = std::find(fw.legacy_tables.begin(), fw.legacy_tables.end(), "filter") != fw.legacy_tables.end();
+        nft = h.nftables();
+        addrs = h.interface_addresses("bridge");
+        // iptables -S shows what nf_tables cannot: a legacy x_tables filter
+        // table (its rules never reach nf_tables), or any rules at all when
+        // nf_tables could not be read for another reason than privileges
+        // (a kernel without it). It costs 1.7 ms, so it runs beside sysfs.
+        const bool denied = nft.error_code == EPERM || nft.error_code == EACCES;
+        run_iptables = !nft.available || legacy_filter || (!nft.error.empty() && !denied);
+        if (run_iptables) iptables = std::thread([&] { ipt_res = h.run({"iptables", "-S"}, kToolTimeoutMs); });
+        // Trees recorded before kvmready read these itself hold the programs' output.
+        if (!nft.available) nft_res = h.run({"nft", "-j", "list", "ruleset"}, kToolTimeoutMs);
+        if (!addrs.available) addr_res = h.run({"ip", "-j", "addr", "show", "type", "bridge"}, kToolTimeoutMs);
     }
 
     const auto misc = misc_minors(h);
@@ -493,17 +526,23 @@ void probe_net(const host::Host& h, const ProbeOptions&, Facts& f) {
     for (const auto& iface : others)
         if (is_physical(h, iface)) n.physical_nics.push_back(iface);
 
-    auto& fw = n.firewall;
-    if (bridge_names.empty()) fw.not_probed_reason = "no bridge exists, so no guest traffic is forwarded here";
-    else {
-        std::istringstream in(h.read_file("/proc/net/ip_tables_names").value_or(""));
-        for (std::string t; in >> t;) fw.legacy_tables.push_back(t);
+    if (iptables.joinable()) iptables.join();
+    if (bridge_names.empty()) {
+        fw.not_probed_reason = "no bridge exists, so no guest traffic is forwarded here";
+        return;
     }
 
-    for (auto& t : tools) t.join();
-    if (bridge_names.empty()) return;
-
-    if (addr_res.started && addr_res.exit_code == 0) {
+    if (addrs.available) {
+        if (addrs.error.empty()) {
+            for (const auto& a : addrs.addresses) {
+                auto it = std::find_if(n.bridges.begin(), n.bridges.end(), [&](const BridgeInfo& b) { return b.name == a.ifname; });
+                if (it != n.bridges.end()) it->addresses.push_back(BridgeAddress{a.family, a.local, a.prefixlen, a.scope});
+            }
+            n.addresses_known = true;
+        } else {
+            n.addresses_error = addrs.error;
+        }
+    } else if (addr_res.started && addr_res.exit_code == 0) {
         try {
             parse_addresses(addr_res.out, n);
             n.addresses_known = true;
@@ -516,25 +555,41 @@ void probe_net(const host::Host& h, const ProbeOptions&, Facts& f) {
 
     fw.probed = true;
     std::vector<FwChain> all;
-    if (ipt_res.started && ipt_res.exit_code == 0) {
-        fw.iptables_ok = true;
-        auto c = parse_iptables_save(ipt_res.out);
-        all.insert(all.end(), c.begin(), c.end());
-    } else {
-        fw.iptables_error = run_error(ipt_res, "iptables -S");
+    if (run_iptables) {
+        if (ipt_res.started && ipt_res.exit_code == 0) {
+            fw.iptables_ok = true;
+            all = parse_iptables_save(ipt_res.out);
+        } else {
+            fw.iptables_error = run_error(ipt_res, "iptables -S");
+        }
     }
-    if (nft_res.started && nft_res.exit_code == 0) {
+    const bool legacy_filter = std::find(fw.legacy_tables.begin(), fw.legacy_tables.end(), "filter") != fw.legacy_tables.end();
+    std::vector<FwChain> c;
+    if (nft.available && nft.error.empty()) {
+        c = parse_nft_ruleset(nft.ruleset);
+        fw.nft_ok = true;
+        if (!run_iptables) {
+            // iptables-nft keeps its rules in nf_tables' "ip filter" table:
+            // they are iptables' rules (read without running it), judged and
+            // fixed as such. A table of that name written with nft itself
+            // (base chains not named like iptables') stays nft's.
+            const bool iptables_made = std::all_of(c.begin(), c.end(), [](const FwChain& x) {
+                if (x.family != "ip" || x.table != "filter" || x.policy.empty()) return true;
+                return x.name == "INPUT" || x.name == "FORWARD" || x.name == "OUTPUT";
+            });
+            fw.iptables_ok = true;
+            if (iptables_made)
+                for (auto& x : c)
+                    if (x.family == "ip" && x.table == "filter") x.source = "iptables";
+            std::stable_partition(c.begin(), c.end(), [](const FwChain& x) { return x.source == "iptables"; });
+        }
+    } else if (nft.available) {
+        fw.nft_error = nft.error;
+        // Without legacy tables, iptables' rules are nf_tables' too.
+        if (!run_iptables) fw.iptables_error = nft.error;
+    } else if (nft_res.started && nft_res.exit_code == 0) {
         try {
-            auto c = parse_nft_json(nft_res.out);
-            // iptables-nft keeps its rules in nft's "ip filter" table; when
-            // `iptables -S` already showed them (and legacy iptables holds no
-            // filter table of its own), judge them once, as iptables rules.
-            const bool legacy_filter =
-                std::find(fw.legacy_tables.begin(), fw.legacy_tables.end(), "filter") != fw.legacy_tables.end();
-            if (fw.iptables_ok && !legacy_filter)
-                c.erase(std::remove_if(c.begin(), c.end(), [](const FwChain& x) { return x.family == "ip" && x.table == "filter"; }),
-                        c.end());
-            all.insert(all.end(), c.begin(), c.end());
+            c = parse_nft_json(nft_res.out);
             fw.nft_ok = true;
         } catch (const nlohmann::json::exception& e) {
             fw.nft_error = std::string("nft -j list ruleset: unreadable output: ") + e.what();
@@ -542,6 +597,11 @@ void probe_net(const host::Host& h, const ProbeOptions&, Facts& f) {
     } else {
         fw.nft_error = run_error(nft_res, "nft -j list ruleset");
     }
+    // When `iptables -S` showed iptables-nft's rules (and legacy iptables
+    // holds no filter table of its own), judge them once, as iptables rules.
+    if (run_iptables && fw.iptables_ok && !legacy_filter)
+        c.erase(std::remove_if(c.begin(), c.end(), [](const FwChain& x) { return x.family == "ip" && x.table == "filter"; }), c.end());
+    all.insert(all.end(), c.begin(), c.end());
     fw.chains = forward_reachable(std::move(all));
 }
 

@@ -63,6 +63,39 @@ struct MsrValue {
     std::string error;             // why it could not be read
 };
 
+// An interface address as `ip -j addr` prints it.
+struct InterfaceAddress {
+    std::string ifname;
+    std::string family;            // "inet", "inet6"
+    std::string local;
+    int prefixlen = 0;
+    std::string scope;             // "global", "link", "host", "site", "nowhere" or the number
+};
+
+struct InterfaceAddresses {
+    // false: an offline tree recorded before kvmready read addresses itself;
+    // the recorded `ip -j addr show type bridge` run answers instead.
+    bool available = true;
+    std::string kind;              // the link kind asked for ("bridge")
+    std::string error;             // why they could not be read; "" when read
+    std::vector<InterfaceAddress> addresses;
+};
+
+// The nf_tables ruleset (every family: iptables-nft's tables and nft's own),
+// read over netlink and written in the schema of `nft -j list ruleset` for
+// what decides forwarding: chains (hook, policy) and rules whose statements
+// are interface, bridge and conntrack-state matches, verdicts, jumps and
+// iptables-nft's compat matches decoded (conntrack/state, physdev, comment);
+// other conditions appear by kind only, without their values (addresses).
+struct NftRuleset {
+    // false: an offline tree recorded before kvmready read nf_tables itself;
+    // the recorded `iptables -S` and `nft -j list ruleset` runs answer instead.
+    bool available = true;
+    std::string error;             // why it could not be read; "" when read
+    int error_code = 0;            // its errno (EPERM: needs CAP_NET_ADMIN)
+    nlohmann::json ruleset;        // {"nftables": [{"chain": {...}}, {"rule": {...}}, ...]}
+};
+
 class Host {
 public:
     virtual ~Host() = default;
@@ -106,7 +139,19 @@ public:
     // version banner, without running the program); offline: as recorded.
     [[nodiscard]] virtual BinaryString binary_string(const std::string& path, const std::string& prefix) const = 0;
     [[nodiscard]] virtual LibvirtSnapshot libvirt(const std::string& uri, int timeout_ms) const = 0;
+    // Addresses of the interfaces of one link kind (rtnetlink); offline: as recorded.
+    [[nodiscard]] virtual InterfaceAddresses interface_addresses(const std::string& kind) const = 0;
+    // The firewall's ruleset (nf_tables netlink); offline: as recorded.
+    [[nodiscard]] virtual NftRuleset nftables() const = 0;
 };
+
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(InterfaceAddress, ifname, family, local, prefixlen, scope)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(InterfaceAddresses, kind, error, addresses)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(NftRuleset, error, error_code, ruleset)
+
+// The live readers behind LiveHost (src/host/net_read.cpp, nftables.cpp).
+InterfaceAddresses read_interface_addresses(const std::string& kind);
+NftRuleset read_nftables();
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FsUsage, ok, error, fstype, total_bytes, free_bytes, avail_bytes, read_only)
 

@@ -295,6 +295,12 @@ public:
     [[nodiscard]] LibvirtSnapshot libvirt(const std::string& uri, int timeout_ms) const override {
         return query_libvirt(uri, timeout_ms);
     }
+
+    [[nodiscard]] InterfaceAddresses interface_addresses(const std::string& kind) const override {
+        return read_interface_addresses(kind);
+    }
+
+    [[nodiscard]] NftRuleset nftables() const override { return read_nftables(); }
 };
 
 }  // namespace

@@ -186,6 +186,20 @@ LibvirtSnapshot RecordingHost::libvirt(const std::string& uri, int timeout_ms) c
     return r;
 }
 
+InterfaceAddresses RecordingHost::interface_addresses(const std::string& kind) const {
+    auto r = inner_.interface_addresses(kind);
+    std::lock_guard lock(mu_);
+    if (r.available) interface_addresses_ = r;
+    return r;
+}
+
+NftRuleset RecordingHost::nftables() const {
+    auto r = inner_.nftables();
+    std::lock_guard lock(mu_);
+    if (r.available) nftables_ = r;
+    return r;
+}
+
 void RecordingHost::write(const std::string& final_dir, const std::string& description) const {
     // Build the tree in a sibling temporary directory and rename it into
     // place, so an interrupted or failed recording never leaves half a tree.
@@ -264,6 +278,8 @@ void RecordingHost::write_tree(const std::string& dir, const std::string& descri
     if (process_groups_) j["process_groups"] = *process_groups_;
     if (!open_rw_.empty()) j["open_rw_errno"] = open_rw_;
     if (!fs_usage_.empty()) j["fs_usage"] = fs_usage_;
+    if (interface_addresses_) j["interface_addresses"] = *interface_addresses_;
+    if (nftables_) j["nftables"] = *nftables_;
     if (!commands_.empty()) {
         nlohmann::json cmds = nlohmann::json::array();
         for (const auto& [argv, res] : commands_) cmds.push_back({{"argv", argv}, {"result", res}});

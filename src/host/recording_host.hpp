@@ -34,6 +34,8 @@ public:
     [[nodiscard]] RunResult run(const std::vector<std::string>& argv, int timeout_ms) const override;
     [[nodiscard]] BinaryString binary_string(const std::string& path, const std::string& prefix) const override;
     [[nodiscard]] LibvirtSnapshot libvirt(const std::string& uri, int timeout_ms) const override;
+    [[nodiscard]] InterfaceAddresses interface_addresses(const std::string& kind) const override;
+    [[nodiscard]] NftRuleset nftables() const override;
 
     // Writes the tree into `dir`, which must not exist or be empty. Files are
     // created exclusively, never through symlinks. Throws ExitError.
@@ -59,6 +61,8 @@ private:
     mutable std::map<std::pair<std::string, std::string>, BinaryString> binary_strings_;
     mutable std::optional<LibvirtSnapshot> libvirt_;
     mutable std::map<std::string, FsUsage> fs_usage_;
+    mutable std::optional<InterfaceAddresses> interface_addresses_;
+    mutable std::optional<NftRuleset> nftables_;
     mutable bool need_user_db_ = false;
 };
 

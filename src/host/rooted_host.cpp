@@ -175,6 +175,23 @@ public:
         return s;
     }
 
+    [[nodiscard]] InterfaceAddresses interface_addresses(const std::string& kind) const override {
+        if (interface_addresses_ && interface_addresses_->kind == kind) return *interface_addresses_;
+        InterfaceAddresses a;
+        a.available = false;
+        a.kind = kind;
+        a.error = "not recorded in this host tree";
+        return a;
+    }
+
+    [[nodiscard]] NftRuleset nftables() const override {
+        if (nftables_) return *nftables_;
+        NftRuleset r;
+        r.available = false;
+        r.error = "not recorded in this host tree";
+        return r;
+    }
+
 private:
     struct Node {
         StatInfo st;
@@ -234,6 +251,8 @@ private:
             for (const auto& [k, v] : fs_usage.items()) fs_usage_[k] = v.get<FsUsage>();
             if (j.contains("commands"))
                 for (const auto& c : j["commands"]) commands_[c.at("argv").get<std::vector<std::string>>()] = c.at("result").get<RunResult>();
+            if (j.contains("interface_addresses")) interface_addresses_ = j["interface_addresses"].get<InterfaceAddresses>();
+            if (j.contains("nftables")) nftables_ = j["nftables"].get<NftRuleset>();
             for (const auto& b : j.value("binary_strings", json::array())) {
                 BinaryString v;
                 if (b.contains("value") && !b["value"].is_null()) v.value = b["value"].get<std::string>();
@@ -278,6 +297,8 @@ private:
     std::map<std::pair<std::string, std::string>, BinaryString> binary_strings_;
     std::map<std::string, FsUsage> fs_usage_;
     std::optional<LibvirtSnapshot> libvirt_;
+    std::optional<InterfaceAddresses> interface_addresses_;
+    std::optional<NftRuleset> nftables_;
     cpuid::Dump cpuid_;
 };
 
