@@ -360,8 +360,8 @@ Action setup_fix(CLI::App& app) {
     auto* sub = app.add_subcommand("fix", "Plan (default) or apply the fixes for what `check` found; undo them.");
     sub->add_flag("--apply", o->apply, "Make the changes (automatic fixes; 'confirm' ones also need --yes), journaled for --undo");
     sub->add_flag("-y,--yes", o->yes, "Also apply the 'confirm' fixes");
-    sub->add_option("--only", o->only, "Only these fixes (comma-separated ids, see --list)");
-    sub->add_option("--undo", o->undo, "Revert a run (the newest one when no RUN-ID is given)")->expected(0, 1)->default_str("");
+    sub->add_option("--only", o->only, "Only these fixes (comma-separated ids, see --list)")->option_text("ID,...");
+    sub->add_option("--undo", o->undo, "Revert a run (the newest one when no RUN-ID is given)")->expected(0, 1)->default_str("")->option_text("[RUN-ID]");
     sub->add_flag("--history", o->history, "List the recorded fix runs");
     sub->add_flag("--list", o->list, "List the fixes kvmready knows");
     sub->add_flag("--json", o->json, "Print the plan / result as one JSON object");
