@@ -1,4 +1,5 @@
 #include "core/probe.hpp"
+#include "util/text.hpp"
 
 #include <algorithm>
 #include <sstream>
@@ -8,12 +9,7 @@ namespace kvmready {
 
 namespace {
 
-std::string trim(std::string s) {
-    auto not_space = [](unsigned char c) { return !std::isspace(c); };
-    s.erase(s.begin(), std::find_if(s.begin(), s.end(), not_space));
-    s.erase(std::find_if(s.rbegin(), s.rend(), not_space).base(), s.end());
-    return s;
-}
+using util::trim;
 
 std::vector<std::string> words(const std::string& s) {
     std::istringstream in(s);
@@ -215,9 +211,15 @@ Facts probe(const host::Host& h, const ProbeOptions& opt) {
     f.source = h.source();
     f.request = opt.request;
     f.request.user = opt.user;
-    // libvirt answers in milliseconds, or never (a hung daemon): beside the rest.
+    // libvirt answers in milliseconds, or never (a hung daemon): asked
+    // first, while the CPUs are free to connect and send, and judged beside
+    // the rest.
+    LibvirtAsk ask;
     std::thread virt_thread;
-    if (opt.areas & kAreaVirt) virt_thread = std::thread([&] { probe_virt(h, opt, f); });
+    if (opt.areas & kAreaVirt) {
+        ask_libvirt(h, opt, f, ask);
+        virt_thread = std::thread([&] { probe_virt(h, opt, f, &ask); });
+    }
     // The ioctl test is the slowest probe (VM creation, ~2 ms) and runs on
     // this thread; the file reads go to a new one. A new thread starts on an
     // idle vCPU, and waking that costs ~1 ms in a VM: the reads absorb that

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "core/probe.hpp"
+#include "util/text.hpp"
 
 namespace kvmready {
 
@@ -22,12 +23,7 @@ namespace {
 constexpr int kToolTimeoutMs = 2000;
 const std::string kNet = "/sys/class/net/";
 
-std::string trim(std::string s) {
-    auto not_space = [](unsigned char c) { return !std::isspace(c); };
-    s.erase(s.begin(), std::find_if(s.begin(), s.end(), not_space));
-    s.erase(std::find_if(s.rbegin(), s.rend(), not_space).base(), s.end());
-    return s;
-}
+using util::trim;
 
 std::optional<int> read_int(const host::Host& h, const std::string& path, int base = 10) {
     auto text = h.read_file(path);

@@ -8,17 +8,13 @@
 #include <sstream>
 
 #include "core/probe.hpp"
+#include "util/text.hpp"
 
 namespace kvmready {
 
 namespace {
 
-std::string trim(std::string s) {
-    auto not_space = [](unsigned char c) { return !std::isspace(c); };
-    s.erase(s.begin(), std::find_if(s.begin(), s.end(), not_space));
-    s.erase(std::find_if(s.rbegin(), s.rend(), not_space).base(), s.end());
-    return s;
-}
+using util::trim;
 
 std::optional<std::string> read_trimmed(const host::Host& h, const std::string& path) {
     auto v = h.read_file(path);

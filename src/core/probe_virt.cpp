@@ -12,22 +12,15 @@
 #include <sstream>
 #include <thread>
 
-#include <libxml/parser.h>
-#include <libxml/tree.h>
-
 #include "core/probe.hpp"
-#include "util/dynlib.hpp"
+#include "core/xml.hpp"
+#include "util/text.hpp"
 
 namespace kvmready {
 
 namespace {
 
-std::string trim(std::string s) {
-    auto not_space = [](unsigned char c) { return !std::isspace(c); };
-    s.erase(s.begin(), std::find_if(s.begin(), s.end(), not_space));
-    s.erase(std::find_if(s.rbegin(), s.rend(), not_space).base(), s.end());
-    return s;
-}
+using util::trim;
 
 // Numbers from files and XML: malformed input must not throw on the probe's thread.
 std::optional<uint32_t> to_u32(const std::string& s, int base = 10) {
@@ -35,109 +28,6 @@ std::optional<uint32_t> to_u32(const std::string& s, int base = 10) {
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, base);
     if (ec != std::errc() || p != s.data() + s.size() || s.empty()) return std::nullopt;
     return v;
-}
-
-// ---- libxml2's tree, copied into a small one the parsers below walk ----
-
-struct XmlElement {
-    std::string name;
-    std::vector<std::pair<std::string, std::string>> attrs;
-    std::string text;  // concatenated character data directly inside
-    std::vector<XmlElement> children;
-
-    [[nodiscard]] std::string attr(const std::string& key) const {
-        for (const auto& [k, v] : attrs)
-            if (k == key) return v;
-        return "";
-    }
-    [[nodiscard]] bool has_attr(const std::string& key) const {
-        return std::any_of(attrs.begin(), attrs.end(), [&](const auto& a) { return a.first == key; });
-    }
-    [[nodiscard]] const XmlElement* child(const std::string& n) const {
-        for (const auto& c : children)
-            if (c.name == n) return &c;
-        return nullptr;
-    }
-    [[nodiscard]] std::vector<const XmlElement*> all(const std::string& n) const {
-        std::vector<const XmlElement*> out;
-        for (const auto& c : children)
-            if (c.name == n) out.push_back(&c);
-        return out;
-    }
-    [[nodiscard]] std::string child_text(const std::string& n) const {
-        const XmlElement* c = child(n);
-        return c ? trim(c->text) : "";
-    }
-    // <enum name='NAME'><value>...</value></enum> among the children.
-    [[nodiscard]] std::vector<std::string> enum_values(const std::string& n) const {
-        std::vector<std::string> out;
-        for (const auto* e : all("enum"))
-            if (e->attr("name") == n)
-                for (const auto* v : e->all("value")) out.push_back(trim(v->text));
-        return out;
-    }
-};
-
-// libxml2 is loaded when libvirt answered with XML (src/util/dynlib.hpp): a
-// run without a daemon never pays for it, and with one libvirt has already
-// mapped it.
-#define KVMREADY_XML_FUNCTIONS(X) \
-    X(xmlReadMemory) \
-    X(xmlGetLastError) \
-    X(xmlDocGetRootElement) \
-    X(xmlFreeDoc)
-
-struct XmlApi {
-    KVMREADY_XML_FUNCTIONS(KVMREADY_API_MEMBER)
-};
-
-const XmlApi* xml_api(std::string& error) {
-    return util::load_api<XmlApi>(
-        "libxml2.so.2", "libxml2", [](auto sym, XmlApi& api) { KVMREADY_XML_FUNCTIONS(KVMREADY_API_RESOLVE) }, &error);
-}
-
-// Attribute values live in the attribute's text children (no xmlFree needed).
-std::string attr_value(const xmlAttr* a) {
-    std::string v;
-    for (const xmlNode* t = a->children; t; t = t->next)
-        if (t->content) v += reinterpret_cast<const char*>(t->content);
-    return v;
-}
-
-void convert(const xmlNode* n, XmlElement& out) {
-    out.name = reinterpret_cast<const char*>(n->name);
-    for (const xmlAttr* a = n->properties; a; a = a->next) out.attrs.emplace_back(reinterpret_cast<const char*>(a->name), attr_value(a));
-    for (const xmlNode* c = n->children; c; c = c->next) {
-        if (c->type == XML_ELEMENT_NODE) {
-            out.children.emplace_back();
-            convert(c, out.children.back());
-        } else if ((c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE) && c->content) {
-            out.text += reinterpret_cast<const char*>(c->content);
-        }
-    }
-}
-
-std::optional<XmlElement> parse_xml(const std::string& text, std::string& error) {
-    const XmlApi* x = xml_api(error);
-    if (!x) return std::nullopt;
-    // NONET: never fetch a DTD; libvirt's XML has none anyway.
-    xmlDoc* doc = x->xmlReadMemory(text.data(), static_cast<int>(text.size()), "libvirt.xml", nullptr,
-                                   XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-    if (!doc) {
-        const xmlError* e = x->xmlGetLastError();
-        error = e && e->message ? trim(e->message) : "malformed XML";
-        return std::nullopt;
-    }
-    const xmlNode* root_node = x->xmlDocGetRootElement(doc);
-    if (!root_node) {
-        x->xmlFreeDoc(doc);
-        error = "no root element";
-        return std::nullopt;
-    }
-    XmlElement root;
-    convert(root_node, root);
-    x->xmlFreeDoc(doc);
-    return root;
 }
 
 // ---- Probing ----
@@ -274,7 +164,8 @@ std::string os_id(const host::Host& h) {
     return like.empty() ? id : id + " " + like;
 }
 
-void probe_libvirt(const host::Host& h, const ProbeOptions& opt, const std::string& arch, LibvirtFacts& l) {
+// Whether to ask libvirt at all (and the facts that decide it).
+bool libvirt_worth_asking(const host::Host& h, const ProbeOptions& opt, LibvirtFacts& l) {
     for (const char* bin : {"/usr/sbin/libvirtd", "/usr/sbin/virtqemud", "/usr/bin/libvirtd", "/usr/bin/virtqemud"})
         if (h.stat(bin).exists) l.daemon_binaries.push_back(bin);
     l.installed = !l.daemon_binaries.empty() || h.stat("/etc/libvirt").exists;
@@ -284,9 +175,12 @@ void probe_libvirt(const host::Host& h, const ProbeOptions& opt, const std::stri
         // Nothing to ask, and loading libvirt's client costs more than the answer.
         l.snapshot.uri = opt.request.connect_uri;
         l.snapshot.not_attempted_reason = "libvirt is not installed";
-        return;
+        return false;
     }
-    host::LibvirtSnapshot s = h.libvirt(opt.request.connect_uri, opt.libvirt_timeout_ms);
+    return true;
+}
+
+void take_libvirt_answer(host::LibvirtSnapshot s, const std::string& arch, LibvirtFacts& l) {
     if (s.connected) {
         if (!s.domcaps_kvm_xml.empty()) l.domcaps_kvm = parse_domcaps(s.domcaps_kvm_xml);
         else l.domcaps_kvm.error = s.domcaps_kvm_error;
@@ -502,7 +396,13 @@ std::string mount_fstype(const std::string& mountinfo, const std::string& path, 
     return best_type;
 }
 
-void probe_virt(const host::Host& h, const ProbeOptions& opt, Facts& f) {
+void ask_libvirt(const host::Host& h, const ProbeOptions& opt, Facts& f, LibvirtAsk& ask) {
+    if (!libvirt_worth_asking(h, opt, f.virt.libvirt)) return;
+    ask.started = true;
+    ask.thread = std::thread([&h, &opt, &ask] { ask.answer = h.libvirt(opt.request.connect_uri, opt.libvirt_timeout_ms); });
+}
+
+void probe_virt(const host::Host& h, const ProbeOptions& opt, Facts& f, LibvirtAsk* ask) {
     VirtFacts& v = f.virt;
     v.probed = true;
     v.qemu.arch = trim(h.read_file("/proc/sys/kernel/arch").value_or(""));
@@ -515,9 +415,18 @@ void probe_virt(const host::Host& h, const ProbeOptions& opt, Facts& f) {
             break;
         }
     }
+    LibvirtAsk own;
+    if (!ask) {
+        ask = &own;
+        ask_libvirt(h, opt, f, own);
+    }
+    // Meanwhile: QEMU's user (NSS lookups, up to a millisecond with nss-systemd).
     v.os_id = os_id(h);
     probe_qemu_user(h, v.qemu_user);
-    probe_libvirt(h, opt, v.qemu.arch, v.libvirt);
+    if (ask->started) {
+        ask->thread.join();
+        take_libvirt_answer(std::move(ask->answer), v.qemu.arch, v.libvirt);
+    }
     // libvirt probed this very binary and tells its version; otherwise read
     // the banner from the binary, and only when that fails ask QEMU itself,
     // which costs 12-15 ms of dynamic loading, beside the reads below.
