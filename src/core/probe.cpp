@@ -211,15 +211,9 @@ Facts probe(const host::Host& h, const ProbeOptions& opt) {
     f.source = h.source();
     f.request = opt.request;
     f.request.user = opt.user;
-    // libvirt answers in milliseconds, or never (a hung daemon): asked
-    // first, while the CPUs are free to connect and send, and judged beside
-    // the rest.
-    LibvirtAsk ask;
+    // libvirt answers in milliseconds, or never (a hung daemon): beside the rest.
     std::thread virt_thread;
-    if (opt.areas & kAreaVirt) {
-        ask_libvirt(h, opt, f, ask);
-        virt_thread = std::thread([&] { probe_virt(h, opt, f, &ask); });
-    }
+    if (opt.areas & kAreaVirt) virt_thread = std::thread([&] { probe_virt(h, opt, f); });
     // The ioctl test is the slowest probe (VM creation, ~2 ms) and runs on
     // this thread; the file reads go to a new one. A new thread starts on an
     // idle vCPU, and waking that costs ~1 ms in a VM: the reads absorb that

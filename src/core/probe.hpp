@@ -4,7 +4,6 @@
 
 #include <optional>
 #include <string>
-#include <thread>
 
 #include "core/facts.hpp"
 #include "host/host.hpp"
@@ -29,16 +28,7 @@ struct ProbeOptions {
 Facts probe(const host::Host& h, const ProbeOptions& opt);
 
 // One probe per area, each in its own file (probe_<area>.cpp).
-// libvirt's answer is the slowest part of a check (the daemon works for
-// milliseconds): probe() asks first thing, before its other threads compete
-// for the CPU, and probe_virt takes the answer (or asks itself).
-struct LibvirtAsk {
-    std::thread thread;
-    host::LibvirtSnapshot answer;
-    bool started = false;
-};
-void ask_libvirt(const host::Host& h, const ProbeOptions& opt, Facts& f, LibvirtAsk& ask);
-void probe_virt(const host::Host& h, const ProbeOptions& opt, Facts& f, LibvirtAsk* ask = nullptr);  // runs on its own thread
+void probe_virt(const host::Host& h, const ProbeOptions& opt, Facts& f);   // slow: libvirt; runs on its own thread
 void probe_net(const host::Host& h, const ProbeOptions& opt, Facts& f);
 void probe_system(const host::Host& h, const ProbeOptions& opt, Facts& f);
 

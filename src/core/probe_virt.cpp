@@ -396,15 +396,15 @@ std::string mount_fstype(const std::string& mountinfo, const std::string& path, 
     return best_type;
 }
 
-void ask_libvirt(const host::Host& h, const ProbeOptions& opt, Facts& f, LibvirtAsk& ask) {
-    if (!libvirt_worth_asking(h, opt, f.virt.libvirt)) return;
-    ask.started = true;
-    ask.thread = std::thread([&h, &opt, &ask] { ask.answer = h.libvirt(opt.request.connect_uri, opt.libvirt_timeout_ms); });
-}
-
-void probe_virt(const host::Host& h, const ProbeOptions& opt, Facts& f, LibvirtAsk* ask) {
+void probe_virt(const host::Host& h, const ProbeOptions& opt, Facts& f) {
     VirtFacts& v = f.virt;
     v.probed = true;
+    // libvirt's answer is the slowest part of a check against a live daemon
+    // (it works for milliseconds): ask first, before this process's other
+    // threads compete with it for the CPUs, and look up the rest meanwhile
+    // (QEMU's user takes NSS lookups, up to a millisecond with nss-systemd).
+    std::unique_ptr<host::LibvirtPending> answer;
+    if (libvirt_worth_asking(h, opt, v.libvirt)) answer = h.start_libvirt(opt.request.connect_uri, opt.libvirt_timeout_ms);
     v.qemu.arch = trim(h.read_file("/proc/sys/kernel/arch").value_or(""));
     if (v.qemu.arch.empty()) v.qemu.arch = "x86_64";
     v.qemu.candidates = qemu_candidates(v.qemu.arch);
@@ -415,18 +415,9 @@ void probe_virt(const host::Host& h, const ProbeOptions& opt, Facts& f, LibvirtA
             break;
         }
     }
-    LibvirtAsk own;
-    if (!ask) {
-        ask = &own;
-        ask_libvirt(h, opt, f, own);
-    }
-    // Meanwhile: QEMU's user (NSS lookups, up to a millisecond with nss-systemd).
     v.os_id = os_id(h);
     probe_qemu_user(h, v.qemu_user);
-    if (ask->started) {
-        ask->thread.join();
-        take_libvirt_answer(std::move(ask->answer), v.qemu.arch, v.libvirt);
-    }
+    if (answer) take_libvirt_answer(answer->wait(), v.qemu.arch, v.libvirt);
     // libvirt probed this very binary and tells its version; otherwise read
     // the banner from the binary, and only when that fails ask QEMU itself,
     // which costs 12-15 ms of dynamic loading, beside the reads below.

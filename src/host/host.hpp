@@ -139,6 +139,18 @@ public:
     // version banner, without running the program); offline: as recorded.
     [[nodiscard]] virtual BinaryString binary_string(const std::string& path, const std::string& prefix) const = 0;
     [[nodiscard]] virtual LibvirtSnapshot libvirt(const std::string& uri, int timeout_ms) const = 0;
+    // libvirt() started now and answered by wait(): the daemon works while
+    // the caller does. Offline hosts answer at once.
+    [[nodiscard]] virtual std::unique_ptr<LibvirtPending> start_libvirt(const std::string& uri, int timeout_ms) const {
+        struct Deferred final : LibvirtPending {
+            Deferred(const Host& h, std::string u, int t) : host(h), uri(std::move(u)), timeout_ms(t) {}
+            LibvirtSnapshot wait() override { return host.libvirt(uri, timeout_ms); }
+            const Host& host;
+            std::string uri;
+            int timeout_ms;
+        };
+        return std::make_unique<Deferred>(*this, uri, timeout_ms);
+    }
     // Addresses of the interfaces of one link kind (rtnetlink); offline: as recorded.
     [[nodiscard]] virtual InterfaceAddresses interface_addresses(const std::string& kind) const = 0;
     // The firewall's ruleset (nf_tables netlink); offline: as recorded.

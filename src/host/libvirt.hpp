@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -86,6 +87,16 @@ std::string libvirt_socket_for(const std::string& uri, bool (*exists)(const std:
 // (SIGSTOPped, deadlocked) is abandoned after timeout_ms; calls that answered
 // before the deadline are kept.
 LibvirtSnapshot query_libvirt(const std::string& uri, int timeout_ms);
+
+// The same query in two halves: started now (on its own thread), its answer
+// taken later, so the caller works while the daemon does. The deadline
+// counts from the start.
+class LibvirtPending {
+public:
+    virtual ~LibvirtPending() = default;
+    virtual LibvirtSnapshot wait() = 0;
+};
+std::unique_ptr<LibvirtPending> start_libvirt_query(const std::string& uri, int timeout_ms);
 
 // Which client query_libvirt uses: automatic = the wire client where it
 // applies, libvirt.so for the rest. The others exist for tests that compare

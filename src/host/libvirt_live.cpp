@@ -472,7 +472,38 @@ bool libvirt_abandoned() { return g_abandoned.load(); }
 
 LibvirtSnapshot query_libvirt(const std::string& uri, int timeout_ms) { return query_libvirt(uri, timeout_ms, LibvirtClient::automatic); }
 
-LibvirtSnapshot query_libvirt(const std::string& uri, int timeout_ms, LibvirtClient client) {
+namespace {
+
+// The waiting half: whatever answered by the deadline.
+class InFlight final : public LibvirtPending {
+public:
+    InFlight(std::shared_ptr<Pending> p, std::chrono::steady_clock::time_point start, int timeout_ms)
+        : p_(std::move(p)), start_(start), timeout_ms_(timeout_ms) {}
+
+    LibvirtSnapshot wait() override {
+        std::unique_lock lock(p_->mu);
+        const bool done = p_->cv.wait_until(lock, start_ + std::chrono::milliseconds(timeout_ms_), [&] { return p_->done; });
+        LibvirtSnapshot s = p_->s;
+        if (!done) {
+            g_abandoned = true;
+            s.timed_out = true;
+            s.unanswered = p_->steps;
+            if (!s.connected && s.error.empty())
+                s.error = "no answer from the libvirt daemon within " + std::to_string(timeout_ms_) +
+                          " ms: it accepts connections but does not respond (hung, stopped, or overloaded)";
+        }
+        lock.unlock();
+        s.elapsed_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_).count();
+        return s;
+    }
+
+private:
+    std::shared_ptr<Pending> p_;
+    std::chrono::steady_clock::time_point start_;
+    int timeout_ms_;
+};
+
+std::unique_ptr<LibvirtPending> start(const std::string& uri, int timeout_ms, LibvirtClient client) {
     const auto start = std::chrono::steady_clock::now();
     auto pending = std::make_shared<Pending>();
     pending->s.uri = uri;
@@ -482,20 +513,17 @@ LibvirtSnapshot query_libvirt(const std::string& uri, int timeout_ms, LibvirtCli
     // the timeout is always decided here, with the calls still open named.
     const auto wire_deadline = start + std::chrono::milliseconds(timeout_ms) + std::chrono::milliseconds(50);
     std::thread([pending, uri, client, wire_deadline] { Query(pending, client, wire_deadline).run(uri); }).detach();
-    std::unique_lock lock(pending->mu);
-    const bool done = pending->cv.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] { return pending->done; });
-    LibvirtSnapshot s = pending->s;
-    if (!done) {
-        g_abandoned = true;
-        s.timed_out = true;
-        s.unanswered = pending->steps;
-        if (!s.connected && s.error.empty())
-            s.error = "no answer from the libvirt daemon within " + std::to_string(timeout_ms) +
-                      " ms: it accepts connections but does not respond (hung, stopped, or overloaded)";
-    }
-    lock.unlock();
-    s.elapsed_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    return s;
+    return std::make_unique<InFlight>(pending, start, timeout_ms);
+}
+
+}  // namespace
+
+std::unique_ptr<LibvirtPending> start_libvirt_query(const std::string& uri, int timeout_ms) {
+    return start(uri, timeout_ms, LibvirtClient::automatic);
+}
+
+LibvirtSnapshot query_libvirt(const std::string& uri, int timeout_ms, LibvirtClient client) {
+    return start(uri, timeout_ms, client)->wait();
 }
 
 }  // namespace kvmready::host

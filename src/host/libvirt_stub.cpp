@@ -14,5 +14,15 @@ LibvirtSnapshot query_libvirt(const std::string& uri, int) {
     return s;
 }
 
+std::unique_ptr<LibvirtPending> start_libvirt_query(const std::string& uri, int timeout_ms) {
+    struct Now final : LibvirtPending {
+        LibvirtSnapshot s;
+        LibvirtSnapshot wait() override { return s; }
+    };
+    auto p = std::make_unique<Now>();
+    p->s = query_libvirt(uri, timeout_ms);
+    return p;
+}
+
 }  // namespace kvmready::host
 #endif

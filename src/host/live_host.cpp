@@ -296,6 +296,10 @@ public:
         return query_libvirt(uri, timeout_ms);
     }
 
+    [[nodiscard]] std::unique_ptr<LibvirtPending> start_libvirt(const std::string& uri, int timeout_ms) const override {
+        return start_libvirt_query(uri, timeout_ms);
+    }
+
     [[nodiscard]] InterfaceAddresses interface_addresses(const std::string& kind) const override {
         return read_interface_addresses(kind);
     }

@@ -186,6 +186,21 @@ LibvirtSnapshot RecordingHost::libvirt(const std::string& uri, int timeout_ms) c
     return r;
 }
 
+std::unique_ptr<LibvirtPending> RecordingHost::start_libvirt(const std::string& uri, int timeout_ms) const {
+    struct Recorded final : LibvirtPending {
+        Recorded(const RecordingHost& r, std::unique_ptr<LibvirtPending> p) : rec(r), inner(std::move(p)) {}
+        LibvirtSnapshot wait() override {
+            auto s = inner->wait();
+            std::lock_guard lock(rec.mu_);
+            rec.libvirt_ = s;
+            return s;
+        }
+        const RecordingHost& rec;
+        std::unique_ptr<LibvirtPending> inner;
+    };
+    return std::make_unique<Recorded>(*this, inner_.start_libvirt(uri, timeout_ms));
+}
+
 InterfaceAddresses RecordingHost::interface_addresses(const std::string& kind) const {
     auto r = inner_.interface_addresses(kind);
     std::lock_guard lock(mu_);

@@ -34,6 +34,7 @@ public:
     [[nodiscard]] RunResult run(const std::vector<std::string>& argv, int timeout_ms) const override;
     [[nodiscard]] BinaryString binary_string(const std::string& path, const std::string& prefix) const override;
     [[nodiscard]] LibvirtSnapshot libvirt(const std::string& uri, int timeout_ms) const override;
+    [[nodiscard]] std::unique_ptr<LibvirtPending> start_libvirt(const std::string& uri, int timeout_ms) const override;
     [[nodiscard]] InterfaceAddresses interface_addresses(const std::string& kind) const override;
     [[nodiscard]] NftRuleset nftables() const override;
 
