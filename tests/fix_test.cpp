@@ -175,16 +175,37 @@ TEST(FixRoot, ApplyTwiceThenUndoRestoresEveryByte) {
     EXPECT_EQ(u2.exit_code, 66) << "nothing left to undo\n" << show(u2);
 }
 
-TEST(FixRoot, NestedOfflineWritesModprobeOptionsAndSaysReloadIsSkipped) {
+// kvm_amd with nested=0: the modprobe.d file always; a reload only when the
+// module's refcount says no VM uses it (and never with --root).
+TEST(FixRoot, NestedWritesModprobeOptionsAndReloadsOnlyAnUnusedModule) {
     if (!is_root()) GTEST_SKIP() << "--apply needs root";
     TempDir t;
     const fs::path root = copy_fixture("amd-nested", t.path);
-    auto plan = tool({"fix", "--root", root, "--json", "--only", "kvm.nested"});
-    auto j = nlohmann::json::parse(plan.out);
-    if (j["plans"].empty()) GTEST_SKIP() << "amd-nested has nested enabled already: " << plan.out;
+    const fs::path mod = root / "sys/module/kvm_amd";
+    { std::ofstream(mod / "parameters/nested") << "0\n"; }
+    { std::ofstream(mod / "refcnt") << "2\n"; }
+    auto in_use = nlohmann::json::parse(tool({"fix", "--root", root, "--json", "--only", "kvm.nested"}).out);
+    ASSERT_EQ(in_use["plans"].size(), 1u) << in_use.dump(2);
+    const auto& p = in_use["plans"][0];
+    EXPECT_EQ(p["applicability"], "confirm");
+    ASSERT_EQ(p["steps"].size(), 1u) << "no reload while 2 VMs hold kvm_amd\n" << p.dump(2);
+    EXPECT_EQ(p["steps"][0]["path"], "/etc/modprobe.d/kvm-nested.conf");
+    EXPECT_TRUE(p["needs_reboot"].get<bool>());
+    EXPECT_NE(p["notes"].dump().find("in use by 2 VM(s)"), std::string::npos) << p.dump(2);
+
+    { std::ofstream(mod / "refcnt") << "0\n"; }
+    auto unused = nlohmann::json::parse(tool({"fix", "--root", root, "--json", "--only", "kvm.nested"}).out);
+    const auto& q = unused["plans"][0];
+    ASSERT_EQ(q["steps"].size(), 2u) << q.dump(2);
+    EXPECT_EQ(q["steps"][1]["op"], "module.reload");
+    EXPECT_EQ(q["steps"][1]["commands"][0], "rmmod kvm_amd");
+    EXPECT_EQ(q["steps"][1]["commands"][1], "modprobe kvm_amd nested=1");
+    EXPECT_TRUE(q["needs_module_reload"].get<bool>());
+
     auto r = tool({"fix", "--root", root, "--apply", "--yes", "--only", "kvm.nested"});
     ASSERT_EQ(r.exit_code, 0) << show(r);
     EXPECT_NE(slurp(root / "etc/modprobe.d/kvm-nested.conf").find("\noptions kvm_amd nested=1\n"), std::string::npos);
+    EXPECT_NE(r.out.find("skipped [kvm.nested] reload kvm_amd"), std::string::npos) << r.out;
 }
 
 TEST(FixRoot, RefusesToWriteThroughASymlink) {
