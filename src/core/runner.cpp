@@ -1,4 +1,5 @@
 #include "core/runner.hpp"
+#include "fixes/fix.hpp"
 
 #include <algorithm>
 #include <set>
@@ -89,7 +90,7 @@ std::string unjudged_note(int n) {
     return fmt::format("; {} recommended check{} could not be judged (unknown)", n, n == 1 ? "" : "s");
 }
 
-void decide(Report& r) {
+void decide(Report& r, const Request& request) {
     const Finding* first_fail = nullptr;
     const Finding* first_unknown = nullptr;
     int warnings = 0;
@@ -118,6 +119,18 @@ void decide(Report& r) {
         for (const auto& f : r.findings) {
             if (!pred(f)) continue;
             const auto& rem = f.remediation;
+            // A fix kvmready can apply: point at its plan, the safe first step.
+            // (Not the fixes that need options of their own: --bridge, --hugepages.)
+            if (!rem.fix_id.empty() && fix::find_fix(rem.fix_id) && rem.applicability != "manual" && rem.fix_id != "net.bridge" &&
+                rem.fix_id != "memory.hugepages") {
+                std::string opts;
+                if (request.connect_uri != Request{}.connect_uri) opts += " --connect " + request.connect_uri;
+                if (!request.user.empty()) opts += " --user " + request.user;
+                // The whole plan, not --only: one fix often needs another
+                // (the node's group, then the user in it).
+                return fmt::format("kvmready fix{2}   # plans {0}; apply with: sudo kvmready fix --apply{1}{2}", rem.fix_id,
+                                   rem.applicability == "confirm" ? " --yes" : "", opts);
+            }
             if (rem.commands.size() == 1) return rem.commands.front();
             if (rem.commands.size() > 1) {
                 std::string text = rem.text;
@@ -214,7 +227,7 @@ Report run_checks(const Facts& facts, const std::vector<std::string>& selectors,
         }
         r.findings.push_back(std::move(f));
     }
-    decide(r);
+    decide(r, facts.request);
     return r;
 }
 
