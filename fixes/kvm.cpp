@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <regex>
 #include <set>
+#include <sstream>
 
 #include <fmt/format.h>
 
 #include "checks/common.hpp"
 #include "fixes/fixes.hpp"
+#include "util/text.hpp"
 
 namespace kvmready::fix {
 
@@ -22,16 +24,9 @@ std::string vendor_module_for(const Facts& f) {
 
 bool lists_line(const std::optional<std::string>& text, const std::string& line) {
     if (!text) return false;
-    size_t i = 0;
-    while (i <= text->size()) {
-        size_t j = text->find('\n', i);
-        if (j == std::string::npos) j = text->size();
-        std::string l = text->substr(i, j - i);
-        l.erase(0, l.find_first_not_of(" \t"));
-        l.erase(l.find_last_not_of(" \t\r") + 1);
-        if (l == line) return true;
-        i = j + 1;
-    }
+    std::istringstream in(*text);
+    for (std::string l; std::getline(in, l);)
+        if (util::trim(l) == line) return true;
     return false;
 }
 

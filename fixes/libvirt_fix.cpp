@@ -204,21 +204,6 @@ std::optional<Ipv4Net> pick_subnet(const std::vector<UsedNet>& used, const Ipv4N
 
 // ---- XML -------------------------------------------------------------------
 
-std::string xml_escape(const std::string& s) {
-    std::string o;
-    for (char c : s) {
-        switch (c) {
-            case '&': o += "&amp;"; break;
-            case '<': o += "&lt;"; break;
-            case '>': o += "&gt;"; break;
-            case '\'': o += "&apos;"; break;
-            case '"': o += "&quot;"; break;
-            default: o += c;
-        }
-    }
-    return o;
-}
-
 std::string network_xml(const std::string& name, const Ipv4Net& subnet, const std::string& bridge) {
     const uint32_t gw = subnet.addr + 1;
     const uint32_t first = subnet.addr + 2;

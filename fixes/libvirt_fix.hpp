@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "fixes/fix.hpp"
+#include "util/text.hpp"
 
 namespace kvmready::fix::lv {
 
@@ -61,7 +62,7 @@ std::string network_xml(const std::string& name, const Ipv4Net& subnet, const st
 std::string pool_xml(const std::string& name, const std::string& path);
 // Inserts <uuid>uuid</uuid> after the top-level <name> element.
 std::string with_uuid(const std::string& xml, const std::string& uuid);
-std::string xml_escape(const std::string& s);
+using util::xml_escape;
 // A random (version 4) UUID.
 std::string random_uuid();
 

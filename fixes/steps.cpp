@@ -4,6 +4,7 @@
 
 #include "fixes/fix.hpp"
 #include "fixes/safe_fs.hpp"
+#include "util/text.hpp"
 
 namespace kvmready::fix {
 
@@ -86,19 +87,7 @@ Step node_perms(const std::string& path, unsigned mode, const std::string& group
 
 std::string quote_argv(const std::vector<std::string>& argv) {
     std::string out;
-    for (const auto& a : argv) {
-        if (!out.empty()) out += ' ';
-        const bool plain = !a.empty() && std::all_of(a.begin(), a.end(), [](char c) {
-            return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("-_./=:,+@%").find(c) != std::string_view::npos;
-        });
-        if (plain) {
-            out += a;
-            continue;
-        }
-        out += '\'';
-        for (char c : a) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-        out += '\'';
-    }
+    for (const auto& a : argv) out += (out.empty() ? "" : " ") + util::shell_quote(a);
     return out;
 }
 

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "fixes/fixes.hpp"
+#include "util/text.hpp"
 
 namespace kvmready::fix {
 
@@ -22,14 +23,9 @@ std::optional<std::string> configured_value(const PlanInput& in, const std::stri
             i = j + 1;
             const auto eq = l.find('=');
             if (eq == std::string::npos || l.find_first_not_of(" \t") == l.find('#')) continue;
-            auto trim = [](std::string s) {
-                s.erase(0, s.find_first_not_of(" \t"));
-                s.erase(s.find_last_not_of(" \t\r") + 1);
-                return s;
-            };
-            std::string k = trim(l.substr(0, eq));
+            std::string k = util::trim(l.substr(0, eq));
             std::replace(k.begin(), k.end(), '/', '.');
-            if (k == key) value = trim(l.substr(eq + 1));
+            if (k == key) value = util::trim(l.substr(eq + 1));
         }
     };
     for (const char* dir : {"/usr/lib/sysctl.d", "/etc/sysctl.d"}) {

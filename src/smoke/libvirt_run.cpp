@@ -39,6 +39,7 @@
 #include <libvirt/virterror.h>
 
 #include "util/dynlib.hpp"
+#include "util/text.hpp"
 #endif
 
 namespace kvmready::smoke {
@@ -47,28 +48,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string xml_escape(const std::string& s) {
-    std::string o;
-    for (char c : s) {
-        switch (c) {
-            case '&': o += "&amp;"; break;
-            case '<': o += "&lt;"; break;
-            case '>': o += "&gt;"; break;
-            case '\'': o += "&apos;"; break;
-            case '"': o += "&quot;"; break;
-            default: o += c;
-        }
-    }
-    return o;
-}
-
-std::string shell_quote(const std::string& s) {
-    if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./:=@+,") == std::string::npos)
-        return s;
-    std::string o = "'";
-    for (char c : s) o += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    return o + "'";
-}
+using util::shell_quote;
+using util::xml_escape;
 
 // The shared protocol parser (smoke/serial_protocol.hpp), under the name this file uses.
 using Marker = SerialReport;
