@@ -16,22 +16,20 @@ extern char** environ;
 
 namespace kvmready::host {
 
-RunResult run_process(const std::vector<std::string>& argv, int timeout_ms) {
-    RunResult r;
-    if (argv.empty()) {
-        r.error = "empty command";
-        return r;
-    }
+Spawned spawn_piped(const std::vector<std::string>& argv) {
+    Spawned sp;
     int out_pipe[2], err_pipe[2];
     if (pipe2(out_pipe, O_CLOEXEC) < 0) {
-        r.error = std::string("pipe: ") + std::strerror(errno);
-        return r;
+        sp.error_number = errno;
+        sp.error = std::string("pipe: ") + std::strerror(errno);
+        return sp;
     }
     if (pipe2(err_pipe, O_CLOEXEC) < 0) {
-        r.error = std::string("pipe: ") + std::strerror(errno);
+        sp.error_number = errno;
+        sp.error = std::string("pipe: ") + std::strerror(errno);
         ::close(out_pipe[0]);
         ::close(out_pipe[1]);
-        return r;
+        return sp;
     }
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -41,10 +39,15 @@ RunResult run_process(const std::vector<std::string>& argv, int timeout_ms) {
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
     posix_spawnattr_setpgroup(&attr, 0);
-    sigset_t none;
+    sigset_t none, defaults;
     sigemptyset(&none);
+    sigemptyset(&defaults);
+    sigaddset(&defaults, SIGINT);
+    sigaddset(&defaults, SIGTERM);
+    sigaddset(&defaults, SIGPIPE);
     posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);
+    posix_spawnattr_setsigdefault(&attr, &defaults);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
@@ -55,14 +58,33 @@ RunResult run_process(const std::vector<std::string>& argv, int timeout_ms) {
     ::close(out_pipe[1]);
     ::close(err_pipe[1]);
     if (rc != 0) {
-        r.error = argv[0] + ": " + std::strerror(rc);
+        sp.error_number = rc;
+        sp.error = argv[0] + ": " + std::strerror(rc);
         ::close(out_pipe[0]);
         ::close(err_pipe[0]);
+        return sp;
+    }
+    sp.pid = pid;
+    sp.out = out_pipe[0];
+    sp.err = err_pipe[0];
+    return sp;
+}
+
+RunResult run_process(const std::vector<std::string>& argv, int timeout_ms) {
+    RunResult r;
+    if (argv.empty()) {
+        r.error = "empty command";
         return r;
     }
+    const Spawned sp = spawn_piped(argv);
+    if (sp.pid < 0) {
+        r.error = sp.error;
+        return r;
+    }
+    const pid_t pid = sp.pid;
     r.started = true;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    std::array<pollfd, 2> fds = {pollfd{out_pipe[0], POLLIN, 0}, pollfd{err_pipe[0], POLLIN, 0}};
+    std::array<pollfd, 2> fds = {pollfd{sp.out, POLLIN, 0}, pollfd{sp.err, POLLIN, 0}};
     int open_fds = 2;
     char buf[8192];
     while (open_fds > 0) {

@@ -2,6 +2,8 @@
 // vectors only, never a shell string; bounded in time.
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 #include <vector>
 
@@ -20,8 +22,22 @@ struct RunResult {
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(RunResult, started, exit_code, timed_out, out, err, error)
 
+// A started child: stdout and stderr are the read ends of pipes (O_CLOEXEC),
+// the caller reads and closes them and reaps pid.
+struct Spawned {
+    pid_t pid = -1;     // -1: not started; error_number says why
+    int out = -1, err = -1;
+    int error_number = 0;
+    std::string error;  // "pipe: ..." or "ARGV0: strerror" of the spawn
+};
+
 // Spawns argv[0] (searched in PATH), stdin from /dev/null, in its own process
-// group so a timeout kills it and its children.
+// group (a timeout kills it and its children), with no signal blocked and
+// SIGINT, SIGTERM and SIGPIPE at their default action whatever this process
+// does with them.
+Spawned spawn_piped(const std::vector<std::string>& argv);
+
+// spawn_piped, then both outputs read until exit or the deadline.
 RunResult run_process(const std::vector<std::string>& argv, int timeout_ms);
 
 }  // namespace kvmready::host

@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/random.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,11 +16,10 @@
 
 #include <fmt/format.h>
 
+#include "host/process.hpp"
 #include "smoke/guest_paths.hpp"
 #include "smoke/common.hpp"
 #include "smoke/serial_protocol.hpp"
-
-extern char** environ;
 
 namespace kvmready::smoke {
 
@@ -177,53 +175,19 @@ SmokeStep run_qemu_direct(const QemuDirectConfig& cfg) {
     s.details["argv"] = argv;
     s.split.prepare_ms = ms_since(t_begin);
 
-    int out_pipe[2], err_pipe[2];
-    if (::pipe2(out_pipe, O_CLOEXEC) < 0) {
-        fail("prerequisite", std::string("pipe: ") + std::strerror(errno));
-        return s;
-    }
-    if (::pipe2(err_pipe, O_CLOEXEC) < 0) {
-        ::close(out_pipe[0]);
-        ::close(out_pipe[1]);
-        fail("prerequisite", std::string("pipe: ") + std::strerror(errno));
-        return s;
-    }
     Child child;
-    child.out = out_pipe[0];
-    child.err = err_pipe[0];
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    posix_spawnattr_setpgroup(&attr, 0);
-    sigset_t none, defaults;
-    sigemptyset(&none);
-    sigemptyset(&defaults);
-    sigaddset(&defaults, SIGINT);
-    sigaddset(&defaults, SIGTERM);
-    sigaddset(&defaults, SIGPIPE);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &defaults);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
     const auto t0 = Clock::now();
-    pid_t pid = 0;
-    const int rc = ::posix_spawnp(&pid, args[0], &fa, &attr, args.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    ::close(out_pipe[1]);
-    ::close(err_pipe[1]);
-    if (rc != 0) {
-        fail(rc == EACCES ? "not_permitted" : "prerequisite", fmt::format("cannot run {}: {}", cfg.qemu, std::strerror(rc)));
+    const host::Spawned sp = host::spawn_piped(argv);
+    if (sp.pid < 0) {
+        const bool spawn_failed = sp.error.rfind("pipe:", 0) != 0;
+        fail(spawn_failed && sp.error_number == EACCES ? "not_permitted" : "prerequisite",
+             spawn_failed ? fmt::format("cannot run {}: {}", cfg.qemu, std::strerror(sp.error_number)) : sp.error);
         s.elapsed_ms = ms_since(t_begin);
         return s;
     }
-    child.pid = pid;
+    child.pid = sp.pid;
+    child.out = sp.out;
+    child.err = sp.err;
     s.ran = true;
     s.split.start_ms = ms_since(t0);
 
