@@ -270,7 +270,7 @@ ProbeResult probe(const std::string& dev, const std::string& target, int timeout
         sl = sizeof *s4;
     }
     const int fam = v6 ? AF_INET6 : AF_INET;
-    const int proto = v6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP;
+    const int proto = v6 ? static_cast<int>(IPPROTO_ICMPV6) : static_cast<int>(IPPROTO_ICMP);
     bool raw = true;
     int fd = ::socket(fam, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, proto);
     if (fd < 0) {
