@@ -44,13 +44,17 @@ std::string now_iso() {
     return buf;
 }
 
+// Sortable by time: runs are listed (and the newest one resumed or undone) in
+// the order of their ids, so the id carries microseconds in fixed width; a
+// PID alone would misorder two runs of one second once PIDs wrap.
 std::string new_run_id() {
-    std::time_t t = std::time(nullptr);
+    timespec ts{};
+    ::clock_gettime(CLOCK_REALTIME, &ts);
     std::tm tm{};
-    gmtime_r(&t, &tm);
+    gmtime_r(&ts.tv_sec, &tm);
     char buf[32];
-    std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
-    return fmt::format("{}-{}", buf, ::getpid());
+    std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%S", &tm);
+    return fmt::format("{}.{:06}Z-{}", buf, ts.tv_nsec / 1000, ::getpid());
 }
 
 void make_private_dir(const std::string& dir) {
