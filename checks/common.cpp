@@ -43,9 +43,12 @@ std::string describe_flavour(const std::string& module) {
 }
 
 bool is_pvm(const Facts& f) {
-    const auto* m = flavour_module(f);
-    return m && m->name == "kvm_pvm";
+    const KvmState s = kvm_state(f);
+    return s.flavour && s.flavour->name == "kvm_pvm" && s.flavour_bound();
 }
+
+const char* const kTcgMeanwhile =
+    " Until then guests still run without KVM, under TCG: virt-install --virt-type qemu, or qemu-system-x86_64 -accel tcg.";
 
 const char* const kPvmImplications =
     "PVM runs guests without VT-x/AMD-V: a guest must boot a PVM-enabled kernel (CONFIG_PVM_GUEST). "

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "core/check.hpp"
+#include "core/kvm_state.hpp"
 
 namespace kvmready::checks {
 
@@ -21,7 +22,11 @@ const ModuleInfo* find_module(const Facts& f, const std::string& name);
 const ModuleInfo* flavour_module(const Facts& f);
 // Human description of a flavour module, e.g. "kvm_pvm (PVM: software, pagetable-based)".
 std::string describe_flavour(const std::string& module);
+// KVM here comes from kvm_pvm, and kvm_pvm bound (registered /dev/kvm).
 bool is_pvm(const Facts& f);
+// What still works where KVM cannot (TCG guests), a sentence to append to a
+// remediation's text: it is a workaround, not the fix, so never a command.
+extern const char* const kTcgMeanwhile;
 extern const char* const kPvmImplications;
 
 // Would user u (holding group ids gids) get read+write on the device

@@ -19,33 +19,12 @@ bool has_flag(const std::vector<std::string>& flags, const char* name) {
 // customer sent: only then may /proc/cpuinfo of this host be compared to it.
 bool cpuid_is_this_host(const Facts& f) { return f.cpu.source == "live" || f.cpu.source == "recorded"; }
 
-// Where to turn nested virtualization on, by outer hypervisor.
-std::pair<std::string, std::vector<std::string>> nested_hint(const std::string& hv, bool dmi_says_vm) {
-    if (hv == "Microsoft Hv")
-        return {dmi_says_vm ? "This Hyper-V VM does not see VT-x/AMD-V: expose virtualization extensions to it on the "
-                              "Hyper-V host (with the VM powered off)."
-                            : "Hyper-V hides VT-x/AMD-V from this OS. If it is a Hyper-V VM, expose virtualization extensions "
-                              "on the Hyper-V host (VM powered off); if this is Windows with Hyper-V/VBS/WSL2 on bare metal, "
-                              "the CPU has them but only Hyper-V can use them.",
-                {"Set-VMProcessor -VMName <vm> -ExposeVirtualizationExtensions $true"}};
-    if (hv == "VMwareVMware")
-        return {"Enable \"Expose hardware assisted virtualization to the guest OS\" for this VM (vhv.enable = \"TRUE\").",
-                {}};
-    if (hv == "KVMKVMKVM")
-        return {"This is a KVM guest without nested virtualization: on the outer host enable nested for kvm_intel/kvm_amd "
-                "and give this VM the host CPU model (-cpu host, libvirt <cpu mode='host-passthrough'/>).",
-                {"echo 'options kvm_intel nested=1' > /etc/modprobe.d/kvm-nested.conf   # on the outer host"}};
-    if (hv == "VBoxVBoxVBox")
-        return {"Turn on nested VT-x/AMD-V for this VirtualBox VM (VM powered off).",
-                {"VBoxManage modifyvm <vm> --nested-hw-virt on"}};
-    if (hv == "XenVMMXenVMM") return {"Enable nested HVM for this Xen guest (nestedhvm=1 in its configuration).", {}};
-    if (hv == "TCGTCGTCGTCG")
-        return {"QEMU's TCG emulator cannot emulate VT-x; it does emulate AMD SVM (start the VM with -cpu EPYC or "
-                "-cpu qemu64,+svm), or run the VM under KVM with nested virtualization.",
-                {}};
-    return {"This is a virtual machine whose hypervisor does not expose VT-x/AMD-V: enable nested virtualization "
-            "on the outer host for this VM.",
-            {}};
+// "under PVM (CPUID signature ... names bhyve, but the kernel detected PVM)".
+std::string under(const OuterHypervisor& hv) {
+    if (hv.key.empty()) return hv.cpuid_signature.empty() ? "" : " (hypervisor \"" + hv.cpuid_signature + "\")";
+    std::string basis = hv.basis;
+    for (const auto& dis : hv.disagreements) basis += "; " + dis;
+    return " under " + hv.name + " (" + basis + ")";
 }
 
 void virt_extensions(const Facts& f, const Results&, Finding& out) {
@@ -111,13 +90,18 @@ void virt_extensions(const Facts& f, const Results&, Finding& out) {
         return;
     }
     if (d.hypervisor) {
-        const std::string hv = d.hypervisor_vendor.value_or("");
+        OuterHypervisor hv = outer_hypervisor(f);
+        const KvmState ks = kvm_state(f);
         set(out, Status::Fail,
-            fmt::format("no {} in CPUID: this is a virtual machine{} that does not pass virtualization extensions through",
-                        expected, hv.empty() ? "" : " (hypervisor \"" + hv + "\")"));
-        const auto pn = f.hypervisor.dmi.find("product_name");
-        auto [text, cmds] = nested_hint(hv, pn != f.hypervisor.dmi.end() && pn->second == "Virtual Machine");
-        remedy(out, text, cmds, "", "manual", false);
+            fmt::format("no {} in CPUID: this is a virtual machine{} that does not pass virtualization extensions through", expected,
+                        under(hv)));
+        // A software flavour that needs no VT-x/AMD-V is present but did not bind: say why, in the kernel's words.
+        if (ks.flavour && ks.flavour->name == "kvm_pvm" && !ks.flavour_bound()) {
+            out.message += "; " + absence_clause(ks, "kvm_pvm, which would not need them,");
+            if (ks.absence == KvmAbsence::PvmGuest) hv.key = "pvm";
+        }
+        const auto adv = nested_advice(hv, f);
+        remedy(out, adv.text + kTcgMeanwhile, adv.commands, "", "manual", false);
         return;
     }
     set(out, Status::Fail, fmt::format("no {} in CPUID: this CPU lacks hardware virtualization, or firmware hides it", expected));

@@ -9,24 +9,6 @@ namespace kvmready::checks {
 
 namespace {
 
-// CPUID hypervisor signatures (leaf 0x40000000) and the product behind them.
-struct HvName {
-    const char* signature;
-    const char* name;
-};
-constexpr HvName kHypervisors[] = {
-    {"KVMKVMKVM", "KVM"},          {"Microsoft Hv", "Microsoft Hyper-V"}, {"VMwareVMware", "VMware"},
-    {"XenVMMXenVMM", "Xen"},       {"TCGTCGTCGTCG", "QEMU TCG"},          {"VBoxVBoxVBox", "VirtualBox"},
-    {"prl hyperv  ", "Parallels"}, {"bhyve bhyve ", "bhyve"},             {"ACRNACRNACRN", "ACRN"},
-    {"QNXQVMBSQG", "QNX"},         {"Linux KVM Hv", "KVM (Hyper-V enlightenments)"}, {"EVMMEVMMEVMM", "Intel EVMM"},
-};
-
-std::string hv_name(const std::string& sig) {
-    for (const auto& h : kHypervisors)
-        if (sig == h.signature) return h.name;
-    return sig;
-}
-
 // cgroup path fragments that container runtimes create for their payloads.
 struct RuntimeMark {
     const char* fragment;
@@ -55,6 +37,11 @@ void hypervisor(const Facts& f, const Results&, Finding& out) {
     }
     if (!h.dmi.empty()) ev["dmi"] = h.dmi;
     if (!h.sys_hypervisor_type.empty()) ev["sys_hypervisor_type"] = h.sys_hypervisor_type;
+    const OuterHypervisor hv = outer_hypervisor(f);
+    if (!hv.kernel_detected.empty()) ev["kernel_detected"] = hv.kernel_detected;
+    else ev["kernel_detected"] = f.kernel_log.read ? "nothing (no \"Hypervisor detected\" line in the kernel log)"
+                                                   : "not read (" + f.kernel_log.reason + ")";
+    if (!hv.disagreements.empty()) ev["disagreements"] = hv.disagreements;
 
     // Container: several independent signals; /.dockerenv alone proves
     // nothing (images carry it into VMs and chroots).
@@ -72,9 +59,14 @@ void hypervisor(const Facts& f, const Results&, Finding& out) {
 
     std::string what;
     if (d && live_cpu && d->hypervisor) {
-        what = d->hypervisor_vendor ? "a virtual machine under " + hv_name(*d->hypervisor_vendor) + " (CPUID signature \"" +
-                                          *d->hypervisor_vendor + "\")"
-                                    : "a virtual machine (CPUID hypervisor bit)";
+        // Sources that disagree are shown, not resolved silently.
+        std::string basis = hv.basis;
+        for (const auto& dis : hv.disagreements) basis += "; " + dis;
+        what = !hv.key.empty()                 ? "a virtual machine under " + hv.name + " (" + basis + ")"
+               : !hv.cpuid_signature.empty() ? "a virtual machine under an unknown hypervisor (CPUID signature \"" + hv.cpuid_signature + "\")"
+                                             : "a virtual machine (CPUID hypervisor bit)";
+    } else if (!hv.kernel_detected.empty() && !hv.key.empty()) {
+        what = "a virtual machine under " + hv.name + " (" + hv.basis + ")";
     } else if (!h.sys_hypervisor_type.empty()) {
         what = "a " + h.sys_hypervisor_type + " domain (/sys/hypervisor/type)";
     } else if (h.dmi.count("sys_vendor") && (h.dmi.at("sys_vendor") == "QEMU" || h.dmi.at("product_name") == "KVM" ||
@@ -100,8 +92,10 @@ void hypervisor(const Facts& f, const Results&, Finding& out) {
     const bool guest = d && live_cpu && d->hypervisor;
     if (guest && !d->vmx && !d->svm && !f.kvm.ran) {
         set(out, Status::Warn, "running as " + what + " without nested virtualization");
-        remedy(out, "Enable nested virtualization for this VM on the outer host (see cpu.virt-extensions for the exact setting).",
-               {}, "", "manual", false);
+        OuterHypervisor target = hv;
+        if (kvm_state(f).absence == KvmAbsence::PvmGuest) target.key = "pvm";
+        const auto adv = nested_advice(target, f);
+        remedy(out, adv.text, adv.commands, "", "manual", false);
         return;
     }
     set(out, Status::Pass, "running as " + what);
@@ -111,8 +105,9 @@ void hypervisor(const Facts& f, const Results&, Finding& out) {
 
 void register_host(std::vector<CheckSpec>& r) {
     r.push_back({"host.hypervisor", "Bare metal, virtual machine or container", Level::Optional, {},
-                 "CPUID hypervisor bit and signature (leaf 0x40000000), /sys/class/dmi/id/*, /sys/hypervisor/type; for "
-                 "containers: container= in /proc/1/environ, /run/.containerenv, /proc/1/cgroup, the root filesystem type "
+                 "CPUID hypervisor bit and signature (leaf 0x40000000), the kernel's own detection (\"Hypervisor detected: X\" "
+                 "in the kernel log, read when KVM is absent or failing), /sys/class/dmi/id/*, /sys/hypervisor/type; sources "
+                 "that disagree are shown. For containers: container= in /proc/1/environ, /run/.containerenv, /proc/1/cgroup, the root filesystem type "
                  "(/.dockerenv only as supporting evidence).",
                  "Inside a VM, KVM needs nested virtualization from the outer hypervisor; inside a container, /dev/kvm must "
                  "be passed in. Knowing which tells where to fix a failure.",

@@ -17,7 +17,7 @@ constexpr unsigned kKvmMajor = 10, kKvmMinor = 232;
 std::string errno_text(int e) {
     return fmt::format("{} ({})", std::strerror(e), e == EACCES ? "EACCES" : e == EPERM ? "EPERM" : e == ENOENT ? "ENOENT"
                                                                           : e == EBUSY ? "EBUSY" : e == ENODEV ? "ENODEV"
-                                                                                                               : std::to_string(e));
+                                                                          : e == ENXIO ? "ENXIO" : std::to_string(e));
 }
 
 std::vector<std::string> module_list(const Facts& f) {
@@ -44,6 +44,64 @@ const char* cpu_cause(const Results& r) {
     return nullptr;
 }
 
+const char* registration_text(KvmRegistration r) {
+    switch (r) {
+    case KvmRegistration::Registered: return "registered (kvm in /proc/misc)";
+    case KvmRegistration::NotRegistered: return "not registered (/proc/misc has no kvm)";
+    case KvmRegistration::Unknown: return "unknown (/proc/misc not read)";
+    }
+    return "unknown";
+}
+
+// The kernel's evidence, for a finding's evidence object.
+void kernel_evidence(const KvmState& s, nlohmann::ordered_json& ev) {
+    if (!s.kernel_lines.empty()) ev["kernel_log"] = s.kernel_lines;
+    else if (!s.log_note.empty()) ev["kernel_log_note"] = s.log_note;
+}
+
+// What can really help when a present KVM module did not bind, by the
+// reason the kernel gave. Never mknod: without a registered device a node
+// only gives ENXIO.
+void unbound_remedy(const Facts& f, const KvmState& s, const Results& r, Finding& out) {
+    const char* cause = cpu_cause(r);
+    switch (s.absence) {
+    case KvmAbsence::PvmGuest: {
+        OuterHypervisor hv = outer_hypervisor(f);
+        hv.key = "pvm";
+        remedy(out, nested_advice(hv, f).text + kTcgMeanwhile, {}, "", "manual", false);
+        return;
+    }
+    case KvmAbsence::DisabledByFirmware:
+        remedy(out,
+               "Enable virtualization in the firmware setup (Intel Virtualization Technology / SVM Mode), save, and power-cycle; "
+               "the module binds at the next boot." + std::string(kTcgMeanwhile),
+               {}, "", "manual", false);
+        return;
+    case KvmAbsence::NoHardwareSupport:
+        if (cause) {
+            remedy(out, fmt::format("Fix {} first: the module binds once the CPU offers VT-x/AMD-V.{}", cause, kTcgMeanwhile), {}, "",
+                   "manual", false);
+        } else {
+            const auto adv = nested_advice(outer_hypervisor(f), f);
+            remedy(out, adv.text + kTcgMeanwhile, adv.commands, "", "manual", false);
+        }
+        return;
+    case KvmAbsence::OtherError:
+        remedy(out, "The kernel's message above says why; fix that, then reload the module (or reboot for a built-in one).",
+               {"dmesg | grep -i -e kvm -e svm -e vmx"}, "", "manual", true);
+        return;
+    case KvmAbsence::None:
+        break;
+    }
+    if (cause) {
+        remedy(out, fmt::format("Fix {} first: the module binds once the CPU offers usable VT-x/AMD-V.{}", cause, kTcgMeanwhile), {}, "",
+               "manual", false);
+        return;
+    }
+    remedy(out, "The kernel logs why a KVM module declined at boot; read it as root.", {"dmesg | grep -i -e kvm -e svm -e vmx"}, "",
+           "manual", true);
+}
+
 void module(const Facts& f, const Results& r, Finding& out) {
     const auto& m = f.modules;
     auto& ev = out.evidence;
@@ -53,12 +111,22 @@ void module(const Facts& f, const Results& r, Finding& out) {
     ev["kernel"] = f.kernel.release;
     const std::string want = expected_vendor_module(f);
     if (!want.empty()) ev["expected_vendor_module"] = want;
-    const ModuleInfo* core = find_module(f, "kvm");
-    const ModuleInfo* flav = flavour_module(f);
+    const KvmState s = kvm_state(f);
+    const ModuleInfo* core = s.core;
+    const ModuleInfo* flav = s.flavour;
+    ev["device_registration"] = registration_text(s.registration);
     if (core && flav) {
         std::string how = flav->builtin ? "built into the kernel" : "loaded";
         if (!flav->builtin && flav->initstate != "live") {
             set(out, Status::Warn, fmt::format("{} is {} (still initialising or unloading)", flav->name, flav->initstate));
+            return;
+        }
+        if (!s.flavour_bound()) {
+            kernel_evidence(s, ev);
+            set(out, Status::Fail,
+                fmt::format("kvm and {} are {}, but no KVM device is registered (/proc/misc has no kvm): {}", flav->name, how,
+                            absence_clause(s, flav->name)));
+            unbound_remedy(f, s, r, out);
             return;
         }
         set(out, Status::Pass, fmt::format("kvm and {} are {}", describe_flavour(flav->name), how));
@@ -70,6 +138,15 @@ void module(const Facts& f, const Results& r, Finding& out) {
     } else {
         set(out, Status::Fail, "no KVM module is loaded or built in");
     }
+    kernel_evidence(s, ev);
+    if (s.absence != KvmAbsence::None) {
+        // The kernel tried and said why (a modprobe at boot or by hand).
+        out.message += ": " + absence_clause(s, want.empty() ? "the vendor module" : want);
+        unbound_remedy(f, s, r, out);
+        return;
+    }
+    // Say that the kernel's own reason was not available, rather than guess.
+    if (f.kernel_log.read && !s.log_read) out.message += " (" + s.log_note + ")";
     if (const char* cause = cpu_cause(r)) {
         out.message += fmt::format(": {} cannot load while the CPU offers no usable virtualization (see {})",
                                    want.empty() ? "a vendor module" : want, cause);
@@ -108,6 +185,7 @@ void module(const Facts& f, const Results& r, Finding& out) {
 
 void device(const Facts& f, const Results& r, Finding& out) {
     const auto& d = f.device;
+    const KvmState s = kvm_state(f);
     auto& ev = out.evidence;
     ev["path"] = d.path;
     ev["exists"] = d.stat.exists;
@@ -118,16 +196,57 @@ void device(const Facts& f, const Results& r, Finding& out) {
         ev["owner"] = d.owner_name.empty() ? std::to_string(d.stat.uid) : d.owner_name;
         ev["group"] = d.group_name.empty() ? std::to_string(d.stat.gid) : d.group_name;
     }
-    const std::string mknod = "mknod -m 0660 /dev/kvm c 10 232 && chgrp kvm /dev/kvm";
-    if (d.stat.exists && d.stat.type == "char" && d.stat.major == kKvmMajor && d.stat.minor == kKvmMinor) {
-        set(out, Status::Pass, fmt::format("/dev/kvm is the KVM character device (10:232, mode {}, {}:{})", mode_string(d.stat.mode),
+    ev["device_registration"] = registration_text(s.registration);
+    if (!d.dev_fstype.empty()) ev["dev_fstype"] = d.dev_fstype;
+    const unsigned minor = d.misc_minor.value_or(kKvmMinor);
+    const std::string mknod = fmt::format("mknod -m 0660 /dev/kvm c 10 {} && chgrp kvm /dev/kvm", minor);
+    const bool registered = s.registration == KvmRegistration::Registered;
+    const bool unregistered = s.registration == KvmRegistration::NotRegistered;
+    // Why no device is registered: the module that did not bind, or none loaded.
+    auto no_device_reason = [&]() -> std::string {
+        if (s.flavour) return absence_clause(s, s.flavour->name);
+        if (s.core) return "kvm is loaded but no vendor module (kvm_intel, kvm_amd) bound; see kvm.module";
+        return "no KVM module is loaded; see kvm.module";
+    };
+    auto no_device_remedy = [&] {
+        kernel_evidence(s, ev);
+        if (s.flavour || s.absence != KvmAbsence::None) {
+            unbound_remedy(f, s, r, out);
+            return;
+        }
+        if (const char* cause = cpu_cause(r)) {
+            remedy(out, fmt::format("It appears once a vendor module loads, which needs {} fixed first.{}", cause, kTcgMeanwhile), {}, "",
+                   "manual", false);
+            return;
+        }
+        const std::string want = expected_vendor_module(f);
+        remedy(out, "Load the KVM module for this CPU (see kvm.module).", {"modprobe " + (want.empty() ? std::string("kvm_intel") : want)},
+               "kvm.modules-load", "automatic", true);
+    };
+
+    if (d.stat.exists && d.stat.type == "char" && d.stat.major == kKvmMajor && d.stat.minor == minor) {
+        if (unregistered) {
+            // A node made by hand (or left by an earlier kernel) over no driver.
+            set(out, Status::Fail,
+                fmt::format("/dev/kvm exists (10:{}) but no KVM device is registered (/proc/misc has no kvm), so opening it gives "
+                            "ENXIO: {}",
+                            minor, no_device_reason()));
+            no_device_remedy();
+            return;
+        }
+        set(out, Status::Pass, fmt::format("/dev/kvm is the KVM character device (10:{}, mode {}, {}:{})", minor, mode_string(d.stat.mode),
                                            ev["owner"].get<std::string>(), ev["group"].get<std::string>()));
         return;
     }
     if (d.stat.exists) {
         set(out, Status::Fail,
-            d.stat.type == "char" ? fmt::format("/dev/kvm is character device {}:{}, not KVM's 10:232", d.stat.major, d.stat.minor)
+            d.stat.type == "char" ? fmt::format("/dev/kvm is character device {}:{}, not KVM's 10:{}", d.stat.major, d.stat.minor, minor)
                                   : fmt::format("/dev/kvm is a {}, not a character device", d.stat.type));
+        if (unregistered) {
+            out.message += "; and no KVM device is registered: " + no_device_reason();
+            no_device_remedy();
+            return;
+        }
         remedy(out, "Replace it with the real device node.", {"rm /dev/kvm && " + mknod}, "", "confirm", true);
         return;
     }
@@ -137,19 +256,30 @@ void device(const Facts& f, const Results& r, Finding& out) {
         remedy(out, "Pass the host's /dev/kvm into the container.", {"docker run --device /dev/kvm ..."}, "", "manual", false);
         return;
     }
-    if (flavour_module(f)) {
-        set(out, Status::Fail, "/dev/kvm does not exist although KVM modules are loaded");
-        remedy(out, "devtmpfs/udev did not create the node; create it (and check that /dev is a devtmpfs).", {mknod}, "", "confirm", true);
+    if (registered) {
+        const bool devtmpfs = d.dev_fstype == "devtmpfs";
+        set(out, Status::Fail,
+            fmt::format("/dev/kvm does not exist although KVM registered its device (10:{} in /proc/misc){}", minor,
+                        devtmpfs           ? ": the devtmpfs node was removed"
+                        : d.dev_fstype.empty() ? ""
+                                           : fmt::format(": /dev is a {}, not devtmpfs, so only udev or an admin creates nodes",
+                                                         d.dev_fstype)));
+        remedy(out, "Create the node (udev's rule, or the kvm.device-permissions fix, keeps its group at boot).", {mknod}, "",
+               "confirm", true);
         return;
     }
-    set(out, Status::Fail, "/dev/kvm does not exist: no KVM module provides it");
-    if (const char* cause = cpu_cause(r)) {
-        remedy(out, fmt::format("It appears once a vendor module loads, which needs {} fixed first.", cause), {}, "", "manual", false);
+    if (unregistered || !s.flavour) {
+        set(out, Status::Fail, "/dev/kvm does not exist: no KVM device is registered, because " + no_device_reason());
+        no_device_remedy();
         return;
     }
-    const std::string want = expected_vendor_module(f);
-    remedy(out, "Load the KVM module for this CPU (see kvm.module).", {"modprobe " + (want.empty() ? std::string("kvm_intel") : want)},
-           "kvm.modules-load", "automatic", true);
+    // /proc/misc not read (a recording made before kvmready read it).
+    set(out, Status::Fail,
+        "/dev/kvm does not exist although KVM modules are loaded; whether KVM registered its device is unknown (/proc/misc not read)");
+    remedy(out,
+           "If /proc/misc lists kvm, nothing created the node: create it. If it does not, no module bound: the kernel log says "
+           "why (see kvm.module).",
+           {"grep -w kvm /proc/misc", mknod + "   # only if /proc/misc lists kvm"}, "", "manual", true);
 }
 
 void access(const Facts& f, const Results&, Finding& out) {
@@ -245,6 +375,11 @@ void api(const Facts& f, const Results& r, Finding& out) {
     ev["duration_ms"] = std::round(k.duration_ms * 100) / 100;
     if (!k.capabilities.empty()) ev["capabilities"] = k.capabilities;
     if (const auto* m = flavour_module(f)) ev["flavour"] = m->name;
+    if (k.open_errno == ENXIO) {
+        set(out, Status::Fail, "cannot open /dev/kvm: " + errno_text(k.open_errno) + ": no KVM module registered the device behind the node");
+        remedy(out, "See kvm.module and kvm.device for why no module bound; a node made by hand cannot help.", {}, "", "manual", false);
+        return;
+    }
     if (k.open_errno != 0) {
         set(out, Status::Fail, "cannot open /dev/kvm: " + errno_text(k.open_errno));
         remedy(out, "See kvm.access for who may open it.", {}, "", "manual", false);
@@ -318,15 +453,21 @@ void nested(const Facts& f, const Results&, Finding& out) {
 
 void register_kvm(std::vector<CheckSpec>& r) {
     r.push_back({"kvm.module", "KVM kernel modules", Level::Required, {},
-                 "/sys/module/kvm* (present for loaded and built-in modules; initstate only for loadable ones), /proc/modules "
-                 "(module support), /proc/sys/kernel/modules_disabled, /lib/modules/RELEASE/modules.dep.",
+                 "/sys/module/kvm* (present for loaded and built-in modules; initstate only for loadable ones), /proc/misc "
+                 "(\"232 kvm\" once a vendor or flavour module bound: a built-in module stays in /sys/module even when it "
+                 "declined), /proc/modules (module support), /proc/sys/kernel/modules_disabled, /lib/modules/RELEASE/modules.dep, "
+                 "and the kernel log's KVM lines (\"disabled by bios\", \"no hardware support\", \"not binding\") when KVM is "
+                 "absent.",
                  "KVM needs the core kvm module plus a vendor module: kvm_intel (VT-x), kvm_amd (AMD-V) or another flavour "
                  "such as kvm_pvm (software PVM).",
                  "modprobe kvm_intel or kvm_amd; persist in /etc/modules-load.d/.", module});
     r.push_back({"kvm.device", "/dev/kvm device node", Level::Required, {},
-                 "stat(/dev/kvm): type, device numbers, mode, owner and group.",
-                 "Every VMM (QEMU, Firecracker, cloud-hypervisor) opens /dev/kvm, the character device 10:232.",
-                 "Load the KVM modules; if they are loaded and the node is missing, mknod /dev/kvm c 10 232.", device});
+                 "stat(/dev/kvm): type, device numbers, mode, owner and group; /proc/misc (whether KVM registered its device, "
+                 "and its minor); the filesystem type of /dev; the kernel log when no device is registered.",
+                 "Every VMM (QEMU, Firecracker, cloud-hypervisor) opens /dev/kvm, the character device 10:232. The node only "
+                 "works when a KVM module registered the device: a node made by hand without one gives ENXIO.",
+                 "If /proc/misc lists kvm and the node is missing, create it (mknod /dev/kvm c 10 232); if it does not, no "
+                 "module bound, and the kernel log says why (firmware, no VT-x/AMD-V, a PVM guest).", device});
     r.push_back({"kvm.access", "User may open /dev/kvm read-write", Level::Required, {"kvm.device"},
                  "Mode, owner, group and POSIX ACL of /dev/kvm; the user's groups from the user database and, for the invoking "
                  "user, the groups of the running session; for the invoking user also a real open(O_RDWR).",

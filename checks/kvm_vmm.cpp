@@ -677,7 +677,7 @@ void vm_types(const Facts& f, const Results&, Finding& out) {
             fmt::format("the CPU offers {} but KVM creates only {} VMs: confidential guests of that kind cannot start", join(unused),
                         join(types)));
         remedy(out, "Enable SEV in the firmware and in kvm_amd; confidential.sev names the missing step.",
-               {"kvmready check confidential.sev"}, "confidential.sev", "manual", true);
+               {"kvmready check confidential.sev"}, "", "manual", true);
         return;
     }
     const bool confidential = has_type("sev") || has_type("sev_es") || has_type("sev_snp") || has_type("tdx");

@@ -66,7 +66,6 @@ struct NodeSpec {
     unsigned minor;           // misc major 10
     const char* what;         // for messages
     const char* missing_effect;
-    const char* fix_id;
 };
 
 void node_check(const NetNode& n, const NodeSpec& spec, const Facts& f, const Results& r, Finding& out) {
@@ -98,7 +97,7 @@ void node_check(const NetNode& n, const NodeSpec& spec, const Facts& f, const Re
             n.type == "char" ? fmt::format("{} is character device {}:{}, not the {} device 10:{}", n.path, n.major, n.minor, spec.what,
                                            spec.minor)
                              : fmt::format("{} is a {}, not the {} character device", n.path, n.type, spec.what));
-        remedy(out, "Replace it with the real device node.", {fmt::format("rm {} && {}", n.path, mknod)}, spec.fix_id, "confirm", true);
+        remedy(out, "Replace it with the real device node.", {fmt::format("rm {} && {}", n.path, mknod)}, "", "manual", true);
         return;
     }
     if (in_container(r)) {
@@ -114,14 +113,14 @@ void node_check(const NetNode& n, const NodeSpec& spec, const Facts& f, const Re
         std::vector<std::string> cmds;
         if (n.path.rfind("/dev/net/", 0) == 0) cmds.push_back("mkdir -p /dev/net");
         cmds.push_back(mknod);
-        remedy(out, "devtmpfs/udev did not create the node; create it.", cmds, spec.fix_id, "confirm", true);
+        remedy(out, "devtmpfs/udev did not create the node; create it.", cmds, "", "manual", true);
         return;
     }
     set(out, Status::Warn, fmt::format("{} does not exist and no {} driver is loaded: {}", n.path, spec.module, spec.missing_effect));
     if (f.modules.modules_disabled) {
         out.message += "; module loading is disabled until reboot";
         remedy(out, fmt::format("Load {} at boot.", spec.module), {fmt::format("echo {} > /etc/modules-load.d/{}.conf", spec.module, spec.module)},
-               spec.fix_id, "confirm", true);
+               "", "manual", true);
         return;
     }
     if (!f.modules.module_support) {
@@ -137,26 +136,25 @@ void node_check(const NetNode& n, const NodeSpec& spec, const Facts& f, const Re
     }
     remedy(out, "Load the module now and at every boot.",
            {fmt::format("modprobe {}", spec.module), fmt::format("echo {} > /etc/modules-load.d/{}.conf", spec.module, spec.module)},
-           spec.fix_id, "automatic", true);
+           "", "manual", true);
 }
 
 void tun(const Facts& f, const Results& r, Finding& out) {
-    node_check(f.net.tun, {"tun", 200, "TUN/TAP", "QEMU and libvirt cannot create tap devices, so guests get no bridged or NAT network", "net.tun"}, f, r,
+    node_check(f.net.tun, {"tun", 200, "TUN/TAP", "QEMU and libvirt cannot create tap devices, so guests get no bridged or NAT network"}, f, r,
                out);
 }
 
 void vhost_net(const Facts& f, const Results& r, Finding& out) {
     node_check(f.net.vhost_net,
                {"vhost_net", 238, "vhost-net",
-                "virtio-net is then served by QEMU's own thread instead of the in-kernel vhost worker (slower, more CPU per packet)",
-                "net.vhost-net"},
+                "virtio-net is then served by QEMU's own thread instead of the in-kernel vhost worker (slower, more CPU per packet)"},
                f, r, out);
 }
 
 void vhost_vsock(const Facts& f, const Results& r, Finding& out) {
     node_check(f.net.vhost_vsock,
                {"vhost_vsock", 241, "vhost-vsock", "guests cannot get a virtio-vsock device (host<->guest sockets for agents)",
-                "net.vhost-vsock"},
+},
                f, r, out);
 }
 
@@ -691,7 +689,7 @@ void bridge_netfilter(const Facts& f, const Results&, Finding& out) {
     remedy(out,
            "Accept the bridged traffic (net.firewall gives the rule), or stop sending bridged frames through the IP firewall if "
            "nothing here needs it (Docker's inter-container isolation does).",
-           cmds, "net.bridge-netfilter", "confirm", true);
+           cmds, "", "manual", true);
 }
 
 // ---- firewall ----------------------------------------------------------------
@@ -767,7 +765,7 @@ void firewall(const Facts& f, const Results&, Finding& out) {
     if (libvirt_nat)
         text += " libvirt installs such rules itself for its NAT networks when it starts them: if they are gone (a firewall reload "
                 "after libvirt started), restarting the network re-creates them.";
-    remedy(out, text, cmds, "net.firewall-forward", "confirm", true);
+    remedy(out, text, cmds, "", "manual", true);
 }
 
 }  // namespace

@@ -243,7 +243,7 @@ void iommu(const Facts& f, const Results&, Finding& out) {
         const std::string arg = fmt::format("{}={}", k, *v);
         set(out, Status::Warn, fmt::format("the IOMMU is switched off on the kernel command line ({}), so no device can be assigned to a guest", arg));
         Plan p = remove_kernel_arg(f.system.boot, arg);
-        remedy(out, p.text, p.commands, "iommu.kernel-args", "confirm", true);
+        remedy(out, p.text, p.commands, "", "manual", true);
         return;
     }
     if (io.dmar && cls != CpuClass::Amd) {
@@ -260,7 +260,7 @@ void iommu(const Facts& f, const Results&, Finding& out) {
             "assign devices to guests");
         Plan p = add_kernel_arg(f.system.boot, "intel_iommu=on");
         p.text += " iommu=pt as well keeps host-owned devices untranslated (faster) while assigned devices stay isolated.";
-        remedy(out, p.text, p.commands, "iommu.kernel-args", "confirm", true);
+        remedy(out, p.text, p.commands, "", "manual", true);
         return;
     }
     if (io.ivrs) {
@@ -276,11 +276,21 @@ void iommu(const Facts& f, const Results&, Finding& out) {
     if (vm) {
         set(out, Status::Warn,
             fmt::format("this virtual machine has no virtual IOMMU (no ACPI {} table), so devices cannot be assigned to guests nested in it", table));
-        remedy(out,
-               "Only needed to pass devices through to nested guests: give this VM a virtual IOMMU on the outer host (QEMU "
-               "-machine q35,kernel-irqchip=split -device intel-iommu,intremap=on; libvirt <iommu model='intel'/>).",
-               {"virsh edit <vm>   # on the outer host: <iommu model='intel'><driver intremap='on'/></iommu> in <devices>"}, "",
-               "manual", false);
+        // The virtual IOMMU must be one this VM's CPU vendor's kernel drives
+        // as such: VT-d for Intel guests, AMD-Vi (or the paravirtual
+        // virtio-iommu, which either drives) for AMD ones.
+        if (cls == CpuClass::Amd)
+            remedy(out,
+                   "Only needed to pass devices through to nested guests: give this VM a virtual IOMMU on the outer host (QEMU "
+                   "-machine q35 -device amd-iommu,intremap=on, or -device virtio-iommu-pci; libvirt <iommu model='virtio'/>, or "
+                   "model='amd' where the outer libvirt offers it).",
+                   {"virsh edit <vm>   # on the outer host: <iommu model='virtio'/> in <devices>"}, "", "manual", false);
+        else
+            remedy(out,
+                   "Only needed to pass devices through to nested guests: give this VM a virtual IOMMU on the outer host (QEMU "
+                   "-machine q35,kernel-irqchip=split -device intel-iommu,intremap=on; libvirt <iommu model='intel'/>).",
+                   {"virsh edit <vm>   # on the outer host: <iommu model='intel'><driver intremap='on'/></iommu> in <devices>"}, "",
+                   "manual", false);
         return;
     }
     const char* feature = cls == CpuClass::Amd ? "AMD IOMMU (AMD-Vi)" : cls == CpuClass::Intel ? "VT-d" : "VT-d or AMD IOMMU";
@@ -290,7 +300,7 @@ void iommu(const Facts& f, const Results&, Finding& out) {
     remedy(out,
            fmt::format("Only needed for device assignment: enable {} in the firmware (BIOS/UEFI) setup{}", feature,
                        cls == CpuClass::Intel ? ", then add intel_iommu=on to the kernel command line and reboot." : ", then reboot."),
-           p.commands, "iommu.kernel-args", "manual", true);
+           p.commands, "", "manual", true);
 }
 
 // ---- memory.* ---------------------------------------------------------------
@@ -472,7 +482,7 @@ void thp(const Facts& f, const Results&, Finding& out) {
         remedy(out,
                "madvise gives huge pages only to programs that ask, as QEMU does for guest RAM: set it now, and on the kernel "
                "command line (transparent_hugepage=madvise) to keep it after a reboot.",
-               cmds, "memory.thp", "confirm", true);
+               cmds, "", "manual", true);
         return;
     }
     set(out, Status::Unknown, fmt::format("cannot read the transparent hugepage mode from \"{}\"", *m.thp_enabled));
@@ -636,7 +646,7 @@ void cgroups(const Facts& f, const Results&, Finding& out) {
             "no cgroup filesystem is mounted: libvirt cannot put guests in cgroups, so it cannot apply CPU, memory or I/O "
             "limits or restrict their device access");
         remedy(out, "Mount the unified cgroup hierarchy (systemd does this at boot).",
-               {"mount -t cgroup2 cgroup2 /sys/fs/cgroup"}, "kernel.cgroups", "confirm", true);
+               {"mount -t cgroup2 cgroup2 /sys/fs/cgroup"}, "", "manual", true);
         return;
     }
     if (mode == "v2" && !c.v2_controllers) {
@@ -710,7 +720,7 @@ void cgroups(const Facts& f, const Results&, Finding& out) {
         Plan p = remove_kernel_arg(f.system.boot, "cgroup_disable=" + *disabled_by);
         commands.insert(commands.end(), p.commands.begin(), p.commands.end());
         remedy(out, p.text + " Without these controllers libvirt cannot enforce guest CPU/memory/I/O tuning.", commands,
-               "kernel.cgroups", "confirm", true);
+               "", "manual", true);
         return;
     }
     remedy(out,
@@ -805,7 +815,7 @@ void sev(const Facts& f, const Results&, Finding& out) {
         if (auto v = arg_value(args, "kvm_amd.sev"); v && !param_on(*v)) {
             set(out, Status::Warn, msg + ", as kvm_amd.sev=" + *v + " on the kernel command line asks");
             Plan p = remove_kernel_arg(f.system.boot, "kvm_amd.sev=" + *v);
-            remedy(out, p.text, p.commands, "confidential.sev", "confirm", true);
+            remedy(out, p.text, p.commands, "", "manual", true);
             return;
         }
         if (!cf.dev_sev) {
@@ -814,20 +824,20 @@ void sev(const Facts& f, const Results&, Finding& out) {
                       "support off)");
             remedy(out, "Load the PSP driver and then kvm_amd with SEV (no VM may run while kvm_amd reloads); dmesg names a firmware failure.",
                    {"modprobe ccp", "modprobe -r kvm_amd && modprobe kvm_amd sev=1 sev_es=1", "dmesg | grep -i -e ccp -e sev"},
-                   "confidential.sev", "confirm", true);
+                   "", "manual", true);
             return;
         }
         set(out, Status::Warn, msg);
         remedy(out, "Enable it for kvm_amd persistently and reload the module while no VM runs.",
                {"echo 'options kvm_amd sev=1 sev_es=1' > /etc/modprobe.d/kvm-sev.conf", "modprobe -r kvm_amd && modprobe kvm_amd"},
-               "confidential.sev", "confirm", true);
+               "", "manual", true);
         return;
     }
     if (!cf.dev_sev) {
         set(out, Status::Warn,
             fmt::format("kvm_amd has SEV on ({}) but /dev/sev is missing: QEMU and libvirt need it to launch encrypted guests",
                         join_params(*kvm_amd, {"sev", "sev_es", "sev_snp"})));
-        remedy(out, "Load the PSP driver that provides /dev/sev.", {"modprobe ccp", "ls -l /dev/sev"}, "confidential.sev", "confirm", true);
+        remedy(out, "Load the PSP driver that provides /dev/sev.", {"modprobe ccp", "ls -l /dev/sev"}, "", "manual", true);
         return;
     }
     std::string extra;
@@ -915,7 +925,7 @@ void tdx(const Facts& f, const Results&, Finding& out) {
     set(out, Status::Warn, fmt::format("the firmware has TDX on (tdx_host_platform) but KVM does not use it (kvm_intel tdx={})", it->second));
     remedy(out, "Enable TDX in kvm_intel persistently and reload it while no VM runs (or add kvm_intel.tdx=1 to the kernel command line).",
            {"echo 'options kvm_intel tdx=1' > /etc/modprobe.d/kvm-tdx.conf", "modprobe -r kvm_intel && modprobe kvm_intel"},
-           "confidential.tdx", "confirm", true);
+           "", "manual", true);
 }
 
 // ---- security.* ---------------------------------------------------------------
@@ -934,7 +944,7 @@ void driver_none(Finding& out, const std::string& lsm) {
                        "if a guest then fails on a denial, fix the label or boolean the denial names instead.",
                        lsm),
            {"sed -i 's/^security_driver *= *\"none\"/#&/' /etc/libvirt/qemu.conf", "systemctl restart libvirtd"},
-           "security.libvirt-driver", "confirm", true);
+           "", "manual", true);
 }
 
 void selinux(const Facts& f, const Results&, Finding& out) {
@@ -985,7 +995,7 @@ void selinux(const Facts& f, const Results&, Finding& out) {
             "denials are only logged, so one guest's QEMU is not kept from another's disks");
         remedy(out, "Look at what would be denied, fix those labels or booleans, then enforce now and at boot.",
                {"ausearch -m avc -ts recent", "setenforce 1", "sed -i 's/^SELINUX=.*/SELINUX=enforcing/' /etc/selinux/config"},
-               "security.selinux-enforcing", "confirm", true);
+               "", "manual", true);
         return;
     }
     // Images on network filesystems carry no per-file labels; a boolean
@@ -1005,7 +1015,7 @@ void selinux(const Facts& f, const Results&, Finding& out) {
                                 "cannot open images there (files on {} have no per-file labels)",
                                 fs, s.images_mount->source, boolean, it == s.selinux_booleans.end() ? "not in the policy" : "off", fs));
                 remedy(out, fmt::format("Let confined guests use {} images (persistently).", fs), {fmt::format("setsebool -P {} 1", boolean)},
-                       "security.selinux-booleans", "confirm", true);
+                       "", "manual", true);
                 return;
             }
         }
@@ -1016,7 +1026,7 @@ void selinux(const Facts& f, const Results&, Finding& out) {
                         "and guests lose sVirt's isolation",
                         *s.selinux_config_mode));
         remedy(out, "Make the boot-time mode match.", {"sed -i 's/^SELINUX=.*/SELINUX=enforcing/' /etc/selinux/config"},
-               "security.selinux-enforcing", "confirm", true);
+               "", "manual", true);
         return;
     }
     set(out, Status::Pass,
@@ -1094,14 +1104,14 @@ void apparmor(const Facts& f, const Results&, Finding& out) {
             cmds.insert(cmds.end(), reload.begin(), reload.end());
             remedy(out, "Re-enable the profile and restart libvirt; if a guest then hits a denial, allow that path in "
                         "/etc/apparmor.d/local/abstractions/libvirt-qemu instead.",
-                   cmds, "security.apparmor-libvirt", "confirm", true);
+                   cmds, "", "manual", true);
             return;
         }
         if (s.libvirtd_profile_file) {
             set(out, Status::Warn,
                 "libvirt's AppArmor profiles are installed but not loaded: libvirt turns its AppArmor driver off when its daemon "
                 "is unconfined, so guests run without per-guest profiles");
-            remedy(out, "Load the profiles and restart libvirt.", reload, "security.apparmor-libvirt", "confirm", true);
+            remedy(out, "Load the profiles and restart libvirt.", reload, "", "manual", true);
             return;
         }
         set(out, Status::Skip,
@@ -1123,7 +1133,7 @@ void apparmor(const Facts& f, const Results&, Finding& out) {
                         daemon->name));
         remedy(out, "Put libvirt's profiles back in enforce mode (aa-enforce is in apparmor-utils) and restart libvirt.",
                {"aa-enforce /etc/apparmor.d/usr.sbin.libvirtd /etc/apparmor.d/usr.lib.libvirt.virt-aa-helper", "systemctl restart libvirtd"},
-               "security.apparmor-libvirt", "confirm", true);
+               "", "manual", true);
         return;
     }
     if (!helper) {
@@ -1132,15 +1142,15 @@ void apparmor(const Facts& f, const Results&, Finding& out) {
                         "unconfined it is refused by the libvirtd profile's rules",
                         daemon->name, daemon->mode));
         remedy(out, "Load virt-aa-helper's profile.", {"apparmor_parser -r /etc/apparmor.d/usr.lib.libvirt.virt-aa-helper"},
-               "security.apparmor-libvirt", "confirm", true);
+               "", "manual", true);
         return;
     }
     if (!s.libvirt_qemu_template) {
         set(out, Status::Warn,
             "libvirt's daemon profile is loaded but /etc/apparmor.d/libvirt/TEMPLATE.qemu is missing: libvirt's AppArmor driver "
             "needs it to create guest profiles and stays off without it");
-        remedy(out, "Reinstall libvirt's AppArmor files.", {"apt-get install --reinstall libvirt-daemon-system"}, "security.apparmor-libvirt",
-               "confirm", true);
+        remedy(out, "Reinstall libvirt's AppArmor files.", {"apt-get install --reinstall libvirt-daemon-system"}, "",
+               "manual", true);
         return;
     }
     set(out, Status::Pass,

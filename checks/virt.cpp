@@ -91,7 +91,7 @@ void remedy_without_polkit(const Facts& f, Finding& out, const std::string& user
     remedy(out,
            "libvirt asks polkit over D-Bus, and neither runs here: start them, or let the socket's group decide instead (members of "
            "group libvirt may manage, everyone may read).",
-           cmds, "libvirt.socket-group", "confirm", true);
+           cmds, "", "manual", true);
 }
 
 std::string install_command(const Facts& f, const std::string& what) {
@@ -148,7 +148,7 @@ void qemu_binary(const Facts& f, const Results&, Finding& out) {
     ev["looked_for"] = q.candidates;
     if (q.path.empty()) {
         set(out, Status::Warn, fmt::format("no QEMU system emulator for {} is installed (looked for {})", q.arch, join(q.candidates, ", ")));
-        remedy(out, "Install QEMU; libvirt and most tools run guests through it.", {install_command(f, "qemu")}, "qemu.install", "automatic",
+        remedy(out, "Install QEMU; libvirt and most tools run guests through it.", {install_command(f, "qemu")}, "", "manual",
                true);
         return;
     }
@@ -170,7 +170,7 @@ void qemu_binary(const Facts& f, const Results&, Finding& out) {
     ev["error"] = q.version_error;
     set(out, Status::Warn, fmt::format("{} exists but `{} --version` failed: {}", q.path, q.path, q.version_error));
     remedy(out, "The emulator cannot start (missing libraries, wrong architecture); reinstall it.",
-           {install_command(f, "qemu") + " --reinstall"}, "qemu.install", "confirm", true);
+           {install_command(f, "qemu") + " --reinstall"}, "", "manual", true);
 }
 
 // ---- kvm.qemu-user-access ----
@@ -265,7 +265,7 @@ void daemon(const Facts& f, const Results&, Finding& out) {
         if (!l.installed && default_uri) {
             set(out, Status::Skip, "libvirt is not installed (no libvirtd or virtqemud, no /etc/libvirt)");
             remedy(out, "Install libvirt to manage VMs with virsh, virt-manager or virt-install.", {install_command(f, "libvirt")},
-                   "libvirt.install", "automatic", true);
+                   "", "manual", true);
             return;
         }
         set(out, Status::Unknown, "libvirt was not asked: " + s.not_attempted_reason);

@@ -234,7 +234,7 @@ FixSpec fix_kvm_nested() {
 }
 
 FixSpec fix_kvm_device_permissions() {
-    return {"kvm.device-permissions", "Give /dev/kvm to group kvm, mode 0660", {"kvm.access", "kvm.qemu-user-access"},
+    return {"kvm.device-permissions", "Give /dev/kvm to group kvm, mode 0660", {"kvm.access", "kvm.qemu-user-access", "libvirt.domcaps-kvm"},
             "Creates group kvm if missing, adds a udev rule (/etc/udev/rules.d/65-kvm.rules) and changes the node now.",
             plan_device_permissions};
 }

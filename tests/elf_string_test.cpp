@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include <gtest/gtest.h>
+#include "support/temp_dir.hpp"
 
 #include "core/facts_virt.hpp"
 #include "core/probe.hpp"
@@ -21,17 +22,7 @@ namespace {
 
 const char* kQemu = "/usr/bin/qemu-system-x86_64";
 
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        std::string t = (fs::temp_directory_path() / "kvmready-elf-XXXXXX").string();
-        path = ::mkdtemp(t.data());
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-};
+using TempDir = kvmready::testsupport::TempDir;
 
 }  // namespace
 

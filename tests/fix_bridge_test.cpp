@@ -28,6 +28,7 @@
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include "support/temp_dir.hpp"
 
 #include "fixes/bridge.hpp"
 #include "fixes/fixes.hpp"
@@ -442,17 +443,7 @@ void in_netns(const std::string& name, F fn) {
     t.join();
 }
 
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        char tmpl[] = "/tmp/kvmready-fix-bridge-XXXXXX";
-        path = ::mkdtemp(tmpl);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-};
+using TempDir = kvmready::testsupport::TempDir;
 
 kvmready::fix::Step link_step(const std::string& bridge, const std::string& uplink, int probe_ms, int watchdog_ms) {
     kvmready::fix::Step s;

@@ -19,6 +19,7 @@
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include "support/temp_dir.hpp"
 #include <nlohmann/json.hpp>
 
 #include "fixes/fix.hpp"
@@ -30,17 +31,7 @@ using kvmready::testsupport::run_captured;
 
 namespace {
 
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        std::string t = (fs::temp_directory_path() / "kvmready-fix-XXXXXX").string();
-        path = ::mkdtemp(t.data());
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-};
+using TempDir = kvmready::testsupport::TempDir;
 
 fs::path copy_fixture(const std::string& name, const fs::path& into) {
     const fs::path dst = into / name;

@@ -78,6 +78,7 @@ private:
 
 int run_report(const ReportOptions& o) {
     ProbeSource src = open_source(o.probe);
+    src.options.record_kernel_log = true;
     host::RecordingHost recorder(*src.host);
     Facts facts = probe_source(src, recorder, o.probe);
     Report report = run_checks(facts, {});
@@ -131,6 +132,8 @@ Action setup_report(CLI::App& app) {
     sub->add_flag("--no-redact", o->no_redact, "Keep hostnames, IP/MAC addresses, UUIDs and user names as they are");
     sub->add_flag("--force", o->force, "Replace an existing output file");
     add_probe_options(sub, o->probe, false);
+    // A recorded tree (a customer's --record) bundled and redacted like a live host.
+    sub->add_option("--root", o->probe.root, "Bundle this recorded host tree (kvmready check --record) instead of this host");
     return [o] {
         o->command_line = command_line();
         return run_report(*o);

@@ -15,7 +15,9 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MsrFacts, source, feature_contro
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ModuleInfo, name, builtin, initstate, parameters)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ModuleFacts, module_support, modules_disabled, present,
                                                 modules_dir_found, installed)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DeviceFacts, path, stat, acl, owner_name, group_name)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DeviceFacts, path, stat, acl, owner_name, group_name, misc_read, misc_minor,
+                                                dev_fstype)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(KernelLogFacts, read, reason, log)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AccessFacts, requested_user, is_current, user, lookup_error,
                                                 process_groups, open_errno)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HypervisorFacts, dmi, sys_hypervisor_type, container_env,
@@ -68,6 +70,7 @@ nlohmann::json facts_to_json(const Facts& f) {
             {"access", f.access},
             {"kvm", f.kvm},
             {"hypervisor", f.hypervisor},
+            {"kernel_log", f.kernel_log},
             {"request", f.request},
             {"virt", f.virt},
             {"net", f.net},
@@ -87,6 +90,7 @@ Facts facts_from_json(const nlohmann::json& j) {
     f.access = j.value("access", AccessFacts{});
     f.kvm = j.value("kvm", host::KvmProbe{});
     f.hypervisor = j.value("hypervisor", HypervisorFacts{});
+    f.kernel_log = j.value("kernel_log", KernelLogFacts{});
     f.request = j.value("request", Request{});
     f.virt = j.value("virt", VirtFacts{});
     f.net = j.value("net", NetFacts{});

@@ -72,6 +72,20 @@ struct DeviceFacts {
     std::optional<std::vector<host::AclEntry>> acl;
     std::string owner_name;
     std::string group_name;
+    // /proc/misc lists the misc devices drivers registered: "232 kvm" once a
+    // vendor/flavour module bound. Without it a node made by hand gives ENXIO.
+    bool misc_read = false;
+    std::optional<unsigned> misc_minor;
+    std::string dev_fstype;           // what /dev is: devtmpfs makes nodes itself, a tmpfs does not
+};
+
+// The kernel log's virtualization lines, read only when a finding needs
+// them (KVM absent or failing): reading costs milliseconds a healthy host
+// should not pay.
+struct KernelLogFacts {
+    bool read = false;
+    std::string reason;               // why it was read, or why not
+    host::KernelLog log;
 };
 
 struct AccessFacts {
@@ -120,6 +134,7 @@ struct Facts {
     AccessFacts access;
     host::KvmProbe kvm;
     HypervisorFacts hypervisor;
+    KernelLogFacts kernel_log;
     VirtFacts virt;                   // QEMU, libvirt, storage
     NetFacts net;
     SystemFacts system;               // IOMMU, memory, cgroups, confidential, security

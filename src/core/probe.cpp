@@ -2,6 +2,7 @@
 #include "util/text.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <sstream>
 #include <thread>
 
@@ -110,8 +111,17 @@ void probe_msrs(const host::Host& h, const ProbeOptions& opt, Facts& f) {
     f.msr.vm_cr = from_host(kVmCr);
 }
 
+// "232 kvm" in /proc/misc: the minor KVM registered, if it did.
+void probe_misc(const host::Host& h, DeviceFacts& d) {
+    auto misc = read_misc_devices(h);
+    if (!misc) return;
+    d.misc_read = true;
+    if (auto it = misc->find("kvm"); it != misc->end()) d.misc_minor = it->second;
+}
+
 void probe_device(const host::Host& h, Facts& f) {
     auto& d = f.device;
+    probe_misc(h, d);
     d.stat = h.stat(d.path);
     if (!d.stat.exists) return;
     d.acl = h.acl(d.path);
@@ -172,12 +182,14 @@ void probe_hypervisor(const host::Host& h, Facts& f) {
     v.pid1_cgroup = trim(h.read_file("/proc/1/cgroup").value_or(""));
     if (auto mi = h.read_file("/proc/self/mountinfo")) {
         // Fields: id parent maj:min root mountpoint opts [optional...] - fstype source superopts
+        // The last mount of a path is the one in effect.
         std::istringstream in(*mi);
         for (std::string line; std::getline(in, line);) {
             auto w = words(line);
-            if (w.size() < 7 || w[4] != "/") continue;
+            if (w.size() < 7 || (w[4] != "/" && w[4] != "/dev")) continue;
             auto dash = std::find(w.begin(), w.end(), "-");
-            if (dash != w.end() && dash + 1 != w.end()) v.root_fstype = *(dash + 1);
+            if (dash == w.end() || dash + 1 == w.end()) continue;
+            (w[4] == "/" ? v.root_fstype : f.device.dev_fstype) = *(dash + 1);
         }
     }
     std::string lower = f.kernel.release;
@@ -186,6 +198,21 @@ void probe_hypervisor(const host::Host& h, Facts& f) {
 }
 
 }  // namespace
+
+std::optional<std::map<std::string, unsigned>> read_misc_devices(const host::Host& h) {
+    auto text = h.read_file("/proc/misc");
+    if (!text) return std::nullopt;
+    std::map<std::string, unsigned> out;
+    std::istringstream in(*text);
+    for (std::string line; std::getline(in, line);) {
+        auto w = words(line);
+        if (w.size() != 2 || w[0].empty() || w[0].size() > 5 ||
+            !std::all_of(w[0].begin(), w[0].end(), [](char c) { return c >= '0' && c <= '9'; }))
+            continue;
+        out[w[1]] = static_cast<unsigned>(std::stoul(w[0]));
+    }
+    return out;
+}
 
 void parse_cpuinfo(const std::string& text, CpuFacts& out) {
     std::istringstream in(text);
@@ -237,8 +264,31 @@ Facts probe(const host::Host& h, const ProbeOptions& opt) {
         f.kvm.not_attempted_reason = "not requested";
     }
     files.join();
+    // The kernel log explains an absent or failing KVM; a healthy host
+    // does not pay for reading it.
+    f.kernel_log.reason = kernel_log_needed(f);
+    if (!f.kernel_log.reason.empty() || opt.record_kernel_log) {
+        host::KernelLog log = h.kernel_log();
+        if (!f.kernel_log.reason.empty()) {
+            f.kernel_log.read = true;
+            f.kernel_log.log = std::move(log);
+        }
+    }
+    if (f.kernel_log.reason.empty()) f.kernel_log.reason = "not needed: KVM is present and works";
     if (virt_thread.joinable()) virt_thread.join();
     return f;
+}
+
+std::string kernel_log_needed(const Facts& f) {
+    const bool vendor = std::any_of(f.modules.present.begin(), f.modules.present.end(),
+                                    [](const ModuleInfo& m) { return m.name.rfind("kvm_", 0) == 0; });
+    if (!vendor) return "no KVM vendor or flavour module is present";
+    if (f.device.misc_read && !f.device.misc_minor) return "no KVM device is registered (/proc/misc has no kvm)";
+    if (!f.device.stat.exists) return "/dev/kvm does not exist";
+    const auto& k = f.kvm;
+    // A permission problem is explained by the file's mode, not the kernel.
+    if (k.attempted && !k.ran && k.open_errno != EACCES && k.open_errno != EPERM) return "the /dev/kvm functional test failed";
+    return "";
 }
 
 }  // namespace kvmready

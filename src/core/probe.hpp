@@ -2,6 +2,7 @@
 // lives on a Linux system; checks never see paths.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 
@@ -23,7 +24,14 @@ struct ProbeOptions {
     std::string cpuid_dump_name;
     bool kvm_api = true;                   // run the ioctl test
     unsigned areas = kAreaAll;             // ProbeArea bits
+    // Read the kernel log even when no finding needs it (--record, report),
+    // so a recording carries it; Facts still hold it only when needed, so
+    // the live run and its replay judge alike.
+    bool record_kernel_log = false;
 };
+
+// Why the kernel log must be read for these facts ("" when no finding needs it).
+std::string kernel_log_needed(const Facts& f);
 
 Facts probe(const host::Host& h, const ProbeOptions& opt);
 
@@ -31,6 +39,9 @@ Facts probe(const host::Host& h, const ProbeOptions& opt);
 void probe_virt(const host::Host& h, const ProbeOptions& opt, Facts& f);   // slow: libvirt; runs on its own thread
 void probe_net(const host::Host& h, const ProbeOptions& opt, Facts& f);
 void probe_system(const host::Host& h, const ProbeOptions& opt, Facts& f);
+
+// /proc/misc: registered misc devices, name -> minor; nullopt when unreadable.
+std::optional<std::map<std::string, unsigned>> read_misc_devices(const host::Host& h);
 
 // Helpers shared with tests: /proc/cpuinfo first stanza.
 void parse_cpuinfo(const std::string& text, CpuFacts& out);

@@ -35,15 +35,9 @@ std::optional<int> read_int(const host::Host& h, const std::string& path, int ba
     }
 }
 
-// /proc/misc: "minor name" per registered misc device.
 std::set<unsigned> misc_minors(const host::Host& h) {
     std::set<unsigned> out;
-    std::istringstream in(h.read_file("/proc/misc").value_or(""));
-    for (unsigned minor; in >> minor;) {
-        out.insert(minor);
-        std::string rest;
-        std::getline(in, rest);
-    }
+    for (const auto& [name, minor] : read_misc_devices(h).value_or(std::map<std::string, unsigned>{})) out.insert(minor);
     return out;
 }
 

@@ -39,6 +39,9 @@ const char* to_string(Verdict v) {
     case Verdict::ReadyWithWarnings: return "ready_with_warnings";
     case Verdict::NotReady: return "not_ready";
     case Verdict::Undetermined: return "undetermined";
+    case Verdict::Passed: return "passed";
+    case Verdict::PassedWithWarnings: return "passed_with_warnings";
+    case Verdict::Failed: return "failed";
     }
     return "undetermined";
 }
@@ -90,6 +93,36 @@ std::string unjudged_note(int n) {
     return fmt::format("; {} recommended check{} could not be judged (unknown)", n, n == 1 ? "" : "s");
 }
 
+// One next step: the single command, or the hint naming where the several
+// commands are, of the first finding that matches.
+template <typename Pred>
+std::string first_command(const std::vector<Finding>& findings, const Request& request, Pred pred) {
+    for (const auto& f : findings) {
+        if (!pred(f)) continue;
+        const auto& rem = f.remediation;
+        // A fix kvmready can apply: point at its plan, the safe first step.
+        // (Not the fixes that need options of their own: --bridge, --hugepages.)
+        if (!rem.fix_id.empty() && fix::find_fix(rem.fix_id) && rem.applicability != "manual" && rem.fix_id != "net.bridge" &&
+            rem.fix_id != "memory.hugepages") {
+            std::string opts;
+            if (request.connect_uri != Request{}.connect_uri) opts += " --connect " + request.connect_uri;
+            if (!request.user.empty()) opts += " --user " + request.user;
+            // The whole plan, not --only: one fix often needs another
+            // (the node's group, then the user in it).
+            return fmt::format("kvmready fix{2}   # plans {0}; apply with: sudo kvmready fix --apply{1}{2}", rem.fix_id,
+                               rem.applicability == "confirm" ? " --yes" : "", opts);
+        }
+        if (rem.commands.size() == 1) return rem.commands.front();
+        if (rem.commands.size() > 1) {
+            std::string text = rem.text;
+            if (!text.empty() && text.back() == '.') text.pop_back();
+            return fmt::format("{}: the {} commands under {}", text, rem.commands.size(), f.id);
+        }
+        if (!rem.text.empty()) return rem.text;
+    }
+    return {};
+}
+
 void decide(Report& r, const Request& request) {
     const Finding* first_fail = nullptr;
     const Finding* first_unknown = nullptr;
@@ -113,34 +146,7 @@ void decide(Report& r, const Request& request) {
         if (f.id == "kvm.api" && f.status == Status::Pass && f.evidence.contains("flavour"))
             flavour = " (via " + f.evidence["flavour"].get<std::string>() + ")";
     }
-    // One next step: the single command, or the hint naming where the
-    // several commands are, of the first matching finding.
-    auto first_command = [&](auto pred) -> std::string {
-        for (const auto& f : r.findings) {
-            if (!pred(f)) continue;
-            const auto& rem = f.remediation;
-            // A fix kvmready can apply: point at its plan, the safe first step.
-            // (Not the fixes that need options of their own: --bridge, --hugepages.)
-            if (!rem.fix_id.empty() && fix::find_fix(rem.fix_id) && rem.applicability != "manual" && rem.fix_id != "net.bridge" &&
-                rem.fix_id != "memory.hugepages") {
-                std::string opts;
-                if (request.connect_uri != Request{}.connect_uri) opts += " --connect " + request.connect_uri;
-                if (!request.user.empty()) opts += " --user " + request.user;
-                // The whole plan, not --only: one fix often needs another
-                // (the node's group, then the user in it).
-                return fmt::format("kvmready fix{2}   # plans {0}; apply with: sudo kvmready fix --apply{1}{2}", rem.fix_id,
-                                   rem.applicability == "confirm" ? " --yes" : "", opts);
-            }
-            if (rem.commands.size() == 1) return rem.commands.front();
-            if (rem.commands.size() > 1) {
-                std::string text = rem.text;
-                if (!text.empty() && text.back() == '.') text.pop_back();
-                return fmt::format("{}: the {} commands under {}", text, rem.commands.size(), f.id);
-            }
-            if (!rem.text.empty()) return rem.text;
-        }
-        return {};
-    };
+    auto first_command = [&](auto pred) { return kvmready::first_command(r.findings, request, pred); };
     if (first_fail) {
         // Lead with the cause: registry order puts causes first, and a failed
         // recommended check (a firmware lock) can be the cause of a required one.
@@ -181,6 +187,70 @@ void decide(Report& r, const Request& request) {
     }
 }
 
+// A run of selected checks answers for them alone: its sentence names the
+// selection and says whether KVM itself (kvm.api) was among it.
+void decide_selection(Report& r, const Results& results, const std::vector<CheckSpec>& checks, const Request& request) {
+    const std::string sel = fmt::format("{}", fmt::join(r.scope.selected, ", "));
+    const size_t n = r.findings.size();
+    const Finding* lead = nullptr;       // a failed selected check, or the failed dependency behind a skipped one
+    const Finding* undetermined = nullptr;
+    int warnings = 0, unjudged = 0, judged = 0;
+    for (const auto& f : r.findings) {
+        if (f.status == Status::Fail && f.level != Level::Optional && !lead) lead = &f;
+        if (f.status == Status::Skip && !lead) {
+            // Skipped because a check it needs failed (that check may lie
+            // outside the selection): the selection failed, for that reason.
+            const CheckSpec* spec = nullptr;
+            for (const auto& c : checks)
+                if (f.id == c.id) spec = &c;
+            if (spec)
+                for (const char* dep : spec->depends_on)
+                    if (const Finding* d = results.find(dep); d && d->status == Status::Fail && !lead) lead = d;
+        }
+        // As for the whole host: an unjudged required check leaves the
+        // answer open; unjudged recommended ones are counted in the sentence.
+        if ((f.status == Status::Unknown || f.status == Status::Error) && f.level == Level::Required && !undetermined) undetermined = &f;
+        if ((f.status == Status::Unknown || f.status == Status::Error) && f.level == Level::Recommended) ++unjudged;
+        if (f.status == Status::Pass || f.status == Status::Warn || f.status == Status::Fail) ++judged;
+        if (f.status == Status::Warn || (f.status == Status::Fail && f.level == Level::Optional)) ++warnings;
+    }
+    // Nothing selected could be judged at all: no answer either.
+    if (!undetermined && judged == 0)
+        for (const auto& f : r.findings)
+            if (f.status == Status::Unknown || f.status == Status::Error) {
+                undetermined = &f;
+                break;
+            }
+    const std::string kvm_clause =
+        r.scope.kvm_checked ? (results.status("kvm.api") == Status::Pass ? "KVM works (kvm.api passed); the rest of the host was not checked"
+                                                                          : "the rest of the host was not checked")
+                            : "KVM itself was not checked";
+    auto pred_of = [](const Finding* x) { return [x](const Finding& f) { return f.id == x->id; }; };
+    if (lead) {
+        r.verdict = Verdict::Failed;
+        r.verdict_text = fmt::format("The selected checks ({}) failed: {}: {}.", sel, lead->id, lead->message);
+        // The lead may be a dependency outside the selection: look there too.
+        std::vector<Finding> pool = r.findings;
+        if (!std::any_of(r.findings.begin(), r.findings.end(), [&](const Finding& f) { return f.id == lead->id; })) pool.push_back(*lead);
+        r.next_step = first_command(pool, request, pred_of(lead));
+    } else if (undetermined) {
+        r.verdict = Verdict::Undetermined;
+        r.verdict_text = fmt::format("Could not judge the selected checks ({}): {} is {} ({}).", sel, undetermined->id,
+                                     to_string(undetermined->status), undetermined->message);
+        r.next_step = first_command(r.findings, request, pred_of(undetermined));
+    } else if (warnings > 0) {
+        r.verdict = Verdict::PassedWithWarnings;
+        r.verdict_text = fmt::format("The {} selected check{} ({}) passed with {} warning{}{}; {}.", n, n == 1 ? "" : "s", sel, warnings,
+                                     warnings == 1 ? "" : "s", unjudged_note(unjudged), kvm_clause);
+        r.next_step = first_command(r.findings, request, [](const Finding& f) { return f.status == Status::Warn; });
+    } else {
+        r.verdict = Verdict::Passed;
+        r.verdict_text = fmt::format("The {} selected check{} ({}) passed{}; {}.", n, n == 1 ? "" : "s", sel, unjudged_note(unjudged), kvm_clause);
+    }
+    if (!r.scope.kvm_checked || r.verdict != Verdict::Failed)
+        if (r.next_step.empty() && !r.scope.kvm_checked) r.next_step = "kvmready check   # judges the whole host, KVM included";
+}
+
 }  // namespace
 
 unsigned probe_areas_for(const std::vector<std::string>& selectors) {
@@ -213,10 +283,14 @@ Report run_checks(const Facts& facts, const std::vector<std::string>& selectors,
     }
     Results results;
     Report r;
+    r.scope.selected = selectors;
     for (const auto& spec : checks) {
         Finding f = run_one(spec, facts, results);
         results.add(f);
-        if (!selected_by(spec, selectors)) continue;
+        if (!selected_by(spec, selectors)) {
+            r.scope.whole_host = false;
+            continue;
+        }
         switch (f.status) {
         case Status::Pass: ++r.summary.pass; break;
         case Status::Warn: ++r.summary.warn; break;
@@ -227,7 +301,9 @@ Report run_checks(const Facts& facts, const std::vector<std::string>& selectors,
         }
         r.findings.push_back(std::move(f));
     }
-    decide(r, facts.request);
+    r.scope.kvm_checked = std::any_of(r.findings.begin(), r.findings.end(), [](const Finding& f) { return f.id == "kvm.api"; });
+    if (r.scope.whole_host) decide(r, facts.request);
+    else decide_selection(r, results, checks, facts.request);
     return r;
 }
 
@@ -237,6 +313,9 @@ int exit_code_for(const Report& r, bool strict) {
     case Verdict::ReadyWithWarnings: return strict ? kExitNotReady : kExitReady;
     case Verdict::NotReady: return kExitNotReady;
     case Verdict::Undetermined: return kExitUndetermined;
+    case Verdict::Passed: return kExitReady;
+    case Verdict::PassedWithWarnings: return strict ? kExitNotReady : kExitReady;
+    case Verdict::Failed: return kExitNotReady;
     }
     return kExitSoftware;
 }

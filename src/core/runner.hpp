@@ -8,8 +8,17 @@
 
 namespace kvmready {
 
-enum class Verdict { Ready, ReadyWithWarnings, NotReady, Undetermined };
+// Ready..NotReady judge the whole host (every check ran). A run of selected
+// checks answers only for them: Passed..Failed, so that no consumer reads
+// "ready" off a run that never asked whether KVM works. Undetermined serves both.
+enum class Verdict { Ready, ReadyWithWarnings, NotReady, Undetermined, Passed, PassedWithWarnings, Failed };
 const char* to_string(Verdict v);
+
+struct Scope {
+    bool whole_host = true;            // every check ran
+    std::vector<std::string> selected; // the selectors as given (empty: all)
+    bool kvm_checked = true;           // kvm.api, the ground truth, was among the checks reported
+};
 
 struct Summary {
     int pass = 0, warn = 0, fail = 0, skip = 0, unknown = 0, error = 0;
@@ -19,6 +28,7 @@ struct Summary {
 struct Report {
     std::vector<Finding> findings;   // selected checks, registry order
     Summary summary;
+    Scope scope;
     Verdict verdict = Verdict::Undetermined;
     std::string verdict_text;        // one sentence
     std::string next_step;           // one command or action, empty when ready

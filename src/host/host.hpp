@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cpuid/cpuid.hpp"
+#include "host/kernel_log.hpp"
 #include "host/kvm_probe.hpp"
 #include "host/libvirt.hpp"
 #include "host/process.hpp"
@@ -155,6 +156,9 @@ public:
     [[nodiscard]] virtual InterfaceAddresses interface_addresses(const std::string& kind) const = 0;
     // The firewall's ruleset (nf_tables netlink); offline: as recorded.
     [[nodiscard]] virtual NftRuleset nftables() const = 0;
+    // The kernel log's lines about virtualization (bounded, never blocks);
+    // offline: as recorded.
+    [[nodiscard]] virtual KernelLog kernel_log() const = 0;
 };
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(InterfaceAddress, ifname, family, local, prefixlen, scope)

@@ -305,6 +305,7 @@ public:
     }
 
     [[nodiscard]] NftRuleset nftables() const override { return read_nftables(); }
+    [[nodiscard]] KernelLog kernel_log() const override { return read_kernel_log(); }
 };
 
 }  // namespace

@@ -215,6 +215,13 @@ NftRuleset RecordingHost::nftables() const {
     return r;
 }
 
+KernelLog RecordingHost::kernel_log() const {
+    auto r = inner_.kernel_log();
+    std::lock_guard lock(mu_);
+    if (r.available) kernel_log_ = r;
+    return r;
+}
+
 void RecordingHost::write(const std::string& final_dir, const std::string& description) const {
     // Build the tree in a sibling temporary directory and rename it into
     // place, so an interrupted or failed recording never leaves half a tree.
@@ -295,6 +302,7 @@ void RecordingHost::write_tree(const std::string& dir, const std::string& descri
     if (!fs_usage_.empty()) j["fs_usage"] = fs_usage_;
     if (interface_addresses_) j["interface_addresses"] = *interface_addresses_;
     if (nftables_) j["nftables"] = *nftables_;
+    if (kernel_log_) j["kernel_log"] = *kernel_log_;
     if (!commands_.empty()) {
         nlohmann::json cmds = nlohmann::json::array();
         for (const auto& [argv, res] : commands_) cmds.push_back({{"argv", argv}, {"result", res}});

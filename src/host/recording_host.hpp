@@ -37,6 +37,7 @@ public:
     [[nodiscard]] std::unique_ptr<LibvirtPending> start_libvirt(const std::string& uri, int timeout_ms) const override;
     [[nodiscard]] InterfaceAddresses interface_addresses(const std::string& kind) const override;
     [[nodiscard]] NftRuleset nftables() const override;
+    [[nodiscard]] KernelLog kernel_log() const override;
 
     // Writes the tree into `dir`, which must not exist or be empty. Files are
     // created exclusively, never through symlinks. Throws ExitError.
@@ -64,6 +65,7 @@ private:
     mutable std::map<std::string, FsUsage> fs_usage_;
     mutable std::optional<InterfaceAddresses> interface_addresses_;
     mutable std::optional<NftRuleset> nftables_;
+    mutable std::optional<KernelLog> kernel_log_;
     mutable bool need_user_db_ = false;
 };
 

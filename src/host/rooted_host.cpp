@@ -192,6 +192,15 @@ public:
         return r;
     }
 
+    [[nodiscard]] KernelLog kernel_log() const override {
+        if (kernel_log_) return *kernel_log_;
+        KernelLog r;
+        r.available = false;
+        r.source = "recorded";
+        r.error = "not recorded in this host tree";
+        return r;
+    }
+
 private:
     struct Node {
         StatInfo st;
@@ -253,6 +262,7 @@ private:
                 for (const auto& c : j["commands"]) commands_[c.at("argv").get<std::vector<std::string>>()] = c.at("result").get<RunResult>();
             if (j.contains("interface_addresses")) interface_addresses_ = j["interface_addresses"].get<InterfaceAddresses>();
             if (j.contains("nftables")) nftables_ = j["nftables"].get<NftRuleset>();
+            if (j.contains("kernel_log")) kernel_log_ = j["kernel_log"].get<KernelLog>();
             for (const auto& b : j.value("binary_strings", json::array())) {
                 BinaryString v;
                 if (b.contains("value") && !b["value"].is_null()) v.value = b["value"].get<std::string>();
@@ -299,6 +309,7 @@ private:
     std::optional<LibvirtSnapshot> libvirt_;
     std::optional<InterfaceAddresses> interface_addresses_;
     std::optional<NftRuleset> nftables_;
+    std::optional<KernelLog> kernel_log_;
     cpuid::Dump cpuid_;
 };
 

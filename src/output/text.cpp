@@ -73,12 +73,15 @@ std::string render_text(const Report& r, const Facts& f, const TextStyle& s) {
         case Verdict::ReadyWithWarnings: return std::string("ready with warnings");
         case Verdict::NotReady: return std::string("NOT ready");
         case Verdict::Undetermined: return std::string("undetermined");
+        case Verdict::Passed: return std::string("selected checks passed");
+        case Verdict::PassedWithWarnings: return std::string("selected checks passed with warnings");
+        case Verdict::Failed: return std::string("selected checks FAILED");
         }
         return std::string();
     }();
-    const Status verdict_status = r.verdict == Verdict::Ready ? Status::Pass
-                                  : r.verdict == Verdict::ReadyWithWarnings ? Status::Warn
-                                  : r.verdict == Verdict::NotReady ? Status::Fail
+    const Status verdict_status = r.verdict == Verdict::Ready || r.verdict == Verdict::Passed ? Status::Pass
+                                  : r.verdict == Verdict::ReadyWithWarnings || r.verdict == Verdict::PassedWithWarnings ? Status::Warn
+                                  : r.verdict == Verdict::NotReady || r.verdict == Verdict::Failed ? Status::Fail
                                                                     : Status::Unknown;
     const std::string vcolor = s.color ? mark(verdict_status).color : "";
     if (s.quiet) {
