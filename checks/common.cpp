@@ -84,6 +84,16 @@ AccessDecision decide_access(const DeviceFacts& d, const host::User& u, const st
     return {(mode & kRw) == kRw, "the other bits"};
 }
 
+std::string package_install(const Facts& f, const PackageNames& p) {
+    // Recordings made before the core read os-release have it only in the virt facts.
+    const std::string os = " " + (f.kernel.os_id.empty() ? f.virt.os_id : f.kernel.os_id) + " ";
+    auto has = [&](const char* id) { return os.find(std::string(" ") + id + " ") != std::string::npos; };
+    if (has("fedora") || has("rhel") || has("centos") || has("rocky") || has("almalinux")) return fmt::format("dnf install {}", p.rhel);
+    if (has("suse") || has("opensuse")) return fmt::format("zypper install {}", p.suse);
+    if (has("arch")) return fmt::format("pacman -S {}", p.arch);
+    return fmt::format("apt-get install {}", p.debian);
+}
+
 std::string hex(uint64_t v) { return fmt::format("0x{:x}", v); }
 
 std::string mode_string(unsigned mode) { return fmt::format("{:04o}", mode); }

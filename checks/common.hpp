@@ -37,6 +37,16 @@ struct AccessDecision {
 };
 AccessDecision decide_access(const DeviceFacts& d, const host::User& u, const std::vector<uint32_t>& gids);
 
+// The host's own package manager installing the package of that name in
+// its family (/etc/os-release ID and ID_LIKE): apt-get, dnf, zypper, pacman.
+struct PackageNames {
+    const char* debian;
+    const char* rhel;
+    const char* suse;
+    const char* arch;
+};
+std::string package_install(const Facts& f, const PackageNames& p);
+
 std::string hex(uint64_t v);
 std::string mode_string(unsigned mode);  // "0660"
 void set(Finding& f, Status s, std::string message);

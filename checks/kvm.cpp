@@ -139,7 +139,7 @@ void module(const Facts& f, const Results& r, Finding& out) {
         set(out, Status::Fail, "no KVM module is loaded or built in");
     }
     kernel_evidence(s, ev);
-    if (s.absence != KvmAbsence::None) {
+    if (s.standing_cause()) {
         // The kernel tried and said why (a modprobe at boot or by hand).
         out.message += ": " + absence_clause(s, want.empty() ? "the vendor module" : want);
         unbound_remedy(f, s, r, out);
@@ -176,11 +176,11 @@ void module(const Facts& f, const Results& r, Finding& out) {
     }
     if (!m.modules_dir_found) {
         remedy(out, fmt::format("No modules directory for kernel {}: install its modules package.", f.kernel.release),
-               {fmt::format("apt-get install linux-image-{}", f.kernel.release)}, "", "manual", true);
+               {package_install(f, {("linux-image-" + f.kernel.release).c_str(), ("kernel-modules-" + f.kernel.release).c_str(), "kernel-default", "linux"})}, "", "manual", true);
         return;
     }
     remedy(out, fmt::format("Kernel {} ships no {} module: install a kernel that has it.", f.kernel.release, target),
-           {"apt-get install linux-image-amd64"}, "", "manual", true);
+           {package_install(f, {"linux-image-amd64", "kernel-modules", "kernel-default", "linux"})}, "", "manual", true);
 }
 
 void device(const Facts& f, const Results& r, Finding& out) {
@@ -210,7 +210,7 @@ void device(const Facts& f, const Results& r, Finding& out) {
     };
     auto no_device_remedy = [&] {
         kernel_evidence(s, ev);
-        if (s.flavour || s.absence != KvmAbsence::None) {
+        if (s.flavour || s.standing_cause()) {
             unbound_remedy(f, s, r, out);
             return;
         }

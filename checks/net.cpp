@@ -726,7 +726,7 @@ void firewall(const Facts& f, const Results&, Finding& out) {
         const std::string why = fw.iptables_error == fw.nft_error ? fw.nft_error : fw.iptables_error + "; " + fw.nft_error;
         set(out, Status::Unknown, "could not read the firewall: " + why);
         if (perm) remedy(out, "Reading firewall rules needs root.", {"sudo kvmready check net.firewall"}, "", "manual", true);
-        else remedy(out, "Install the tools that read the rules.", {"apt-get install iptables nftables"}, "", "manual", true);
+        else remedy(out, "Install the tools that read the rules.", {package_install(f, {"iptables nftables", "iptables-nft nftables", "iptables nftables", "iptables-nft nftables"})}, "", "manual", true);
         return;
     }
     const auto paths = evaluate(f);

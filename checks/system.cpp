@@ -268,7 +268,7 @@ void iommu(const Facts& f, const Results&, Finding& out) {
             "the firmware describes AMD-Vi (ACPI IVRS table) but the kernel created no IOMMU groups: AMD's IOMMU is on by "
             "default, so this kernel lacks CONFIG_AMD_IOMMU or AMD-Vi failed to initialise");
         remedy(out, "Boot a kernel built with CONFIG_AMD_IOMMU (Debian's linux-image-amd64 has it); the kernel log says why AMD-Vi did not come up.",
-               {"dmesg | grep -i -e AMD-Vi -e IOMMU", "apt-get install linux-image-amd64"}, "", "manual", true);
+               {"dmesg | grep -i -e AMD-Vi -e IOMMU", package_install(f, {"linux-image-amd64", "kernel-modules", "kernel-default", "linux"})}, "", "manual", true);
         return;
     }
     const bool vm = in_vm(f);
@@ -359,7 +359,7 @@ void hugepages(const Facts& f, const Results&, Finding& out) {
         }
         set(out, Status::Warn, "this kernel has no huge page support (no Hugepagesize in /proc/meminfo, no /sys/kernel/mm/hugepages)");
         remedy(out, "Guests backed by huge pages (<memoryBacking><hugepages/>) need a kernel with CONFIG_HUGETLBFS, such as Debian's linux-image-amd64.",
-               {"apt-get install linux-image-amd64"}, "", "manual", true);
+               {package_install(f, {"linux-image-amd64", "kernel-modules", "kernel-default", "linux"})}, "", "manual", true);
         return;
     }
     if (m.hugepagesize_kb) ev["default_size"] = human_kb(*m.hugepagesize_kb);
@@ -452,7 +452,7 @@ void thp(const Facts& f, const Results&, Finding& out) {
         }
         set(out, Status::Warn, "this kernel has no transparent hugepages (no /sys/kernel/mm/transparent_hugepage): guest RAM is mapped with 4 KiB pages");
         remedy(out, "Use a kernel with CONFIG_TRANSPARENT_HUGEPAGE (Debian's linux-image-amd64), or reserve hugetlbfs pages for guests.",
-               {"apt-get install linux-image-amd64"}, "", "manual", true);
+               {package_install(f, {"linux-image-amd64", "kernel-modules", "kernel-default", "linux"})}, "", "manual", true);
         return;
     }
     const std::string mode = bracketed(*m.thp_enabled);
@@ -807,7 +807,7 @@ void sev(const Facts& f, const Results&, Finding& out) {
     if (!param("sev")) {
         set(out, Status::Warn, "the CPU offers SEV but this kernel's kvm_amd was built without it (no 'sev' parameter, CONFIG_KVM_AMD_SEV)");
         remedy(out, "Boot a kernel with CONFIG_KVM_AMD_SEV, such as Debian's linux-image-amd64 (the cloud kernel lacks it).",
-               {"apt-get install linux-image-amd64"}, "", "manual", true);
+               {package_install(f, {"linux-image-amd64", "kernel-modules", "kernel-default", "linux"})}, "", "manual", true);
         return;
     }
     if (!param_on(*param("sev"))) {

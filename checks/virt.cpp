@@ -95,20 +95,10 @@ void remedy_without_polkit(const Facts& f, Finding& out, const std::string& user
 }
 
 std::string install_command(const Facts& f, const std::string& what) {
-    const std::string& os = f.virt.os_id;
-    auto has = [&](const char* id) { return (" " + os + " ").find(std::string(" ") + id + " ") != std::string::npos; };
     const bool x86 = f.virt.qemu.arch == "x86_64" || f.virt.qemu.arch.empty();
-    if (what == "libvirt") {
-        if (has("fedora") || has("rhel") || has("centos")) return "dnf install libvirt-daemon-kvm";
-        if (has("suse") || has("opensuse")) return "zypper install libvirt-daemon-qemu";
-        if (has("arch")) return "pacman -S libvirt";
-        return "apt-get install libvirt-daemon-system";
-    }
-    if (has("fedora") || has("rhel") || has("centos")) return "dnf install qemu-kvm";
-    if (has("suse") || has("opensuse")) return x86 ? "zypper install qemu-x86" : "zypper install qemu";
-    if (has("arch")) return "pacman -S qemu-base";
-    if (f.virt.qemu.arch == "aarch64") return "apt-get install qemu-system-arm";
-    return x86 ? "apt-get install qemu-system-x86" : "apt-get install qemu-system";
+    if (what == "libvirt") return package_install(f, {"libvirt-daemon-system", "libvirt-daemon-kvm", "libvirt-daemon-qemu", "libvirt"});
+    if (f.virt.qemu.arch == "aarch64") return package_install(f, {"qemu-system-arm", "qemu-kvm", "qemu", "qemu-base"});
+    return package_install(f, {x86 ? "qemu-system-x86" : "qemu-system", "qemu-kvm", x86 ? "qemu-x86" : "qemu", "qemu-base"});
 }
 
 // For checks that need the daemon's answers: says unknown (with the reason)

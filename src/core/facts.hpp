@@ -24,6 +24,7 @@ struct KernelFacts {
     std::string release;   // /proc/sys/kernel/osrelease
     std::string cmdline;   // /proc/cmdline
     std::string hostname;  // /proc/sys/kernel/hostname
+    std::string os_id;     // /etc/os-release ID and ID_LIKE: which package manager hints name
 };
 
 struct CpuFacts {

@@ -35,6 +35,9 @@ KvmAbsence classify(const std::string& l) {
 
 bool is_kvm_error(const host::KernelLogLine& line, const std::string& l) {
     // Errors and warnings of KVM itself (levels 0-4), not the IOMMU's or SEV's.
+    // "kvm: unknown parameter 'x' ignored" is the module loader rejecting a
+    // command-line option (kernel/params.c): noise, not a reason KVM failed.
+    if (has(l, "unknown parameter")) return false;
     return line.level >= 0 && line.level <= 4 && (l.rfind("kvm", 0) == 0 || l.rfind("svm", 0) == 0 || l.rfind("vmx", 0) == 0);
 }
 

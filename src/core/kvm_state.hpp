@@ -36,6 +36,11 @@ struct KvmState {
     // A present flavour module that did not register the device did not bind
     // (built-in modules stay in /sys/module even when their init failed).
     [[nodiscard]] bool flavour_bound() const { return flavour && registration != KvmRegistration::NotRegistered; }
+    // The log names a cause that holds whether or not a module is loaded now
+    // (no VT-x, firmware, PVM guest). An error of another kind only explains
+    // a module that is present but unbound: once unloaded, an old error from
+    // an earlier load says nothing about why nothing is loaded now.
+    [[nodiscard]] bool standing_cause() const { return absence != KvmAbsence::None && absence != KvmAbsence::OtherError; }
 };
 
 KvmState kvm_state(const Facts& f);

@@ -199,6 +199,21 @@ void probe_hypervisor(const host::Host& h, Facts& f) {
 
 }  // namespace
 
+std::string read_os_id(const host::Host& h) {
+    const std::string text = h.read_file("/etc/os-release").value_or(h.read_file("/usr/lib/os-release").value_or(""));
+    std::string id, like;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+        auto eq = line.find('=');
+        if (eq == std::string::npos) continue;
+        std::string key = line.substr(0, eq), val = trim(line.substr(eq + 1));
+        if (val.size() >= 2 && (val.front() == '"' || val.front() == '\'')) val = val.substr(1, val.size() - 2);
+        if (key == "ID") id = val;
+        else if (key == "ID_LIKE") like = val;
+    }
+    return like.empty() ? id : id + " " + like;
+}
+
 std::optional<std::map<std::string, unsigned>> read_misc_devices(const host::Host& h) {
     auto text = h.read_file("/proc/misc");
     if (!text) return std::nullopt;
@@ -249,6 +264,7 @@ Facts probe(const host::Host& h, const ProbeOptions& opt) {
     std::thread files([&] {
         f.kernel.cmdline = read_trimmed(h, "/proc/cmdline");
         f.kernel.hostname = read_trimmed(h, "/proc/sys/kernel/hostname");
+        f.kernel.os_id = read_os_id(h);
         probe_cpu(h, opt, f);
         probe_msrs(h, opt, f);
         probe_modules(h, f);

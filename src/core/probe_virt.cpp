@@ -149,21 +149,6 @@ void probe_qemu_user(const host::Host& h, QemuUserFacts& q) {
         q.group_names.insert(q.group_names.begin(), q.group);
 }
 
-std::string os_id(const host::Host& h) {
-    const std::string text = h.read_file("/etc/os-release").value_or(h.read_file("/usr/lib/os-release").value_or(""));
-    std::string id, like;
-    std::istringstream in(text);
-    for (std::string line; std::getline(in, line);) {
-        auto eq = line.find('=');
-        if (eq == std::string::npos) continue;
-        std::string key = line.substr(0, eq), val = trim(line.substr(eq + 1));
-        if (val.size() >= 2 && (val.front() == '"' || val.front() == '\'')) val = val.substr(1, val.size() - 2);
-        if (key == "ID") id = val;
-        else if (key == "ID_LIKE") like = val;
-    }
-    return like.empty() ? id : id + " " + like;
-}
-
 // Whether to ask libvirt at all (and the facts that decide it).
 bool libvirt_worth_asking(const host::Host& h, const ProbeOptions& opt, LibvirtFacts& l) {
     for (const char* bin : {"/usr/sbin/libvirtd", "/usr/sbin/virtqemud", "/usr/bin/libvirtd", "/usr/bin/virtqemud"})
@@ -415,7 +400,7 @@ void probe_virt(const host::Host& h, const ProbeOptions& opt, Facts& f) {
             break;
         }
     }
-    v.os_id = os_id(h);
+    v.os_id = read_os_id(h);
     probe_qemu_user(h, v.qemu_user);
     if (answer) take_libvirt_answer(answer->wait(), v.qemu.arch, v.libvirt);
     // libvirt probed this very binary and tells its version; otherwise read
