@@ -36,13 +36,13 @@ std::string all_advice(const Finding& f) {
 
 TEST(Advice, AmdVmGetsAnAmdOrVirtioIommuNotIntels) {
     // A real AMD EPYC guest (QEMU TCG) without a virtual IOMMU.
-    const Report r = run_checks(facts_of("amd-epyc-guest"), {"iommu.enabled"});
+    const Report r = run_checks(facts_of("kvmdeep-amd-epyc-guest"), {"iommu.enabled"});
     const std::string a = all_advice(finding(r, "iommu.enabled"));
     EXPECT_EQ(a.find("intel-iommu"), std::string::npos) << a;
     EXPECT_EQ(a.find("model='intel'"), std::string::npos) << a;
     EXPECT_NE(a.find("amd-iommu"), std::string::npos) << a;
     // And an Intel one gets Intel's.
-    const Report i = run_checks(facts_of("intel-novmx-guest"), {"iommu.enabled"});
+    const Report i = run_checks(facts_of("kvmdeep-pvm-host"), {"iommu.enabled"});
     EXPECT_NE(all_advice(finding(i, "iommu.enabled")).find("intel-iommu"), std::string::npos);
 }
 
