@@ -435,12 +435,21 @@ TEST(FixLive, DevicePermissionsAndGroupsForAUserThenUndo) {
     ASSERT_EQ(run_captured({"/usr/bin/cp", "-a", "/etc", etc.string()}, 30000).exit_code, 0);
     { std::ofstream(etc / "passwd", std::ios::app) << "kvmfix:x:4242:4242::/nonexistent:/usr/sbin/nologin\n"; }
     { std::ofstream(etc / "group", std::ios::app) << "kvmfix:x:4242:\n"; }
-    // A node like a host without udev's rule leaves it: 0600 root:root.
-    const fs::path node = t.path / "kvm";
+    // A /dev of the test's own, mounted over the real one in the namespace:
+    // the nodes a run needs, and /dev/kvm like a host without udev's rule
+    // leaves it (0600 root:root). It works whether or not this machine has a
+    // /dev/kvm to bind over (on a machine where no KVM device registered
+    // there is none), and the machine's own node is never touched.
+    const fs::path dev = t.path / "dev";
+    fs::create_directories(dev);
+    for (auto [name, minor] : {std::pair{"null", 3}, {"zero", 5}, {"full", 7}, {"random", 8}, {"urandom", 9}, {"kmsg", 11}})
+        ASSERT_EQ(::mknod((dev / name).c_str(), S_IFCHR | 0666, makedev(1, minor)), 0) << name;
+    ::chmod((dev / "kmsg").c_str(), 0644);
+    const fs::path node = dev / "kvm";
     ASSERT_EQ(::mknod(node.c_str(), S_IFCHR | 0600, makedev(10, 232)), 0);
     PrivateMounts ns;
     ns.bind(etc, "/etc");
-    ns.bind(node, "/dev/kvm");
+    ns.bind(dev, "/dev");
     const std::vector<std::string> state = {"KVMREADY_STATE_DIR=" + (t.path / "state").string()};
     const std::string group_before = slurp(etc / "group");
     const auto etc_before = snapshot(etc);

@@ -322,7 +322,10 @@ TEST_F(LibvirtLive, WithoutPolkitNonRootUsersAreTurnedAway) {
     EXPECT_EQ(dm["status"], "fail") << dm.dump(2);
     EXPECT_EQ(dm["evidence"]["pid"], d.libvirtd_pid());
     EXPECT_NE(dm["message"].get<std::string>().find("runs but refused nobody's connection"), std::string::npos) << dm["message"];
-    EXPECT_EQ(dm["remediation"]["fix_id"], "libvirt.socket-group");
+    // No fix changes libvirtd's auth settings (that is a policy choice):
+    // the hint names the settings by hand and no fix id.
+    EXPECT_TRUE(dm["remediation"]["fix_id"].is_null()) << dm.dump(2);
+    EXPECT_FALSE(dm["remediation"]["text"].get<std::string>().empty()) << dm.dump(2);
     EXPECT_EQ(status(r.doc, "libvirt.manage"), "skip");
 }
 

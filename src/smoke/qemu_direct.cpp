@@ -274,7 +274,12 @@ SmokeStep run_qemu_direct(const QemuDirectConfig& cfg) {
         s.passed = true;
         s.message = fmt::format("QEMU ({} {}) booted the builtin guest, which read the nonce back and found the NIC", cfg.machine,
                                 cfg.accel);
-        if (kvm_error) s.details["note"] = "QEMU reported a KVM internal error after the guest said done (while powering off)";
+        if (kvm_error)
+            s.details["note"] = "QEMU reported a KVM internal error after the guest said done (while powering off)";
+        else if (!exited_by_itself)
+            // Some KVM flavours neither reset nor report the guest's triple
+            // fault (kvm_pvm on newer kernels): the VM just stops running.
+            s.details["note"] = fmt::format("the guest said done but QEMU had not exited {:.0f} ms later; kvmready ended it", kExitGraceMs);
     } else if (interrupted) {
         fail("interrupted", "interrupted " + after);
     } else if (kvm_error) {
