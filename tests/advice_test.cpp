@@ -89,4 +89,44 @@ TEST(Advice, KernelAndCpuidDisagreeingIsShownNotHidden) {
     EXPECT_NE(finding(r, "host.hypervisor").message.find("KVMKVMKVM"), std::string::npos);
 }
 
+// Only what explains a module that did not bind is quoted as the reason:
+// a rejected command-line parameter is noise, and errors while running a
+// guest prove the module had bound. An old error does not explain a module
+// that is simply not loaded now; a standing cause (no VT-x) does.
+TEST(Advice, KernelLinesThatDoNotExplainAbsenceAreNotQuotedAsTheReason) {
+    Facts f = facts_of("pvm-guest-no-kvm");
+    auto line = [](int level, std::string text) {
+        host::KernelLogLine l;
+        l.level = level;
+        l.text = std::move(text);
+        return l;
+    };
+    f.kernel_log.log.lines = {line(4, "kvm: unknown parameter 'modules-load' ignored"),
+                              line(3, "kvm-pvm: INTERNAL_ERROR in batch emul: rip=0x10004a cpl=0 cr3=0x0"),
+                              line(4, "kvm [412]: vcpu0, guest rIP: 0xffffffff81000000 unhandled rdmsr: 0x123")};
+    KvmState s = kvm_state(f);
+    EXPECT_EQ(s.absence, KvmAbsence::None);
+    EXPECT_TRUE(s.kernel_lines.empty());
+    Report r = run_checks(f, {"kvm.module"});
+    EXPECT_EQ(finding(r, "kvm.module").message.find("INTERNAL_ERROR"), std::string::npos) << finding(r, "kvm.module").message;
+    EXPECT_NE(finding(r, "kvm.module").message.find("says nothing about why"), std::string::npos) << finding(r, "kvm.module").message;
+
+    // A real init error of a loaded-but-unbound module is quoted...
+    f.kernel_log.log.lines.push_back(line(3, "kvm_pvm: failed to allocate host PCID range"));
+    s = kvm_state(f);
+    EXPECT_EQ(s.absence, KvmAbsence::OtherError);
+    r = run_checks(f, {"kvm.module"});
+    EXPECT_NE(finding(r, "kvm.module").message.find("failed to allocate"), std::string::npos) << finding(r, "kvm.module").message;
+    // ...but not when nothing is loaded: it may be from a load long ago.
+    Facts none = f;
+    none.modules.present.clear();
+    r = run_checks(none, {"kvm.module"});
+    EXPECT_EQ(finding(r, "kvm.module").message.rfind("no KVM module is loaded or built in", 0), 0u) << finding(r, "kvm.module").message;
+    EXPECT_EQ(finding(r, "kvm.module").message.find("failed to allocate"), std::string::npos) << finding(r, "kvm.module").message;
+    // A standing cause holds either way.
+    none.kernel_log.log.lines.push_back(line(3, "kvm_amd: SVM not supported by CPU 0, not amd or hygon"));
+    r = run_checks(none, {"kvm.module"});
+    EXPECT_NE(finding(r, "kvm.module").message.find("SVM not supported"), std::string::npos) << finding(r, "kvm.module").message;
+}
+
 }  // namespace

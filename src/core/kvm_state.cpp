@@ -38,6 +38,11 @@ bool is_kvm_error(const host::KernelLogLine& line, const std::string& l) {
     // "kvm: unknown parameter 'x' ignored" is the module loader rejecting a
     // command-line option (kernel/params.c): noise, not a reason KVM failed.
     if (has(l, "unknown parameter")) return false;
+    // Errors while running a guest ("kvm [pid]: vcpu0 ...", kvm_pvm's
+    // "INTERNAL_ERROR in batch emul: rip=...") mean the module was bound and
+    // ran a VM: they never explain why it did not bind.
+    for (const char* runtime : {"vcpu", "rip=", "emul", "kvm [", "guest rip", "exit reason"})
+        if (has(l, runtime)) return false;
     return line.level >= 0 && line.level <= 4 && (l.rfind("kvm", 0) == 0 || l.rfind("svm", 0) == 0 || l.rfind("vmx", 0) == 0);
 }
 
