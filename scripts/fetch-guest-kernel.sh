@@ -3,8 +3,9 @@
 #
 # Downloads (never installs) the Debian cloud kernel behind the
 # linux-image-cloud-amd64 metapackage and unpacks it into a cache, for the
-# guest-kernel tests (tests/guest_kernel_test.cpp), which boot it under QEMU
-# TCG and run kvmready inside it.
+# guest-kernel tests (tests/guest_kernel_test.cpp and the others built on
+# tests/support/guest_vm.hpp), which boot it under QEMU TCG and run kvmready
+# inside it.
 #
 # Layout left behind:
 #   CACHE/<package>_<version>/          dpkg-deb -x of the .deb

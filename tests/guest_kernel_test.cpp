@@ -145,6 +145,25 @@ TEST_F(GuestKernelTest, IntelWithoutVmxGuestIsNotReady) {
 
     EXPECT_EQ(status_of(find_check(report, "cpu.virt-extensions")), "fail");
     EXPECT_EQ(status_of(find_check(report, "kvm.device")), "fail");
+    // kvm.module quotes the kernel's refusal (read from /dev/kmsg), and
+    // nothing advises a device node: no module registered a device.
+    const json* mod = find_check(report, "kvm.module");
+    EXPECT_EQ(status_of(mod), "fail");
+    if (mod) {
+        // 6.1: "kvm: no hardware support for 'kvm_intel'"; newer kernels
+        // also "kvm_intel: VMX not supported by CPU 0".
+        const json lines = mod->value("evidence", json::object()).value("kernel_log", json::array());
+        bool quoted = false;
+        for (const auto& l : lines) {
+            const std::string t = l.is_string() ? lower(l.get<std::string>()) : "";
+            if (t.find("no hardware support for 'kvm_intel'") != std::string::npos || t.find("vmx not supported") != std::string::npos) {
+                quoted = true;
+                EXPECT_NE(mod->value("message", "").find(l.get<std::string>()), std::string::npos) << mod->dump();
+            }
+        }
+        EXPECT_TRUE(quoted) << "kvm.module does not quote the kernel's refusal: " << mod->dump();
+    }
+    EXPECT_EQ(report.dump().find("mknod"), std::string::npos) << "advises mknod without a registered KVM device";
     EXPECT_NE(status_of(find_check(report, "kvm.api")), "pass");
     EXPECT_EQ(report.value("verdict", ""), "not_ready");
     ASSERT_TRUE(g.exit_code.has_value());

@@ -12,7 +12,10 @@
  *        KVMREADY-GUEST-MODULE name=<name> result=ok
  *        KVMREADY-GUEST-MODULE name=<name> result=error errno=<ENAME> (<text>)
  *      and a failure does not stop the list.
- *   3. runs argv[1..] (the kernel hands init every word after "--" on its
+ *   3. removes the paths named by kvmready.unlink= (below), each reported as
+ *        KVMREADY-GUEST-UNLINK path=<path> result=ok
+ *        KVMREADY-GUEST-UNLINK path=<path> result=error errno=<ENAME> (<text>)
+ *   4. runs argv[1..] (the kernel hands init every word after "--" on its
  *      command line) with stdout and stderr captured, then prints
  *        KVMREADY-GUEST-BEGIN
  *        <stdout>
@@ -21,7 +24,7 @@
  *      KVMREADY-GUEST-STDERR-END.
  *      Several commands separated by a ";;" word run one after the other,
  *      each with its own BEGIN/END block (and its own timeout), in order.
- *   4. powers off.
+ *   5. powers off.
  *
  * Options read from /proc/cmdline (before "--"):
  *   kvmready.timeout=SECONDS  kill the command after this long (default 60)
@@ -33,6 +36,11 @@
  *                             /sys/fs/cgroup, as systemd does on cgroup v2 hosts
  *   kvmready.securityfs=1     mount securityfs at /sys/kernel/security (where
  *                             AppArmor publishes its profiles and the LSM list)
+ *   kvmready.unlink=PATH[,PATH...]
+ *                             unlink(2) these after the modules loaded, before
+ *                             the commands: a host whose device node was
+ *                             removed (/dev/kvm with KVM registered), with no
+ *                             shell in the initramfs to do it
  *
  * The environment of the command is PATH, HOME=/root, TERM=dumb and
  * LANG=C.UTF-8, plus LD_LIBRARY_PATH when /etc/ld-library-path exists (one
@@ -215,6 +223,22 @@ static void load_modules(const char *list) {
                 strerror(err));
     }
     fclose(f);
+}
+
+/* ---- removing files --------------------------------------------------- */
+
+static void unlink_listed(void) {
+    const char *v = cmdline_opt("kvmready.unlink");
+    if (!v || !*v) return;
+    char list[256];
+    snprintf(list, sizeof list, "%s", v);
+    char *save = NULL;
+    for (char *p = strtok_r(list, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+        if (unlink(p) == 0)
+            say("KVMREADY-GUEST-UNLINK path=%s result=ok\n", p);
+        else
+            say("KVMREADY-GUEST-UNLINK path=%s result=error errno=%s (%s)\n", p, errname(errno), strerror(errno));
+    }
 }
 
 /* ---- running the command ------------------------------------------------ */
@@ -434,6 +458,7 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 
     load_modules("/modules.list");
+    unlink_listed();
 
     if (argc > 1) {
         long timeout_s = cmdline_num("kvmready.timeout", 60);

@@ -85,12 +85,15 @@ const ModuleLoad* GuestRun::module(const std::string& name) const {
 void parse_console(GuestRun& g) {
     const std::string& c = g.console;
     static const std::regex mod_re(R"(KVMREADY-GUEST-MODULE name=(\S+) result=(\S+)(?: errno=(\S+))?)");
+    static const std::regex unlink_re(R"(KVMREADY-GUEST-UNLINK path=(\S+) result=(\S+)(?: errno=(\S+))?)");
     std::istringstream lines(c);
     std::string line;
     while (std::getline(lines, line)) {
         std::smatch m;
         if (std::regex_search(line, m, mod_re))
             g.modules.push_back({m[1].str(), ModuleLoad{m[2].str(), m[3].matched ? m[3].str() : ""}});
+        else if (std::regex_search(line, m, unlink_re))
+            g.unlinks.push_back({m[1].str(), ModuleLoad{m[2].str(), m[3].matched ? m[3].str() : ""}});
     }
     const std::string begin = "KVMREADY-GUEST-BEGIN\n";
     for (size_t b = c.find(begin); b != std::string::npos; b = c.find(begin, b)) {
@@ -206,7 +209,13 @@ GuestRun GuestVmTest::boot(const GuestSpec& spec) {
 
     fs::path console = tmp_ / "console.log";
     fs::path qlog = tmp_ / "qemu.log";
-    std::string append = fmt::format("console=ttyS0 panic=-1 quiet kvmready.timeout={} --", kGuestCommandTimeoutS);
+    std::string append = fmt::format("console=ttyS0 panic=-1 quiet kvmready.timeout={}", kGuestCommandTimeoutS);
+    if (!spec.unlink.empty()) {
+        append += " kvmready.unlink=";
+        for (size_t i = 0; i < spec.unlink.size(); i++) append += (i ? "," : "") + spec.unlink[i];
+    }
+    if (spec.dmesg) append += " kvmready.dmesg=1";
+    append += " --";
     for (size_t i = 0; i < spec.commands.size(); i++) {
         if (i) append += " ;;";
         append += " /kvmready";
@@ -236,6 +245,7 @@ GuestRun GuestVmTest::boot(const GuestSpec& spec) {
     EXPECT_FALSE(g.qemu_timed_out) << "QEMU killed after " << limit.count() << " s";
     EXPECT_TRUE(g.have_block) << "no KVMREADY-GUEST-BEGIN/END block on the console";
     EXPECT_EQ(g.commands.size(), spec.commands.size()) << "not every command reported";
+    EXPECT_EQ(g.unlinks.size(), spec.unlink.size()) << "init did not report every kvmready.unlink path";
     for (size_t i = 0; i < g.commands.size(); i++)
         EXPECT_FALSE(g.commands[i].timed_out) << "kvmready command " << i + 1 << " timed out inside the guest";
     return g;

@@ -15,7 +15,8 @@
 // scripts/fetch-guest-kernel.sh into ${KVMREADY_CACHE:-/var/cache/kvmready}/
 // guest-kernel (or point KVMREADY_GUEST_KERNEL at a directory laid out like
 // its `current`). GuestVmTest skips with a reason when either is missing.
-// Used by guest_kernel_test.cpp (check) and fix_guest_test.cpp (fix).
+// Used by guest_kernel_test.cpp and guest_kvm_absent_test.cpp (check) and
+// fix_guest_test.cpp (fix).
 #pragma once
 
 #include <chrono>
@@ -50,6 +51,7 @@ struct GuestRun {
     bool qemu_timed_out = false;
     int qemu_exit = -1;
     std::vector<std::pair<std::string, ModuleLoad>> modules;  // in load order
+    std::vector<std::pair<std::string, ModuleLoad>> unlinks;  // GuestSpec::unlink, by path (same result shape)
     std::vector<GuestCommand> commands;       // in order
     // The first command's block (the usual single-command boot).
     bool have_block = false;                  // BEGIN..END markers found
@@ -71,6 +73,10 @@ struct GuestSpec {
     std::vector<std::string> pack_only;   // under /lib/modules for modprobe, not loaded
     std::vector<std::string> adds;        // mkinitramfs --add SRC=DEST
     bool depmod = false;                  // modules.dep + .bin indexes for modprobe
+    // Paths init unlinks after loading the modules, before the commands
+    // (kvmready.unlink=): e.g. /dev/kvm, to leave KVM registered without a node.
+    std::vector<std::string> unlink;
+    bool dmesg = false;                   // print the whole kernel log at the end (kvmready.dmesg=1)
     // kvmready's arguments, one list per command, run in order in one boot.
     std::vector<std::vector<std::string>> commands;
 };
