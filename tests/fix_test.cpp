@@ -454,8 +454,19 @@ TEST(FixLive, DevicePermissionsAndGroupsForAUserThenUndo) {
     const std::string group_before = slurp(etc / "group");
     const auto etc_before = snapshot(etc);
 
+    // Where no KVM device is registered (kvm_pvm declined: "232 kvm" absent
+    // from /proc/misc), the node only gives ENXIO, so kvm.access cannot be
+    // judged and names kvm.device instead. The fix still does its real work
+    // on the node, the rule and the groups, and undo still restores them.
+    const bool registered = ("\n" + slurp("/proc/misc")).find("\n232 kvm\n") != std::string::npos;
     auto check = ns.run({KVMREADY_BINARY, "check", "--user", "kvmfix", "kvm.access", "--json"});
-    ASSERT_EQ(nlohmann::json::parse(check.out)["checks"][0]["status"], "fail") << check.out;
+    if (registered) {
+        ASSERT_EQ(nlohmann::json::parse(check.out)["checks"][0]["status"], "fail") << check.out;
+    } else {
+        const auto c = nlohmann::json::parse(check.out)["checks"][0];
+        ASSERT_EQ(c["status"], "skip") << check.out;
+        EXPECT_NE(c["message"].get<std::string>().find("kvm.device"), std::string::npos) << check.out;
+    }
 
     auto r = ns.run({KVMREADY_BINARY, "fix", "--apply", "--yes", "--user", "kvmfix", "--only", "kvm.device-permissions,user.groups"}, state);
     ASSERT_EQ(r.exit_code, 0) << show(r);
@@ -465,10 +476,12 @@ TEST(FixLive, DevicePermissionsAndGroupsForAUserThenUndo) {
     EXPECT_NE(st.st_gid, 0u);
     EXPECT_NE(slurp(etc / "udev/rules.d/65-kvm.rules").find("KERNEL==\"kvm\", GROUP=\"kvm\", MODE=\"0660\""), std::string::npos);
     EXPECT_NE(slurp(etc / "group").find(":kvmfix\n"), std::string::npos) << "kvmfix not added to kvm";
-    EXPECT_NE(r.out.find("kvm.access"), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find("fail → pass"), std::string::npos) << r.out;
-    check = ns.run({KVMREADY_BINARY, "check", "--user", "kvmfix", "kvm.access", "--json"});
-    EXPECT_EQ(nlohmann::json::parse(check.out)["checks"][0]["status"], "pass") << check.out;
+    if (registered) {
+        EXPECT_NE(r.out.find("kvm.access"), std::string::npos) << r.out;
+        EXPECT_NE(r.out.find("fail → pass"), std::string::npos) << r.out;
+        check = ns.run({KVMREADY_BINARY, "check", "--user", "kvmfix", "kvm.access", "--json"});
+        EXPECT_EQ(nlohmann::json::parse(check.out)["checks"][0]["status"], "pass") << check.out;
+    }
 
     // --only everywhere: this namespace shares the machine's network, so no
     // other fix (a daemon, a network) may run here.

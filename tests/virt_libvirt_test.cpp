@@ -209,25 +209,37 @@ TEST_F(LibvirtLive, ReportsTheDaemonNetworkPoolAndDomainCapabilitiesAsLibvirtDoe
     EXPECT_GT(pool["evidence"]["capacity"].get<double>(), 0);
 
     // Domain capabilities: compare with `virsh domcapabilities` itself.
-    const std::string dc = virsh_out(d, {"domcapabilities", "--virttype", "kvm"});
-    ASSERT_TRUE(std::regex_search(dc, m, std::regex("<machine>([^<]+)</machine>"))) << dc;
+    const auto dcr = d.virsh({"domcapabilities", "--virttype", "kvm"});
     const json caps = finding(r.doc, "libvirt.domcaps-kvm");
-    EXPECT_EQ(caps["evidence"]["machine"], m[1].str()) << caps.dump(2);
-    size_t loaders = 0;
-    const std::regex loader_re("<value>(/[^<]+)</value>");
-    for (auto it = std::sregex_iterator(dc.begin(), dc.end(), loader_re); it != std::sregex_iterator(); ++it)
-        ++loaders;
-    EXPECT_EQ(caps["evidence"]["loaders"].size(), loaders);
-    EXPECT_EQ(caps["evidence"]["tcg_fallback"], true);
-    EXPECT_FALSE(caps["evidence"]["machine_types"].empty());
-    // The daemon's /dev/kvm is 0660 root:kvm and libvirt-qemu is in kvm.
-    EXPECT_EQ(status(r.doc, "kvm.qemu-user-access"), "pass") << finding(r.doc, "kvm.qemu-user-access").dump(2);
-    if (pvm_host()) {
-        // libvirt offers kvm (QEMU opened /dev/kvm), but PVM cannot run ordinary guests.
-        EXPECT_EQ(caps["status"], "warn") << caps.dump(2);
-        EXPECT_NE(caps["message"].get<std::string>().find("PVM"), std::string::npos);
+    EXPECT_EQ(caps["evidence"]["tcg_fallback"], true) << caps.dump(2);
+    if (dcr.exit_code != 0) {
+        // libvirt offers no kvm domain type on this machine (QEMU found no
+        // usable /dev/kvm): kvmready fails the check with libvirt's own words
+        // and points at TCG, whatever KVM's reason.
+        EXPECT_EQ(caps["status"], "fail") << caps.dump(2);
+        const std::string err = caps["evidence"].value("error", "");
+        EXPECT_FALSE(err.empty()) << caps.dump(2);
+        EXPECT_NE(dcr.err.find(err), std::string::npos) << "virsh: " << dcr.err << "\nkvmready: " << err;
+        EXPECT_NE(caps["remediation"]["commands"].dump().find("--virt-type qemu"), std::string::npos) << caps.dump(2);
     } else {
-        EXPECT_EQ(caps["status"], "pass") << caps.dump(2);
+        const std::string& dc = dcr.out;
+        ASSERT_TRUE(std::regex_search(dc, m, std::regex("<machine>([^<]+)</machine>"))) << dc;
+        EXPECT_EQ(caps["evidence"]["machine"], m[1].str()) << caps.dump(2);
+        size_t loaders = 0;
+        const std::regex loader_re("<value>(/[^<]+)</value>");
+        for (auto it = std::sregex_iterator(dc.begin(), dc.end(), loader_re); it != std::sregex_iterator(); ++it)
+            ++loaders;
+        EXPECT_EQ(caps["evidence"]["loaders"].size(), loaders);
+        EXPECT_FALSE(caps["evidence"]["machine_types"].empty());
+        // The daemon's /dev/kvm is 0660 root:kvm and libvirt-qemu is in kvm.
+        EXPECT_EQ(status(r.doc, "kvm.qemu-user-access"), "pass") << finding(r.doc, "kvm.qemu-user-access").dump(2);
+        if (pvm_host()) {
+            // libvirt offers kvm (QEMU opened /dev/kvm), but PVM cannot run ordinary guests.
+            EXPECT_EQ(caps["status"], "warn") << caps.dump(2);
+            EXPECT_NE(caps["message"].get<std::string>().find("PVM"), std::string::npos);
+        } else {
+            EXPECT_EQ(caps["status"], "pass") << caps.dump(2);
+        }
     }
     EXPECT_EQ(status(r.doc, "qemu.binary"), "pass");
     EXPECT_EQ(status(r.doc, "storage.images-dir"), "pass");
@@ -359,7 +371,14 @@ TEST(LibvirtSocketGroup, GroupLibvirtDecidesWhoMayManage) {
     EXPECT_EQ(status(member.doc, "libvirt.manage"), "pass") << finding(member.doc, "libvirt.manage").dump(2);
     const json caps = finding(member.doc, "libvirt.domcaps-kvm");
     EXPECT_NE(caps["status"], "unknown") << caps.dump(2);
-    EXPECT_FALSE(caps["evidence"].value("machine", "").empty()) << caps.dump(2);
+    // A member reads the capabilities: the kvm ones, or (no usable /dev/kvm
+    // here) libvirt's own refusal to offer kvm, as root would see it.
+    const auto dcr = d.virsh({"domcapabilities", "--virttype", "kvm"});
+    if (dcr.exit_code == 0) {
+        EXPECT_FALSE(caps["evidence"].value("machine", "").empty()) << caps.dump(2);
+    } else {
+        EXPECT_NE(dcr.err.find(caps["evidence"].value("error", "?")), std::string::npos) << caps.dump(2) << dcr.err;
+    }
 
     // For another user named with --user, membership in the user database decides.
     const ToolRun other = kvmready_inside(d, {"check", "--json", "--user", "nobody", "libvirt.manage"});
@@ -389,8 +408,17 @@ TEST_F(LibvirtLive, StoppedDaemonIsAbandonedWithinSecondsAndNamed) {
         EXPECT_EQ(status(r.doc, id), "skip") << id;
         EXPECT_NE(finding(r.doc, id)["message"].get<std::string>().find("libvirt.daemon"), std::string::npos) << id;
     }
-    // A recommended check's failure is a warning, never "not ready": KVM itself is fine.
-    EXPECT_NE(r.doc["verdict"], "not_ready");
+    // The stopped daemon fails only recommended checks: whatever the verdict
+    // (a machine without KVM is not ready anyway), no required check fails
+    // because of it.
+    for (const auto& c : r.doc["checks"])
+        if (c["status"] == "fail" && c["level"] == "required") {
+            EXPECT_NE(c["category"], "libvirt") << c.dump(2);
+            EXPECT_NE(c["category"], "storage") << c.dump(2);
+        }
+    if (status(r.doc, "kvm.api") == "pass") {
+        EXPECT_NE(r.doc["verdict"], "not_ready");
+    }
     std::cerr << "[ measured ] kvmready check with a SIGSTOPped libvirtd: " << r.wall_ms << " ms\n";
 }
 
@@ -464,7 +492,11 @@ TEST_F(LibvirtLive, RecordThenReplayGivesTheSameStatuses) {
     const ToolRun live = kvmready_inside(d, {"check", "--json", "--record", tree});
     ASSERT_TRUE(live.doc.is_object()) << live.out << live.err;
     ASSERT_TRUE(fs::exists(tree + "/.kvmready/libvirt/snapshot.json"));
-    ASSERT_TRUE(fs::exists(tree + "/.kvmready/libvirt/domcaps-kvm.xml"));
+    // The kvm capabilities are recorded where libvirt offers them; where it
+    // refuses (no usable /dev/kvm), its error is, and replays the same.
+    if (!finding(live.doc, "libvirt.domcaps-kvm")["evidence"].value("machine", "").empty()) {
+        EXPECT_TRUE(fs::exists(tree + "/.kvmready/libvirt/domcaps-kvm.xml"));
+    }
     const ToolRun replay = kvmready_outside({"check", "--json", "--root", tree});
     ASSERT_TRUE(replay.doc.is_object()) << replay.out << replay.err;
     ASSERT_EQ(live.doc["checks"].size(), replay.doc["checks"].size());
