@@ -477,7 +477,8 @@ void domcaps_kvm(const Facts& f, const Results& r, Finding& out) {
                                             firmware_summary(k));
     if (api != Status::Pass && api != Status::Skip) {
         set(out, Status::Warn, offered + fmt::format(", but the KVM functional test says {} (see kvm.api)", to_string(api)));
-        remedy(out, "Guests of type kvm will fail where kvm.api fails; fix that first.", {"kvmready explain kvm.api"}, "", "manual", false);
+        remedy(out, "Guests of type kvm will fail where kvm.api fails; fix that first, and until then run guests of type qemu (TCG).",
+               {"kvmready explain kvm.api", "virt-install --virt-type qemu ..."}, "", "manual", false);
         return;
     }
     if (access == Status::Fail) {
@@ -731,13 +732,24 @@ void pool(const Facts& f, const Results& r, Finding& out) {
     std::vector<std::string> cmds;
     if (free_b < kPoolLowSpace)
         problems.push_back(fmt::format("only {} free on {} (under {})", gib(free_b), p->target, gib(kPoolLowSpace)));
-    if (!p->autostart) {
+    ev["persistent"] = p->persistent;
+    if (!p->persistent) {
+        // `virsh pool-create-as` makes a transient pool: libvirt refuses
+        // pool-autostart on it ("internal error: pool has no config file"),
+        // so it must be defined from its running XML first, as for networks.
+        problems.push_back(
+            "transient (created by pool-create-as or pool-create: it is gone when the daemon restarts and cannot start at boot)");
+        const std::string file = shq("/tmp/" + name + "-pool.xml");
+        cmds = {virsh(f, "pool-dumpxml " + qn) + " > " + file, virsh(f, "pool-define " + file), virsh(f, "pool-autostart " + qn)};
+    } else if (!p->autostart) {
         problems.push_back("does not start at boot");
         cmds.push_back(virsh(f, "pool-autostart " + qn));
     }
     if (!problems.empty()) {
         set(out, Status::Warn, fmt::format("libvirt storage pool {} ({}) is active but {}", name, p->target, join(problems, " and ")));
-        if (free_b < kPoolLowSpace) {
+        if (!p->persistent) {
+            remedy(out, "Make it persistent from its current definition, and start it at boot.", cmds, fix_id, "confirm", true);
+        } else if (free_b < kPoolLowSpace) {
             remedy(out, "Free space on that filesystem or point the pool at a bigger one; a qcow2 disk that cannot grow pauses its guest.",
                    cmds.empty() ? std::vector<std::string>{virsh(f, "vol-list " + qn + " --details")} : cmds, cmds.empty() ? "" : fix_id, "manual",
                    true);

@@ -6,6 +6,7 @@
 // directory empty, no domain and no volume behind, whatever happened
 // (success, missing pool, inactive network, SIGINT, SIGTERM).
 #include "support/libvirt_daemon.hpp"
+#include "support/guest_vm.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -391,9 +392,8 @@ TEST_F(SmokeLibvirt, TextReportNamesEveryStepAndStage) {
 }
 
 std::string cached_kernel() {
-    const char* c = std::getenv("KVMREADY_CACHE");
-    const std::string k = std::string(c && *c ? c : "/var/cache/kvmready") + "/guest-kernel/current/vmlinuz";
-    return fs::exists(k) ? k : "";
+    const fs::path k = kvmready::testsupport::guest_kernel_dir() / "vmlinuz";
+    return fs::exists(k) ? k.string() : "";
 }
 
 // The Linux guest (Debian's cloud kernel, generated initramfs): disk, NIC and

@@ -45,6 +45,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "support/guest_vm.hpp"
 #include "support/spawn.hpp"
 
 #include "smoke/initramfs.hpp"
@@ -101,9 +102,7 @@ fs::path init_path() {
     return fs::path(KVMREADY_BINARY).parent_path() / "guest" / "kvmready-init";
 }
 
-fs::path kernel_dir() {
-    return env_or("KVMREADY_GUEST_KERNEL", env_or("KVMREADY_CACHE", "/var/cache/kvmready") + "/guest-kernel/current");
-}
+fs::path kernel_dir() { return kvmready::testsupport::guest_kernel_dir(); }
 
 std::string random_hex(size_t bytes) {
     std::random_device rd;

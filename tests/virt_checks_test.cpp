@@ -310,6 +310,27 @@ TEST(VirtChecks, PoolSpaceAndPermissions) {
     EXPECT_EQ(find(r, "storage.pool").status, Status::Pass) << find(r, "storage.pool").message;
 }
 
+// A pool made by `virsh pool-create-as` is transient: libvirt refuses
+// pool-autostart on it, so the advice defines it from its running XML first
+// (virt_install_test.cpp runs these commands against a real daemon).
+TEST(VirtChecks, TransientPoolIsDefinedBeforeItIsAutostarted) {
+    Facts f = recorded();
+    auto& pools = f.virt.libvirt.pools;
+    ASSERT_EQ(pools.size(), 1u);
+    pools[0].persistent = false;
+    pools[0].autostart = false;
+    Report r = run_checks(f, {});
+    const Finding& p = find(r, "storage.pool");
+    EXPECT_EQ(p.status, Status::Warn);
+    EXPECT_NE(p.message.find("transient"), std::string::npos) << p.message;
+    EXPECT_EQ(p.remediation.commands, (std::vector<std::string>{"virsh pool-dumpxml default > /tmp/default-pool.xml",
+                                                                "virsh pool-define /tmp/default-pool.xml", "virsh pool-autostart default"}));
+    EXPECT_EQ(p.remediation.fix_id, "storage.pool-default") << "the fix handles a transient pool too";
+    pools[0].persistent = true;
+    r = run_checks(f, {});
+    EXPECT_EQ(find(r, "storage.pool").remediation.commands, std::vector<std::string>{"virsh pool-autostart default"});
+}
+
 // The verdict for libvirt's QEMU user equals what the kernel does when that
 // user, holding exactly the groups libvirt gives it, opens a real KVM node.
 TEST(VirtLiveAccess, QemuUserVerdictMatchesARealOpen) {

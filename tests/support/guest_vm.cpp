@@ -47,6 +47,10 @@ std::string env_or(const char* name, const std::string& dflt) {
     return v && *v ? std::string(v) : dflt;
 }
 
+fs::path guest_kernel_dir() {
+    return env_or("KVMREADY_GUEST_KERNEL", env_or("KVMREADY_CACHE", "/var/cache/kvmready") + "/guest-kernel/current");
+}
+
 std::optional<std::string> find_in_path(const std::string& prog) {
     std::string path = env_or("PATH", "/usr/local/bin:/usr/bin:/bin");
     std::stringstream ss(path);
@@ -150,7 +154,7 @@ void GuestVmTest::SetUp() {
     }
     qemu_ = q;
 
-    kernel_dir_ = env_or("KVMREADY_GUEST_KERNEL", env_or("KVMREADY_CACHE", "/var/cache/kvmready") + "/guest-kernel/current");
+    kernel_dir_ = guest_kernel_dir();
     vmlinuz_ = kernel_dir_ / "vmlinuz";
     std::string release = trim(read_text(kernel_dir_ / "release"));
     modules_dir_ = kernel_dir_ / "lib/modules" / release;

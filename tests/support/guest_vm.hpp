@@ -82,6 +82,10 @@ struct GuestSpec {
 };
 
 std::string env_or(const char* name, const std::string& dflt);
+// Where scripts/fetch-guest-kernel.sh leaves the guest kernel (vmlinuz,
+// release, lib/modules): $KVMREADY_GUEST_KERNEL, else
+// ${KVMREADY_CACHE:-/var/cache/kvmready}/guest-kernel/current.
+std::filesystem::path guest_kernel_dir();
 std::optional<std::string> find_in_path(const std::string& prog);
 std::string read_text(const std::filesystem::path& p);
 std::string tail_lines(const std::string& text, size_t n);
