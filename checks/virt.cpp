@@ -76,6 +76,14 @@ std::vector<std::string> start_commands(const Facts& f) {
 
 // libvirt asks polkit (over the system D-Bus) whether a user may connect;
 // where neither runs, its errors say so and group membership alone cannot help.
+// libvirt.so's words for a reply that is not its RPC protocol (garbage on
+// the socket, a daemon of another version gone wrong): not a refusal.
+bool protocol_garbage(const std::string& error) {
+    for (const char* w : {"packet ", "RPC", "XDR", "unexpected program", "Unable to decode message"})
+        if (error.find(w) != std::string::npos) return true;
+    return false;
+}
+
 bool polkit_unavailable(const std::string& error) {
     return error.find("system bus") != std::string::npos || error.find("polkit") != std::string::npos ||
            error.find("Polkit") != std::string::npos;
@@ -296,6 +304,14 @@ void daemon(const Facts& f, const Results&, Finding& out) {
         return;
     }
     if (!s.socket_error.empty()) ev["socket_error"] = s.socket_error;
+    if (s.socket_error.empty() && protocol_garbage(s.error)) {
+        set(out, Status::Fail,
+            fmt::format("{}{} at {} answered with something that is not the libvirt protocol (a protocol error from the daemon, "
+                        "not a refusal): {}", name, pid, uri, s.error));
+        remedy(out, "Something other than a working libvirt daemon answers on its socket: read the daemon's log, then restart it.",
+               {"tail -n 50 /var/log/libvirt/" + daemon_name(f) + ".log"}, "", "confirm", true);
+        return;
+    }
     if (s.daemon_pid > 0 && s.socket_error.empty()) {
         // Something listens and answered: the daemon runs but turned this user away.
         const std::string who = f.access.user ? f.access.user->name : "this user";

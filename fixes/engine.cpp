@@ -23,6 +23,8 @@
 
 #include "core/errors.hpp"
 #include "fixes/safe_fs.hpp"
+#include "host/bounded_read.hpp"
+#include "util/utf8.hpp"
 
 namespace kvmready::fix {
 
@@ -57,7 +59,30 @@ std::string new_run_id() {
     return fmt::format("{}.{:06}Z-{}", buf, ts.tv_nsec / 1000, ::getpid());
 }
 
+// The journal steers what a root `--undo` writes and runs: it is trusted only
+// from a directory (and file) owned by root (or whoever runs kvmready) that
+// no one else can write, and never through a symlink.
+void require_trusted(const std::string& path, bool dir) {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) < 0) throw NoInputError(fmt::format("{}: {}", path, std::strerror(errno)));
+    const char* why = nullptr;
+    if (S_ISLNK(st.st_mode)) why = "is a symbolic link";
+    else if (dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) why = dir ? "is not a directory" : "is not a regular file";
+    else if (st.st_uid != 0 && st.st_uid != ::geteuid()) why = "is owned by another user";
+    else if (st.st_mode & 022) why = "is writable by others than its owner";
+    if (why)
+        throw ExitError(kExitNoInput, fmt::format("{} {}: refusing to trust the fix journal there (it must be owned by root "
+                                                  "and writable by no one else)", path, why));
+}
+
+// An existing directory must already be trustworthy: tightening its mode
+// here would hide that someone else could have written a journal into it.
 void make_private_dir(const std::string& dir) {
+    struct stat st {};
+    if (::lstat(dir.c_str(), &st) == 0) {
+        require_trusted(dir, true);
+        return;
+    }
     std::error_code ec;
     fs::create_directories(dir, ec);
     if (ec) throw ExitError(kExitCantCreat, fmt::format("{}: {}", dir, ec.message()));
@@ -77,8 +102,9 @@ public:
     Journal& operator=(const Journal&) = delete;
     void add(nlohmann::json j) {
         j["time"] = now_iso();
-        // Invalid UTF-8 (a binary original) must not make the journal unwritable.
-        append_durably(fd_, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+        // Invalid UTF-8 (a binary original) must not make the journal
+        // unwritable: escaped as everywhere (util/utf8.hpp).
+        append_durably(fd_, util::dump_json(j) + "\n");
     }
 
 private:
@@ -90,19 +116,23 @@ RunInfo load_run(const std::string& dir, const std::string& id) {
     RunInfo r;
     r.id = id;
     r.dir = dir;
-    std::ifstream in(dir + "/journal.jsonl");
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.empty()) continue;
-        try {
-            auto j = nlohmann::json::parse(line);
-            JournalEntry e{j.value("type", ""), j};
-            if (e.type == "run" && r.header.is_null()) r.header = j;
-            r.entries.push_back(std::move(e));
-        } catch (const nlohmann::json::exception&) {
-            // A line cut by a kill: everything before it stands.
-        }
+    require_trusted(dir, true);
+    const std::string path = dir + "/journal.jsonl";
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) < 0 && errno == ENOENT) return r;
+    require_trusted(path, false);
+    host::BoundedRead text = host::read_path_bounded(path, host::kMaxJournalBytes, O_NOFOLLOW);
+    if (!text.data) {
+        const std::string why = host::describe_read_failure(text, path, host::kMaxJournalBytes);
+        if (text.error == EFBIG) throw DataError(why);
+        throw NoInputError(why);
     }
+    r.entries = parse_journal(*text.data, path);
+    for (const auto& e : r.entries)
+        if (e.type == "run") {
+            r.header = e.j;
+            break;
+        }
     return r;
 }
 
@@ -148,9 +178,21 @@ void kill_point(int idx, bool after) {
     if (std::atoi(v.c_str()) == idx && want_after == after) ::kill(::getpid(), SIGKILL);
 }
 
-OpContext context_for(const RunInfo& r, int step, const std::function<void(const std::string&)>& log) {
+// The root an undo writes under is this invocation's, never the journal's
+// word; a journal recorded for another root is refused.
+OpContext context_for(const RunInfo& r, int step, const std::function<void(const std::string&)>& log, const std::string& root) {
+    const std::string recorded = r.header.value("root", "");
+    auto canon = [](const std::string& p) {
+        if (p.empty()) return p;
+        std::error_code ec;
+        auto c = fs::weakly_canonical(p, ec);
+        return ec ? fs::path(p).lexically_normal().string() : c.string();
+    };
+    if (canon(recorded) != canon(root))
+        throw DataError(fmt::format("{}/journal.jsonl: run {} was recorded for root '{}', not this run's root '{}'; refusing to touch it",
+                                    r.dir, r.id, recorded, root));
     OpContext ctx;
-    ctx.root = r.header.value("root", "");
+    ctx.root = root;
     ctx.run_dir = r.dir;
     ctx.connect_uri = r.header.value("connect_uri", "qemu:///system");
     ctx.step_index = step;
@@ -208,6 +250,8 @@ std::vector<RunInfo> list_runs(const std::string& state) {
     std::error_code ec;
     const fs::path runs = fs::path(state) / "runs";
     if (!fs::is_directory(runs, ec)) return out;
+    require_trusted(state, true);
+    require_trusted(runs.string(), true);
     std::vector<std::string> ids;
     for (const auto& d : fs::directory_iterator(runs, ec))
         if (d.is_directory() && !d.is_symlink()) ids.push_back(d.path().filename());
@@ -242,17 +286,18 @@ std::optional<RunInfo> interrupted_run(const std::string& state) {
 }
 
 std::vector<std::string> revert_half_done(const std::string& state, const std::vector<std::string>& argv,
-                                          const std::function<void(const std::string&)>& log) {
+                                          const std::function<void(const std::string&)>& log, const std::string& root) {
     std::vector<std::string> out;
     auto resumed = interrupted_run(state);
     if (!resumed) return out;
+    (void)context_for(*resumed, 0, log, root);
     Journal j(resumed->dir + "/journal.jsonl");
     j.add({{"type", "resumed"}, {"argv", argv}});
     for (const auto& p : prepared_steps(*resumed)) {
         if (p.done || p.undone) continue;
         const Op* op = find_op(p.op);
         if (!op) continue;
-        OpContext ctx = context_for(*resumed, p.step, log);
+        OpContext ctx = context_for(*resumed, p.step, log, root);
         try {
             op->undo(p.undo, ctx);
             j.add({{"type", "undone"}, {"step", p.step}, {"reason", "half-done when the run was interrupted"}});
@@ -312,7 +357,7 @@ ApplyResult apply_plans(const std::string& state, const std::vector<Plan>& plans
             }
             const Op* op = find_op(step.op);
             const int idx = n++;
-            OpContext ctx = context_for(self, idx, log);
+            OpContext ctx = context_for(self, idx, log, options.root);
             try {
                 if (!op) throw std::runtime_error(fmt::format("no op named {} (a bug)", step.op));
                 nlohmann::json undo = op->prepare(step, ctx);
@@ -338,7 +383,8 @@ ApplyResult apply_plans(const std::string& state, const std::vector<Plan>& plans
     return res;
 }
 
-UndoResult undo_run(const std::string& state, const std::string& id, const std::function<void(const std::string&)>& log) {
+UndoResult undo_run(const std::string& state, const std::string& id, const std::function<void(const std::string&)>& log,
+                    const std::string& root) {
     auto runs = list_runs(state);
     const RunInfo* run = nullptr;
     for (auto it = runs.rbegin(); it != runs.rend(); ++it) {
@@ -357,6 +403,7 @@ UndoResult undo_run(const std::string& state, const std::string& id, const std::
         log(fmt::format("run {} is already undone", run->id));
         return res;
     }
+    (void)context_for(*run, 0, log, root);  // refuses another root's run before anything is touched
     Journal j(run->dir + "/journal.jsonl");
     auto steps = prepared_steps(*run);
     for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
@@ -368,7 +415,7 @@ UndoResult undo_run(const std::string& state, const std::string& id, const std::
             continue;
         }
         const Op* op = find_op(it->op);
-        OpContext ctx = context_for(*run, it->step, log);
+        OpContext ctx = context_for(*run, it->step, log, root);
         try {
             if (!op) throw std::runtime_error(fmt::format("no op named {} in this kvmready", it->op));
             op->undo(it->undo, ctx);

@@ -15,14 +15,9 @@
 #include <nlohmann/json.hpp>
 
 #include "fixes/fix.hpp"
+#include "fixes/journal_read.hpp"
 
 namespace kvmready::fix {
-
-// One line of the journal, parsed.
-struct JournalEntry {
-    std::string type;  // run, prepare, done, failed, skipped, end, undone, undo-failed, undo-end, resumed
-    nlohmann::json j;
-};
 
 struct RunInfo {
     std::string id;
@@ -81,7 +76,7 @@ std::optional<RunInfo> interrupted_run(const std::string& state);
 // step either happened or did not. Returns their summaries; throws
 // ExitError when one cannot be put back.
 std::vector<std::string> revert_half_done(const std::string& state, const std::vector<std::string>& argv,
-                                          const std::function<void(const std::string&)>& log);
+                                          const std::function<void(const std::string&)>& log, const std::string& root);
 
 struct UndoResult {
     std::string run_id;
@@ -90,6 +85,8 @@ struct UndoResult {
 };
 
 // Reverts a run (the newest one not yet undone when id is empty).
-UndoResult undo_run(const std::string& state, const std::string& id, const std::function<void(const std::string&)>& log);
+// root: this invocation's --root ("" live); a run recorded for another root is refused.
+UndoResult undo_run(const std::string& state, const std::string& id, const std::function<void(const std::string&)>& log,
+                    const std::string& root);
 
 }  // namespace kvmready::fix

@@ -1,5 +1,7 @@
 // The primitive ops every file-based and runtime fix is made of.
 #include <fcntl.h>
+
+#include <algorithm>
 #include <grp.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,6 +17,7 @@
 
 #include "fixes/fix.hpp"
 #include "fixes/safe_fs.hpp"
+#include "host/bounded_read.hpp"
 #include "host/process.hpp"
 
 namespace kvmready::fix {
@@ -32,12 +35,20 @@ std::string saved_path(const OpContext& ctx, const std::string& slot) {
     return fmt::format("{}/step{}.{}", ctx.run_dir, ctx.step_index, slot);
 }
 
-std::string read_saved(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw std::runtime_error(fmt::format("{}: the journal's copy is missing", path));
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
+// A saved copy as the journal names it, read only from this run's own
+// directory (the journal could name any file; only its leaf counts), never
+// through a symlink, bounded.
+std::string read_saved(const OpContext& ctx, const std::string& recorded) {
+    const std::string leaf = recorded.substr(recorded.rfind('/') + 1);
+    if (leaf.rfind("step", 0) != 0 || leaf.find("..") != std::string::npos)
+        throw std::runtime_error(fmt::format("{}: the journal names a copy that is not one of this run's", recorded));
+    const std::string path = ctx.run_dir + "/" + leaf;
+    host::BoundedRead r = host::read_path_bounded(path, host::kMaxHostFileBytes, O_NOFOLLOW);
+    if (!r.data) {
+        if (r.error == ENOENT) throw std::runtime_error(fmt::format("{}: the journal's copy is missing", path));
+        throw std::runtime_error(host::describe_read_failure(r, path, host::kMaxHostFileBytes));
+    }
+    return std::move(*r.data);
 }
 
 nlohmann::json save_original(const OpContext& ctx, const std::string& path, const std::string& slot) {
@@ -62,11 +73,21 @@ void restore_original(const OpContext& ctx, const nlohmann::json& rec, const std
         remove_nofollow(ctx.root, path);
         return;
     }
-    write_atomic(ctx.root, path, read_saved(rec.at("copy")),
+    write_atomic(ctx.root, path, read_saved(ctx, rec.at("copy")),
                  FileMeta{rec.at("mode").get<unsigned>(), rec.at("uid").get<uint32_t>(), rec.at("gid").get<uint32_t>()}, temp);
 }
 
 std::string root_path(const OpContext& ctx, const std::string& path) { return ctx.root + path; }
+
+// A path an undo record names (with the root prefixed, as prepare wrote it):
+// only where this op could have written, under this run's root.
+std::string recorded_path(const OpContext& ctx, const nlohmann::json& u, std::initializer_list<const char*> under) {
+    const std::string path = u.at("path").get<std::string>();
+    const bool ok = path.find("/../") == std::string::npos && !path.ends_with("/..") &&
+                    std::any_of(under.begin(), under.end(), [&](const char* p) { return path.rfind(ctx.root + p, 0) == 0; });
+    if (!ok) throw std::runtime_error(fmt::format("{}: the journal names a path this fix never writes; refusing", path));
+    return path;
+}
 
 void check_unchanged(const OpContext& ctx, const Step& s) {
     const std::string path = s.args.at("path");
@@ -123,7 +144,7 @@ Op file_write_op() {
         auto cur = read_nofollow(ctx.root, path);
         const std::string written = u.at("written");
         const bool ours = cur && *cur == written;
-        const bool untouched = u.value("existed", false) ? (cur && u.contains("copy") && *cur == read_saved(u.at("copy"))) : !cur;
+        const bool untouched = u.value("existed", false) ? (cur && u.contains("copy") && *cur == read_saved(ctx, u.at("copy"))) : !cur;
         if (!untouched) {
             if (!ours)
                 throw std::runtime_error(fmt::format("{} was changed after kvmready wrote it; left as it is (kvmready's original copy: {})",
@@ -194,7 +215,7 @@ Op proc_write_op() {
         if (now != want)
             throw std::runtime_error(fmt::format("{}: wrote {}, the kernel now reports {}", path, want, now));
     };
-    op.undo = [](const nlohmann::json& u, OpContext&) { write_value(u.at("path"), u.at("old")); };
+    op.undo = [](const nlohmann::json& u, OpContext& ctx) { write_value(recorded_path(ctx, u, {"/proc/sys/", "/sys/"}), u.at("old")); };
     return op;
 }
 
@@ -232,11 +253,11 @@ Op command_op() {
         bool restored_all = !u.at("snapshots").empty();
         for (const auto& snap : u.at("snapshots")) {
             auto cur = read_nofollow(ctx.root, snap.at("path"));
-            const bool untouched = snap.value("existed", false) ? (cur && *cur == read_saved(snap.at("copy"))) : !cur;
+            const bool untouched = snap.value("existed", false) ? (cur && *cur == read_saved(ctx, snap.at("copy"))) : !cur;
             if (untouched) continue;
             // No "after" copy: the run died between the program and its
             // journal record, holding the lock; the change is this step's.
-            if (!snap.contains("after") || (cur && *cur == read_saved(snap.at("after")))) {
+            if (!snap.contains("after") || (cur && *cur == read_saved(ctx, snap.at("after")))) {
                 restore_original(ctx, snap, fmt::format(".kvmready-undo-{}", ::getpid()));
                 continue;
             }
@@ -291,7 +312,7 @@ Op node_perms_op() {
             throw std::runtime_error(fmt::format("group {} does not exist", group));
         set(root_path(ctx, s.args.at("path")), s.args.at("mode"), 0, found->gr_gid);
     };
-    op.undo = [set](const nlohmann::json& u, OpContext&) { set(u.at("path"), u.at("mode"), u.at("uid"), u.at("gid")); };
+    op.undo = [set](const nlohmann::json& u, OpContext& ctx) { set(recorded_path(ctx, u, {"/dev/"}), u.at("mode"), u.at("uid"), u.at("gid")); };
     return op;
 }
 

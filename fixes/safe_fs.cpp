@@ -11,6 +11,8 @@
 
 #include <fmt/format.h>
 
+#include "host/bounded_read.hpp"
+
 namespace kvmready::fix {
 
 namespace {
@@ -87,21 +89,6 @@ Fd open_parent(const std::string& root, const std::string& path, bool create, st
     return dir;
 }
 
-std::string read_all(int fd, const std::string& what) {
-    std::string out;
-    char buf[65536];
-    for (;;) {
-        ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            fail(what, errno);
-        }
-        if (n == 0) break;
-        out.append(buf, static_cast<size_t>(n));
-    }
-    return out;
-}
-
 void write_all(int fd, const std::string& data, const std::string& what) {
     size_t off = 0;
     while (off < data.size()) {
@@ -130,7 +117,12 @@ std::optional<std::string> read_nofollow(const std::string& root, const std::str
     if (::fstat(f.fd, &st) != 0) fail(display(root, path), errno);
     if (!S_ISREG(st.st_mode)) throw std::runtime_error(fmt::format("{}: not a regular file", display(root, path)));
     if (meta) *meta = FileMeta{static_cast<unsigned>(st.st_mode & 07777), st.st_uid, st.st_gid};
-    return read_all(f.fd, display(root, path));
+    host::BoundedRead r = host::read_fd_bounded(f.fd, host::kMaxHostFileBytes);
+    if (!r.data) {
+        if (r.error == EFBIG) throw std::runtime_error(host::describe_read_failure(r, display(root, path), host::kMaxHostFileBytes));
+        fail(display(root, path), r.error);
+    }
+    return std::move(*r.data);
 }
 
 void write_atomic(const std::string& root, const std::string& path, const std::string& content, const FileMeta& meta,

@@ -3,6 +3,7 @@
 #   scripts/dev.sh check   install what is missing, build, run `kvmready check`
 #   scripts/dev.sh test    the same, then run the whole test suite (CTest)
 #   scripts/dev.sh bench   the same, then the benchmarks (README figures)
+#   scripts/dev.sh fuzz [SECONDS]  the libFuzzer harnesses, SECONDS each (default 600)
 # Installs only packages that are missing; needs root (or sudo) for apt.
 set -euo pipefail
 
@@ -17,6 +18,8 @@ build_pkgs=(cmake g++ make pkg-config libcli11-dev nlohmann-json3-dev libfmt-dev
 # kmod: the guest initramfs packs /usr/bin/kmod (modprobe, rmmod); virtinst: the seed workflow's virt-install.
 test_pkgs=(libgtest-dev cpuid qemu-system-x86 cpio busybox-static kmod libvirt-daemon-system dnsmasq-base iproute2 iptables nftables ovmf virtinst)
 bench_pkgs=(libbenchmark-dev hyperfine libvirt-clients cpu-checker)
+# libFuzzer comes with clang's runtime libraries.
+fuzz_pkgs=(clang libclang-rt-14-dev python3)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -53,8 +56,17 @@ test)
     "$here/scripts/fetch-guest-kernel.sh" >&2
     configure_and_build -DKVMREADY_TESTS=ON -DKVMREADY_BENCH=OFF
     "$build/kvmready" check || true
+    # Every parser fuzzed briefly (KVMREADY_FUZZ_SECONDS each, 0 skips); the
+    # long run is `scripts/dev.sh fuzz`.
+    install_missing "${fuzz_pkgs[@]}"
+    fuzz_secs=${KVMREADY_FUZZ_SECONDS:-20}
+    [ "$fuzz_secs" -gt 0 ] && "$here/scripts/fuzz.sh" "$fuzz_secs"
     cd "$build"
     ctest --output-on-failure -j"$jobs" "$@"
+    ;;
+fuzz)
+    install_missing "${build_pkgs[@]}" "${fuzz_pkgs[@]}"
+    exec "$here/scripts/fuzz.sh" "${1:-600}"
     ;;
 bench)
     install_missing "${build_pkgs[@]}" "${bench_pkgs[@]}"
@@ -62,7 +74,7 @@ bench)
     "$here/bench/compare.sh" "$build" "$@"
     ;;
 *)
-    echo "usage: scripts/dev.sh check|test|bench [args]" >&2
+    echo "usage: scripts/dev.sh check|test|bench|fuzz [args]" >&2
     exit 64
     ;;
 esac

@@ -20,6 +20,7 @@
 
 #include "host/host.hpp"
 #include "report/redact.hpp"
+#include "support/tar_writer.hpp"
 
 namespace fs = std::filesystem;
 using kvmready::report::Redactor;
@@ -77,26 +78,7 @@ private:
     fs::path path_;
 };
 
-// Writes a .tar.gz with the given (name, content, type) entries.
-void make_tar(const fs::path& out, const std::vector<std::tuple<std::string, std::string, int>>& entries) {
-    archive* a = archive_write_new();
-    archive_write_add_filter_gzip(a);
-    archive_write_set_format_pax_restricted(a);
-    ASSERT_EQ(archive_write_open_filename(a, out.c_str()), ARCHIVE_OK);
-    for (const auto& [name, data, type] : entries) {
-        archive_entry* e = archive_entry_new();
-        archive_entry_set_pathname(e, name.c_str());
-        archive_entry_set_filetype(e, static_cast<unsigned>(type));
-        archive_entry_set_perm(e, 0644);
-        if (type == AE_IFLNK) archive_entry_set_symlink(e, data.c_str());
-        archive_entry_set_size(e, type == AE_IFREG ? static_cast<la_int64_t>(data.size()) : 0);
-        archive_write_header(a, e);
-        if (type == AE_IFREG) archive_write_data(a, data.data(), data.size());
-        archive_entry_free(e);
-    }
-    archive_write_close(a);
-    archive_write_free(a);
-}
+using kvmready::testsupport::make_tar;
 
 std::map<std::string, std::string> statuses(const std::string& json_text) {
     std::map<std::string, std::string> m;

@@ -12,6 +12,7 @@
 #include "host/recording_host.hpp"
 #include "output/output.hpp"
 #include "smoke/smoke.hpp"
+#include "util/utf8.hpp"
 
 namespace kvmready::cli {
 
@@ -30,7 +31,7 @@ int list_checks(bool json) {
         nlohmann::ordered_json arr = nlohmann::ordered_json::array();
         for (const auto& c : registry())
             arr.push_back({{"id", c.id}, {"category", c.category()}, {"title", c.title}, {"level", to_string(c.level)}});
-        std::cout << arr.dump(2) << "\n";
+        std::cout << util::dump_json(arr, 2) << "\n";
         return kExitReady;
     }
     for (const auto& c : registry()) std::cout << fmt::format("{:<22} {:<12} {}\n", c.id, to_string(c.level), c.title);
@@ -66,12 +67,12 @@ int run_check(const CheckOptions& o) {
     }
     Report report = run_checks(facts, o.selectors);
     if (o.json) {
-        std::cout << output::render_json(report, facts).dump(2) << "\n";
+        std::cout << util::dump_json(output::render_json(report, facts), 2) << "\n";
     } else {
         auto style = output::style_for(o.color, isatty(STDOUT_FILENO) == 1);
         style.quiet = o.quiet;
         style.verbose = o.verbose;
-        std::cout << output::render_text(report, facts, style);
+        std::cout << util::escape_bytes(output::render_text(report, facts, style));
     }
     std::cout.flush();
     return exit_code_for(report, o.strict);

@@ -5,6 +5,7 @@
 #include "cli/cli.hpp"
 #include "core/errors.hpp"
 #include "host/host.hpp"
+#include "util/utf8.hpp"
 
 namespace kvmready::cli {
 
@@ -27,13 +28,13 @@ int run_cpuid(const CpuidOptions& o) {
     if (o.json) {
         j["source"] = o.from.empty() ? "live" : o.from;
         j["format"] = dump.format;
-        std::cout << j.dump(2) << "\n";
+        std::cout << util::dump_json(j, 2) << "\n";
         return kExitReady;
     }
-    std::cout << fmt::format("source: {} ({})\n", o.from.empty() ? "live CPU" : o.from, dump.format);
+    std::cout << util::escape_bytes(fmt::format("source: {} ({})\n", o.from.empty() ? "live CPU" : o.from, dump.format));
     for (const auto& [k, v] : j.items()) {
-        std::string val = v.is_string() ? v.get<std::string>() : v.is_null() ? "-" : v.dump();
-        std::cout << fmt::format("{:<18} {}\n", k + ":", val);
+        std::string val = v.is_string() ? v.get<std::string>() : v.is_null() ? "-" : util::dump_json(v);
+        std::cout << util::escape_bytes(fmt::format("{:<18} {}\n", k + ":", val));
     }
     return kExitReady;
 }

@@ -14,6 +14,7 @@
 #include "core/runner.hpp"
 #include "fixes/engine.hpp"
 #include "fixes/fix.hpp"
+#include "util/utf8.hpp"
 
 namespace kvmready::cli {
 
@@ -160,7 +161,7 @@ int run_history(const FixCli& o) {
                            {"fixes", r.fixes()},
                            {"steps_done", r.steps_done()},
                            {"command", r.header.value("argv", nlohmann::json::array())}});
-        std::cout << nlohmann::ordered_json({{"schema_version", 1}, {"state_dir", state}, {"runs", arr}}).dump(2) << "\n";
+        std::cout << util::dump_json(nlohmann::ordered_json({{"schema_version", 1}, {"state_dir", state}, {"runs", arr}}), 2) << "\n";
         return kExitReady;
     }
     if (runs.empty()) {
@@ -186,11 +187,11 @@ int run_undo(const FixCli& o) {
     const std::string state = fix::state_dir(o.fix.root);
     fix::StateLock lock(state);
     auto log = [&](const std::string& m) { (o.json ? std::cerr : std::cout) << m << "\n"; };
-    auto res = fix::undo_run(state, *o.undo, log);
+    auto res = fix::undo_run(state, *o.undo, log, o.fix.root);
     if (o.json) {
         nlohmann::ordered_json steps = nlohmann::ordered_json::array();
         for (const auto& s : res.steps) steps.push_back({{"fix_id", s.fix_id}, {"summary", s.summary}, {"status", s.status}, {"detail", s.detail}});
-        std::cout << nlohmann::ordered_json({{"schema_version", 1}, {"run_id", res.run_id}, {"ok", res.ok}, {"steps", steps}}).dump(2) << "\n";
+        std::cout << util::dump_json(nlohmann::ordered_json({{"schema_version", 1}, {"run_id", res.run_id}, {"ok", res.ok}, {"steps", steps}}), 2) << "\n";
     } else {
         std::cout << fmt::format("{} run {}: {} step(s) reverted{}\n", res.ok ? "undid" : "partly undid", res.run_id,
                                  std::count_if(res.steps.begin(), res.steps.end(), [](const fix::StepReport& s) { return s.status == "done"; }),
@@ -229,7 +230,7 @@ int run_fix(FixCli& o) {
     std::vector<std::string> reverted;
     if (o.apply) {
         lock.emplace(state);
-        reverted = fix::revert_half_done(state, o.argv, [&](const std::string& m) { (o.json ? std::cerr : std::cout) << m << "\n"; });
+        reverted = fix::revert_half_done(state, o.argv, [&](const std::string& m) { (o.json ? std::cerr : std::cout) << m << "\n"; }, o.fix.root);
     }
     Judged before = judge(o);
     fix::PlanSet set = fix::make_plans(before.facts, before.report, o.fix, *before.host);
@@ -242,13 +243,13 @@ int run_fix(FixCli& o) {
             nlohmann::ordered_json plans = nlohmann::ordered_json::array(), manual = nlohmann::ordered_json::array();
             for (const auto& p : set.plans) plans.push_back(plan_json(p, why_not(p, o).empty(), why_not(p, o)));
             for (const auto& p : set.manual) manual.push_back(plan_json(p, false, why_not(p, o)));
-            std::cout << nlohmann::ordered_json({{"schema_version", 1},
+            std::cout << util::dump_json(nlohmann::ordered_json({{"schema_version", 1},
                                                  {"mode", "dry-run"},
                                                  {"target", o.fix.root.empty() ? std::string("live") : "root:" + o.fix.root},
                                                  {"plans", plans},
                                                  {"manual", manual},
-                                                 {"errors", set.errors}})
-                             .dump(2)
+                                                 {"errors", set.errors}}),
+                             2)
                       << "\n";
         } else {
             std::cout << fmt::format("kvmready fix · dry run: nothing is changed{}\n\n",
@@ -275,9 +276,9 @@ int run_fix(FixCli& o) {
     const bool resuming = fix::interrupted_run(state).has_value();
     if (chosen.empty() && !resuming) {
         if (o.json)
-            std::cout << nlohmann::ordered_json({{"schema_version", 1}, {"mode", "apply"}, {"run_id", nullptr}, {"ok", set.errors.empty()},
-                                                 {"steps", nlohmann::ordered_json::array()}, {"errors", set.errors}})
-                             .dump(2)
+            std::cout << util::dump_json(nlohmann::ordered_json({{"schema_version", 1}, {"mode", "apply"}, {"run_id", nullptr}, {"ok", set.errors.empty()},
+                                                 {"steps", nlohmann::ordered_json::array()}, {"errors", set.errors}}),
+                             2)
                       << "\n";
         else
             std::cout << "Nothing to do.\n";
@@ -309,7 +310,7 @@ int run_fix(FixCli& o) {
     if (o.json) {
         nlohmann::ordered_json steps = nlohmann::ordered_json::array();
         for (const auto& s : res.steps) steps.push_back({{"fix_id", s.fix_id}, {"summary", s.summary}, {"status", s.status}, {"detail", s.detail}});
-        std::cout << nlohmann::ordered_json({{"schema_version", 1},
+        std::cout << util::dump_json(nlohmann::ordered_json({{"schema_version", 1},
                                              {"mode", "apply"},
                                              {"run_id", res.run_id},
                                              {"journal", res.run_dir},
@@ -319,8 +320,8 @@ int run_fix(FixCli& o) {
                                              {"steps", steps},
                                              {"changed_checks", changes},
                                              {"still_failing", still},
-                                             {"errors", set.errors}})
-                         .dump(2)
+                                             {"errors", set.errors}}),
+                         2)
                   << "\n";
     } else {
         if (res.resumed)

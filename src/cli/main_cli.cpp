@@ -1,4 +1,7 @@
+#include <poll.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <cerrno>
 #include <cstdlib>
@@ -11,21 +14,16 @@
 
 #include "cli/cli.hpp"
 #include "core/errors.hpp"
+#include "host/bounded_read.hpp"
 #include "host/libvirt.hpp"
 
 namespace kvmready::cli {
 
 cpuid::Dump load_cpuid_dump(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        const int e = errno;
-        throw NoInputError(fmt::format("{}: {}", path, std::strerror(e)));
-    }
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    if (in.bad()) throw NoInputError(fmt::format("{}: read error", path));
+    // A FIFO, /dev/zero or a directory named here must not hang or mislead.
+    const std::string text = host::read_input_file(path, host::kMaxCpuidDumpBytes, path);
     try {
-        return cpuid::parse(ss.str(), path);
+        return cpuid::parse(text, path);
     } catch (const cpuid::ParseError& e) {
         throw DataError(e.what());
     }
@@ -37,7 +35,20 @@ std::string g_command_line;
 
 const std::string& command_line() { return g_command_line; }
 
+namespace {
+// stdout is a pipe whose reader has gone (`kvmready check | head -1`): the
+// kernel flags the write end with POLLERR.
+bool stdout_reader_gone() {
+    pollfd p{STDOUT_FILENO, POLLOUT, 0};
+    return ::poll(&p, 1, 0) == 1 && (p.revents & POLLERR);
+}
+}  // namespace
+
 int run(int argc, char** argv) {
+    // A closed stdout (`| head`) or a daemon that hangs up (libvirt.so writes
+    // to its socket) must end in EPIPE, not kill the process. Children get
+    // SIGPIPE back at its default (host::spawn_piped, run_process).
+    ::signal(SIGPIPE, SIG_IGN);
     for (int i = 0; i < argc; ++i) {
         std::string a = i == 0 ? "kvmready" : argv[i];
         if (a.find_first_of(" \t'\"") != std::string::npos) a = "'" + a + "'";
@@ -83,11 +94,18 @@ int run(int argc, char** argv) {
             // daemon, which must not watch them run.
             std::cout.flush();
             std::cerr.flush();
-            if (std::cout.fail()) return kExitCantCreat;
+            if (std::cout.fail()) {
+                // Whoever read the output stopped reading: that ends the run
+                // quietly with its own verdict, not as a failure.
+                if (stdout_reader_gone()) std::_Exit(code);
+                std::cerr << "kvmready: cannot write the output: " << std::strerror(errno) << "\n";
+                return kExitCantCreat;
+            }
             std::_Exit(code);
         }
         return kExitUsage;
     } catch (const ExitError& e) {
+        if (std::cout.fail() && stdout_reader_gone()) return e.code;
         std::cerr << "kvmready: " << e.what() << "\n";
         return e.code;
     } catch (const std::exception& e) {

@@ -19,6 +19,9 @@ void add_probe_options(CLI::App* sub, ProbeCli& o, bool with_sources) {
     auto* root = sub->add_option("--root", o.root, "Read sysfs/procfs/dev facts from this directory tree instead of /");
     auto* from = sub->add_option("--from", o.from, "Judge a support bundle (kvmready report) instead of this host: FILE.tar.gz or its unpacked directory");
     root->excludes(from);
+    sub->add_option("--bundle-limit", o.bundle_limits,
+                    "Raise a limit on unpacking a --from bundle: members, bytes, member_bytes, depth, name_bytes or seconds=N (see kvmready(1), LIMITS)")
+        ->type_name("NAME=N");
     sub->add_option("--cpuid-dump", o.cpuid_dump, "Use this CPUID dump (cpuid -r, AIDA64/InstLatX64, libcpuid, ...) as the CPU facts");
 }
 
@@ -31,7 +34,9 @@ ProbeSource open_source(const ProbeCli& o) {
         s.options.cpuid_dump_name = o.cpuid_dump;
     }
     if (!o.from.empty()) {
-        s.bundle = report::open_bundle(o.from);
+        report::BundleLimits limits;
+        for (const auto& l : o.bundle_limits) report::set_bundle_limit(limits, l);
+        s.bundle = report::open_bundle(o.from, limits);
         s.host = host::make_rooted_host(s.bundle->host_tree());
         s.label = "bundle:" + o.from;
         const auto& m = s.bundle->manifest();
@@ -47,6 +52,11 @@ ProbeSource open_source(const ProbeCli& o) {
 
 Facts probe_source(const ProbeSource& s, const host::Host& h, const ProbeCli& o) {
     Facts facts = probe(h, s.options);
+    // h may wrap s.host (report records through it): ask the source itself.
+    if (auto refused = s.host->refused_inputs(); !refused.empty()) {
+        std::string more = refused.size() > 1 ? fmt::format(" (and {} more)", refused.size() - 1) : "";
+        throw DataError(fmt::format("malformed recorded host tree: {}{}", refused.front(), more));
+    }
     if (!s.label.empty()) facts.source = s.label;
     facts.source_note = s.note;
     if (!o.user.empty() && !facts.access.user)

@@ -15,6 +15,7 @@ namespace kvmready::cli {
 
 struct ProbeCli {
     std::string user, root, from, cpuid_dump;
+    std::vector<std::string> bundle_limits;  // --bundle-limit NAME=N
     Request request;
 };
 

@@ -15,6 +15,7 @@
 #include "host/recording_host.hpp"
 #include "output/output.hpp"
 #include "report/bundle.hpp"
+#include "util/utf8.hpp"
 
 namespace fs = std::filesystem;
 
@@ -99,8 +100,8 @@ int run_report(const ReportOptions& o) {
     if (facts.access.user && facts.access.user->uid != 0) c.users.push_back(facts.access.user->name);
     output::TextStyle plain;
     plain.unicode = false;
-    c.extra_files = {{"facts.json", facts_to_json(facts).dump(2) + "\n"},
-                     {"check.json", output::render_json(report, facts).dump(2) + "\n"},
+    c.extra_files = {{"facts.json", util::dump_json(facts_to_json(facts), 2) + "\n"},
+                     {"check.json", util::dump_json(output::render_json(report, facts), 2) + "\n"},
                      {"check.txt", output::render_text(report, facts, plain)}};
     c.manifest = {{"format", report::kBundleFormat},
                   {"tool", "kvmready"},

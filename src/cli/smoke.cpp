@@ -5,6 +5,7 @@
 #include "cli/cli.hpp"
 #include "core/errors.hpp"
 #include "smoke/smoke.hpp"
+#include "util/utf8.hpp"
 
 namespace kvmready::cli {
 
@@ -20,7 +21,7 @@ int run_smoke_cli(const SmokeCli& c) {
     smoke::install_signal_handlers();
     const smoke::SmokeReport r = smoke::run_smoke(c.opt);
     if (c.json) {
-        std::cout << smoke::to_json(r).dump(2) << "\n";
+        std::cout << util::dump_json(smoke::to_json(r), 2) << "\n";
     } else {
         const char* nc = std::getenv("NO_COLOR");
         const bool color = c.color == "always" || (c.color == "auto" && isatty(STDOUT_FILENO) == 1 && !(nc && *nc));

@@ -762,6 +762,9 @@ Dump parse_firecracker(string_view text, const std::string& name) {
         j = nlohmann::json::parse(text.begin(), text.end());
     } catch (const nlohmann::json::parse_error& e) {
         fail(name, line_of(text, e.byte > 0 ? e.byte - 1 : 0), fmt::format("invalid JSON: {}", e.what()));
+    } catch (const nlohmann::json::exception& e) {
+        // out_of_range: a number too large for any type (1e999).
+        fail(name, 0, fmt::format("invalid JSON: {}", e.what()));
     }
     if (!j.is_object()) fail(name, 0, "JSON document is not a Firecracker CPU fingerprint");
     if (!j.contains("guest_cpu_config")) {
@@ -924,12 +927,23 @@ ParseError::ParseError(std::string file_, int line_, const std::string& what)
     : std::runtime_error(compose_what(file_, line_, what)), file(std::move(file_)), line(line_) {}
 
 Dump parse(std::string_view text, const std::string& name) {
-    // Windows tools (AIDA64 reports saved by Notepad) may write UTF-16 with a BOM.
-    if (text.starts_with("\xFF\xFE") || text.starts_with("\xFE\xFF")) {
-        const std::string ascii = utf16_to_ascii(text, text[0] == '\xFF');
-        return parse_text(ascii, name);
+    try {
+        // Windows tools (AIDA64 reports saved by Notepad) may write UTF-16 with a BOM.
+        if (text.starts_with("\xFF\xFE") || text.starts_with("\xFE\xFF")) {
+            const std::string ascii = utf16_to_ascii(text, text[0] == '\xFF');
+            return parse_text(ascii, name);
+        }
+        return parse_text(text, name);
+    } catch (const ParseError&) {
+        throw;
+    } catch (const nlohmann::json::exception& e) {
+        // The input is at fault whatever the JSON library tripped on.
+        throw ParseError(name, 0, fmt::format("unexpected JSON content: {}", e.what()));
+    } catch (const std::out_of_range& e) {
+        throw ParseError(name, 0, fmt::format("number out of range ({})", e.what()));
+    } catch (const std::invalid_argument& e) {
+        throw ParseError(name, 0, fmt::format("not a number ({})", e.what()));
     }
-    return parse_text(text, name);
 }
 
 }  // namespace kvmready::cpuid

@@ -108,6 +108,11 @@ public:
     // Paths are absolute paths as seen on the host being examined.
     [[nodiscard]] virtual std::optional<std::string> read_file(const std::string& path, int* err = nullptr) const = 0;
     [[nodiscard]] virtual std::vector<std::string> list_dir(const std::string& path) const = 0;
+    // Files of a recorded tree that read_file refused because the tree is
+    // malformed there (a FIFO or device node where a file belongs, a file
+    // over the size cap), one message each naming the file. The caller turns
+    // them into exit 65 after probing (probes run on threads and never throw).
+    [[nodiscard]] virtual std::vector<std::string> refused_inputs() const { return {}; }
     [[nodiscard]] virtual StatInfo stat(const std::string& path) const = 0;
     // nullopt: no extended ACL (or ACLs unsupported); entries otherwise.
     [[nodiscard]] virtual std::optional<std::vector<AclEntry>> acl(const std::string& path) const = 0;

@@ -19,6 +19,7 @@
 
 #include "host/host.hpp"
 #include "host/elf_string.hpp"
+#include "host/bounded_read.hpp"
 #include "host/stat_util.hpp"
 
 namespace kvmready::host {
@@ -96,14 +97,9 @@ public:
     [[nodiscard]] bool is_live() const override { return true; }
 
     [[nodiscard]] std::optional<std::string> read_file(const std::string& path, int* err = nullptr) const override {
-        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0) {
-            if (err) *err = errno;
-            return std::nullopt;
-        }
-        auto out = read_all(fd, err);
-        ::close(fd);
-        return out;
+        BoundedRead r = read_path_bounded(path, kMaxHostFileBytes);
+        if (!r.data && err) *err = r.error;
+        return std::move(r.data);
     }
 
     [[nodiscard]] std::vector<std::string> list_dir(const std::string& path) const override {

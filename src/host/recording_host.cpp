@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "core/errors.hpp"
+#include "util/utf8.hpp"
 
 namespace kvmready::host {
 
@@ -319,7 +320,7 @@ void RecordingHost::write_tree(const std::string& dir, const std::string& descri
     if (libvirt_) {
         // The snapshot for replay, and the XML as files people can read.
         mkdirs(dir, "/.kvmready/libvirt");
-        write_new(dir + "/.kvmready/libvirt/snapshot.json", nlohmann::json(*libvirt_).dump(2) + "\n");
+        write_new(dir + "/.kvmready/libvirt/snapshot.json", util::dump_json(nlohmann::json(*libvirt_), 2) + "\n");
         auto put = [&](const std::string& name, const std::string& xml) {
             if (!xml.empty()) write_new(dir + "/.kvmready/libvirt/" + name, xml);
         };
@@ -333,7 +334,7 @@ void RecordingHost::write_tree(const std::string& dir, const std::string& descri
         write_new(dir + "/.kvmready/cpuid.txt", cpuid::to_cpuid_r(*cpuid_));
         j["cpuid_file"] = "cpuid.txt";
     }
-    write_new(dir + "/.kvmready/host.json", j.dump(2) + "\n");
+    write_new(dir + "/.kvmready/host.json", util::dump_json(j, 2) + "\n");
 }
 
 }  // namespace kvmready::host

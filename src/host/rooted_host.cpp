@@ -15,10 +15,12 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <mutex>
 #include <system_error>
 
 #include "core/errors.hpp"
 #include "host/host.hpp"
+#include "host/bounded_read.hpp"
 #include "host/stat_util.hpp"
 
 namespace kvmready::host {
@@ -60,6 +62,7 @@ public:
             throw NoInputError("--root " + dir_ + ": " + std::strerror(e));
         }
         load_sidecar();
+        if (!refused_.empty()) throw DataError(refused_.front());
     }
     RootedHost(const RootedHost&) = delete;
     RootedHost& operator=(const RootedHost&) = delete;
@@ -69,14 +72,24 @@ public:
     [[nodiscard]] bool is_live() const override { return false; }
 
     [[nodiscard]] std::optional<std::string> read_file(const std::string& path, int* err = nullptr) const override {
-        int fd = open_in_root(root_, path, O_RDONLY);
+        int fd = open_in_root(root_, path, O_RDONLY | O_NONBLOCK | O_NOCTTY);
         if (fd < 0) {
             if (err) *err = errno;
             return std::nullopt;
         }
-        auto out = read_all(fd, err);
+        BoundedRead r = read_fd_bounded(fd, kMaxHostFileBytes);
         ::close(fd);
-        return out;
+        if (r.data) return std::move(r.data);
+        if (err) *err = r.error;
+        // A recorded tree holds regular files only: a FIFO or device node in
+        // its place (or a file past the cap) makes the whole tree malformed.
+        if ((!r.kind.empty() && r.error != EISDIR) || r.error == EFBIG) refuse(describe_read_failure(r, dir_ + path, kMaxHostFileBytes));
+        return std::nullopt;
+    }
+
+    [[nodiscard]] std::vector<std::string> refused_inputs() const override {
+        std::lock_guard<std::mutex> lock(refused_mutex_);
+        return refused_;
     }
 
     [[nodiscard]] std::vector<std::string> list_dir(const std::string& path) const override {
@@ -293,8 +306,16 @@ private:
         }
     }
 
+    // Probes read from several threads; nothing may throw there.
+    void refuse(const std::string& why) const {
+        std::lock_guard<std::mutex> lock(refused_mutex_);
+        if (std::find(refused_.begin(), refused_.end(), why) == refused_.end()) refused_.push_back(why);
+    }
+
     std::string dir_;
     int root_ = -1;
+    mutable std::mutex refused_mutex_;
+    mutable std::vector<std::string> refused_;
     std::map<std::string, Node> nodes_;
     std::map<uint32_t, uint64_t> msrs_;
     std::map<uint32_t, std::string> msr_errors_;

@@ -31,20 +31,4 @@ inline StatInfo stat_info_from(const struct stat& st) {
     return s;
 }
 
-// Reads an open file to the end (sysfs and procfs report no useful size).
-inline std::optional<std::string> read_all(int fd, int* err) {
-    std::string out;
-    char buf[8192];
-    for (;;) {
-        ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            if (err) *err = errno;
-            return std::nullopt;
-        }
-        if (n == 0) return out;
-        out.append(buf, static_cast<size_t>(n));
-    }
-}
-
 }  // namespace kvmready::host

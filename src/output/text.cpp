@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "output/output.hpp"
+#include "util/utf8.hpp"
 
 namespace kvmready::output {
 
@@ -46,7 +47,7 @@ std::string upper(std::string s) {
 
 std::string evidence_value(const nlohmann::ordered_json& v) {
     if (v.is_string()) return v.get<std::string>();
-    return v.dump();
+    return util::dump_json(v);
 }
 
 }  // namespace

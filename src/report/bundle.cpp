@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -15,8 +17,10 @@
 #include <fmt/format.h>
 
 #include "core/errors.hpp"
+#include "host/bounded_read.hpp"
 #include "report/redact.hpp"
 #include "util/dynlib.hpp"
+#include "util/utf8.hpp"
 
 namespace fs = std::filesystem;
 
@@ -28,6 +32,7 @@ namespace {
 #define KVMREADY_ARCHIVE_FUNCTIONS(X) \
     X(archive_entry_filetype) \
     X(archive_entry_free) \
+    X(archive_entry_hardlink) \
     X(archive_entry_new) \
     X(archive_entry_pathname) \
     X(archive_entry_set_filetype) \
@@ -37,11 +42,11 @@ namespace {
     X(archive_entry_set_size) \
     X(archive_entry_size) \
     X(archive_error_string) \
-    X(archive_read_data_into_fd) \
+    X(archive_read_data) \
     X(archive_read_free) \
     X(archive_read_new) \
     X(archive_read_next_header) \
-    X(archive_read_open_filename) \
+    X(archive_read_open_fd) \
     X(archive_read_support_filter_all) \
     X(archive_read_support_format_tar) \
     X(archive_write_add_filter_gzip) \
@@ -66,14 +71,11 @@ const ArchiveApi& la() {
     return *api;
 }
 
-constexpr uint64_t kMaxBundleBytes = 512ull << 20;  // refuse archive bombs
-constexpr int kMaxEntries = 100000;
-
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
+// A file of an unpacked bundle (the manifest): bounded, regular files only.
+std::string slurp(const fs::path& p, const std::string& bundle) {
+    host::BoundedRead r = host::read_path_bounded(p.string(), host::kMaxManifestBytes, O_NOFOLLOW);
+    if (!r.data) throw DataError(host::describe_read_failure(r, fmt::format("{}: {}", bundle, p.filename().string()), host::kMaxManifestBytes));
+    return std::move(*r.data);
 }
 
 void add_entry(archive* a, const std::string& name, const std::string& data, bool dir) {
@@ -96,13 +98,20 @@ void add_entry(archive* a, const std::string& name, const std::string& data, boo
     la().archive_entry_free(e);
 }
 
-// Only plain relative paths below the bundle's top directory.
-bool safe_name(const std::string& n) {
-    if (n.empty() || n[0] == '/') return false;
+// Only plain relative paths below the bundle's top directory; why not, or "".
+std::string unsafe_name(const std::string& n, const BundleLimits& limits) {
+    if (n.empty()) return "an empty name";
+    if (n[0] == '/') return "an absolute name";
+    if (n.size() > limits.name_bytes) return fmt::format("a name longer than {} bytes (--bundle-limit name_bytes=N)", limits.name_bytes);
+    uint64_t depth = 0;
     std::stringstream ss(n);
-    for (std::string part; std::getline(ss, part, '/');)
-        if (part == "..") return false;
-    return true;
+    for (std::string part; std::getline(ss, part, '/');) {
+        if (part == "..") return "a '..' component";
+        if (part.size() > 255) return "a name component longer than 255 bytes";
+        if (!part.empty() && part != ".") ++depth;
+    }
+    if (depth > limits.depth + 1) return fmt::format("deeper than {} directories (--bundle-limit depth=N)", limits.depth);
+    return "";
 }
 
 }  // namespace
@@ -125,15 +134,17 @@ uint64_t write_bundle(BundleContents c, const std::string& out, bool force) {
         if (it->is_symlink()) continue;  // the recorder writes none; never follow one
         if (it->is_directory()) dirs.push_back(std::string(kBundleTop) + "/host/" + rel);
         else if (it->is_regular_file()) {
-            std::string data = slurp(it->path());
+            host::BoundedRead r = host::read_path_bounded(it->path().string(), host::kMaxHostFileBytes, O_NOFOLLOW);
+            if (!r.data) throw ExitError(kExitCantCreat, host::describe_read_failure(r, it->path().string(), host::kMaxHostFileBytes));
+            std::string data = std::move(*r.data);
             files.emplace_back(std::string(kBundleTop) + "/host/" + rel, c.redact ? red.apply(data) : data);
         }
     }
     for (auto& [name, data] : c.extra_files) files.emplace_back(std::string(kBundleTop) + "/" + name, c.redact ? red.apply(data) : data);
     c.manifest["redacted"] = c.redact;
     c.manifest["redactions"] = c.redact ? red.summary() : nlohmann::ordered_json::object();
-    if (c.redact) c.manifest = nlohmann::ordered_json::parse(red.apply(c.manifest.dump()));
-    files.emplace_back(std::string(kBundleTop) + "/manifest.json", c.manifest.dump(2) + "\n");
+    if (c.redact) c.manifest = nlohmann::ordered_json::parse(red.apply(util::dump_json(c.manifest)));
+    files.emplace_back(std::string(kBundleTop) + "/manifest.json", util::dump_json(c.manifest, 2) + "\n");
     std::sort(dirs.begin(), dirs.end());
     std::sort(files.begin(), files.end());
 
@@ -179,67 +190,161 @@ OpenedBundle::~OpenedBundle() {
     }
 }
 
-std::unique_ptr<OpenedBundle> open_bundle(const std::string& path) {
+void set_bundle_limit(BundleLimits& limits, const std::string& name_eq_value) {
+    const auto eq = name_eq_value.find('=');
+    const std::string name = name_eq_value.substr(0, eq);
+    uint64_t* field = name == "members"        ? &limits.members
+                      : name == "bytes"        ? &limits.bytes
+                      : name == "member_bytes" ? &limits.member_bytes
+                      : name == "depth"        ? &limits.depth
+                      : name == "name_bytes"   ? &limits.name_bytes
+                      : name == "seconds"      ? &limits.seconds
+                                               : nullptr;
+    if (!field || eq == std::string::npos)
+        throw UsageError(fmt::format("--bundle-limit {}: expected NAME=N with NAME one of members, bytes, member_bytes, depth, name_bytes, seconds",
+                                     name_eq_value));
+    const std::string v = name_eq_value.substr(eq + 1);
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+    if (v.empty() || v[0] == '-' || *end != '\0' || errno == ERANGE || n == 0)
+        throw UsageError(fmt::format("--bundle-limit {}: '{}' is not a positive number", name_eq_value, v));
+    *field = n;
+}
+
+namespace {
+
+void check_manifest(const nlohmann::json& m, const std::string& path) {
+    if (!m.is_object()) throw DataError(fmt::format("{}: manifest.json is not a JSON object", path));
+    for (const char* key : {"format", "version", "created", "hostname", "command_line"})
+        if (m.contains(key) && !m[key].is_string())
+            throw DataError(fmt::format("{}: manifest.json: \"{}\" is not a string", path, key));
+    if (m.contains("redacted") && !m["redacted"].is_boolean())
+        throw DataError(fmt::format("{}: manifest.json: \"redacted\" is not true or false", path));
+}
+
+// Unpacks the archive at path into dir under limits; throws DataError naming
+// the member at fault.
+void unpack(const std::string& path, const std::string& dir, const BundleLimits& limits) {
+    const auto started = std::chrono::steady_clock::now();
+    archive* a = la().archive_read_new();
+    struct Closer {
+        archive* a;
+        ~Closer() { la().archive_read_free(a); }
+    } closer{a};
+    la().archive_read_support_filter_all(a);
+    la().archive_read_support_format_tar(a);
+    auto fail = [&](const std::string& why) { throw DataError(fmt::format("{}: not a readable kvmready bundle: {}", path, why)); };
+    auto lib_error = [&](const char* fallback) { return std::string(la().archive_error_string(a) ? la().archive_error_string(a) : fallback); };
+    // The archive itself: a FIFO or device would block or never end.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) throw NoInputError(fmt::format("--from {}: {}", path, std::strerror(errno)));
+    struct FdCloser {
+        int fd;
+        ~FdCloser() { ::close(fd); }
+    } fd_closer{fd};
+    struct stat st {};
+    if (::fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+        throw NoInputError(fmt::format("--from {}: is {}, not a bundle file or directory", path, host::describe_file_type(st.st_mode)));
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    if (la().archive_read_open_fd(a, fd, 65536) != ARCHIVE_OK) fail(lib_error("cannot open"));
+    uint64_t total = 0, entries = 0;
+    std::vector<char> buf(65536);
+    archive_entry* e = nullptr;
+    for (;;) {
+        if (std::chrono::steady_clock::now() - started > std::chrono::seconds(limits.seconds))
+            fail(fmt::format("unpacking took longer than {} s (--bundle-limit seconds=N)", limits.seconds));
+        int r = la().archive_read_next_header(a, &e);
+        if (r == ARCHIVE_EOF) break;
+        if (r != ARCHIVE_OK) fail(lib_error("corrupt archive"));
+        const std::string name = la().archive_entry_pathname(e) ? la().archive_entry_pathname(e) : "";
+        if (++entries > limits.members) fail(fmt::format("more than {} members (--bundle-limit members=N)", limits.members));
+        const std::string member = fmt::format("member '{}'", name.substr(0, 200));
+        if (const std::string why = unsafe_name(name, limits); !why.empty()) fail(fmt::format("{} has {}", member, why));
+        if (name.rfind(kBundleTop, 0) != 0 || (name.size() > std::strlen(kBundleTop) && name[std::strlen(kBundleTop)] != '/'))
+            fail(fmt::format("unexpected {} (a kvmready bundle holds only {}/...)", member, kBundleTop));
+        if (la().archive_entry_hardlink(e)) fail(fmt::format("{} is a hard link", member));
+        const auto type = la().archive_entry_filetype(e);
+        const fs::path dest = fs::path(dir) / name;
+        std::error_code ec;
+        if (type == AE_IFDIR) {
+            fs::create_directories(dest, ec);
+            if (ec) fail(fmt::format("{}: cannot create the directory: {}", member, ec.message()));
+            continue;
+        }
+        if (type != AE_IFREG) fail(fmt::format("{} is not a regular file or directory", member));
+        const auto size = la().archive_entry_size(e);
+        if (size < 0 || static_cast<uint64_t>(size) > limits.member_bytes)
+            fail(fmt::format("{} is larger than {} bytes (--bundle-limit member_bytes=N)", member, limits.member_bytes));
+        fs::create_directories(dest.parent_path(), ec);
+        if (ec) fail(fmt::format("{}: cannot create its directory: {}", member, ec.message()));
+        // O_EXCL|O_NOFOLLOW: a duplicate member, or one where a directory
+        // already stands, is refused rather than overwritten or followed.
+        const int out = ::open(dest.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (out < 0) fail(fmt::format("{}: cannot extract: {}", member, std::strerror(errno)));
+        uint64_t written = 0;
+        for (;;) {
+            const la_ssize_t n = la().archive_read_data(a, buf.data(), buf.size());
+            if (n < 0) {
+                ::close(out);
+                fail(fmt::format("{}: {}", member, lib_error("truncated data")));
+            }
+            if (n == 0) break;
+            written += static_cast<uint64_t>(n);
+            total += static_cast<uint64_t>(n);
+            if (written > limits.member_bytes || total > limits.bytes) {
+                ::close(out);
+                fail(written > limits.member_bytes
+                         ? fmt::format("{} is larger than {} bytes (--bundle-limit member_bytes=N)", member, limits.member_bytes)
+                         : fmt::format("larger than {} bytes unpacked (--bundle-limit bytes=N)", limits.bytes));
+            }
+            for (la_ssize_t off = 0; off < n;) {
+                const ssize_t w = ::write(out, buf.data() + off, static_cast<size_t>(n - off));
+                if (w < 0 && errno == EINTR) continue;
+                if (w < 0) {
+                    const int err = errno;
+                    ::close(out);
+                    throw ExitError(kExitCantCreat, fmt::format("{}: unpacking {} into {}: {}", path, member, dir, std::strerror(err)));
+                }
+                off += w;
+            }
+        }
+        ::close(out);
+    }
+}
+
+}  // namespace
+
+std::unique_ptr<OpenedBundle> open_bundle(const std::string& path, const BundleLimits& limits) {
     std::unique_ptr<OpenedBundle> b(new OpenedBundle());
     struct stat st {};
     if (::stat(path.c_str(), &st) < 0) throw NoInputError(fmt::format("--from {}: {}", path, std::strerror(errno)));
     fs::path top;
+    std::error_code ec;
     if (S_ISDIR(st.st_mode)) {
-        top = fs::exists(fs::path(path) / kBundleTop / "manifest.json") ? fs::path(path) / kBundleTop : fs::path(path);
+        top = fs::exists(fs::path(path) / kBundleTop / "manifest.json", ec) ? fs::path(path) / kBundleTop : fs::path(path);
     } else {
-        char tmpl[] = "/tmp/kvmready-bundle-XXXXXX";
-        if (!::mkdtemp(tmpl)) throw ExitError(kExitSoftware, fmt::format("mkdtemp: {}", std::strerror(errno)));
-        b->tmp_ = tmpl;
-        archive* a = la().archive_read_new();
-        la().archive_read_support_filter_all(a);
-        la().archive_read_support_format_tar(a);
-        auto fail = [&](const std::string& why) {
-            la().archive_read_free(a);
-            throw DataError(fmt::format("{}: not a readable kvmready bundle: {}", path, why));
-        };
-        if (la().archive_read_open_filename(a, path.c_str(), 65536) != ARCHIVE_OK)
-            fail(la().archive_error_string(a) ? la().archive_error_string(a) : "cannot open");
-        uint64_t total = 0;
-        int entries = 0;
-        archive_entry* e = nullptr;
-        for (;;) {
-            int r = la().archive_read_next_header(a, &e);
-            if (r == ARCHIVE_EOF) break;
-            if (r != ARCHIVE_OK) fail(la().archive_error_string(a) ? la().archive_error_string(a) : "corrupt archive");
-            const std::string name = la().archive_entry_pathname(e) ? la().archive_entry_pathname(e) : "";
-            if (++entries > kMaxEntries) fail("too many entries");
-            if (!safe_name(name) || name.rfind(kBundleTop, 0) != 0)
-                fail(fmt::format("unexpected entry '{}' (a kvmready bundle holds only {}/...)", name, kBundleTop));
-            const auto type = la().archive_entry_filetype(e);
-            const fs::path dest = fs::path(b->tmp_) / name;
-            if (type == AE_IFDIR) {
-                fs::create_directories(dest);
-                continue;
-            }
-            if (type != AE_IFREG) fail(fmt::format("entry '{}' is not a regular file or directory", name));
-            total += static_cast<uint64_t>(la().archive_entry_size(e));
-            if (total > kMaxBundleBytes) fail("larger than 512 MiB unpacked");
-            fs::create_directories(dest.parent_path());
-            int fd = ::open(dest.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-            if (fd < 0) fail(fmt::format("cannot extract '{}': {}", name, std::strerror(errno)));
-            r = la().archive_read_data_into_fd(a, fd);
-            ::close(fd);
-            if (r != ARCHIVE_OK) fail(la().archive_error_string(a) ? la().archive_error_string(a) : "truncated data");
-        }
-        la().archive_read_free(a);
+        const char* tmpdir = std::getenv("TMPDIR");
+        std::string tmpl = fmt::format("{}/kvmready-bundle-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+        if (!::mkdtemp(tmpl.data())) throw ExitError(kExitCantCreat, fmt::format("mkdtemp {}: {}", tmpl, std::strerror(errno)));
+        b->tmp_ = tmpl;  // removed by ~OpenedBundle, also when unpack throws
+        unpack(path, b->tmp_, limits);
         top = fs::path(b->tmp_) / kBundleTop;
     }
     const fs::path manifest = top / "manifest.json";
-    if (!fs::exists(manifest)) throw DataError(fmt::format("{}: no {}/manifest.json: not a kvmready bundle", path, kBundleTop));
+    struct stat ms {};
+    if (::lstat(manifest.c_str(), &ms) < 0) throw DataError(fmt::format("{}: no {}/manifest.json: not a kvmready bundle", path, kBundleTop));
     try {
-        b->manifest_ = nlohmann::json::parse(slurp(manifest));
+        b->manifest_ = nlohmann::json::parse(slurp(manifest, path));
     } catch (const nlohmann::json::exception& e) {
-        throw DataError(fmt::format("{}: manifest.json is not valid JSON", path));
+        throw DataError(fmt::format("{}: manifest.json is not valid JSON: {}", path, e.what()));
     }
+    check_manifest(b->manifest_, path);
     if (b->manifest_.value("format", "") != kBundleFormat)
         throw DataError(fmt::format("{}: unknown bundle format '{}' (expected {})", path, b->manifest_.value("format", ""), kBundleFormat));
     b->host_tree_ = (top / "host").string();
-    if (!fs::is_directory(b->host_tree_)) throw DataError(fmt::format("{}: bundle has no host/ tree", path));
+    struct stat hs {};
+    if (::lstat(b->host_tree_.c_str(), &hs) < 0 || !S_ISDIR(hs.st_mode)) throw DataError(fmt::format("{}: bundle has no host/ directory", path));
     return b;
 }
 

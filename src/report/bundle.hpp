@@ -3,6 +3,7 @@
 // and text, and a manifest (tool version, command line, what was redacted).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,6 +29,23 @@ struct BundleContents {
 // Throws ExitError (64 exists, 73 cannot create).
 uint64_t write_bundle(BundleContents c, const std::string& out, bool force);
 
+// What unpacking a bundle may cost, so that a hostile archive (member-count
+// bombs, huge or deep members) is refused quickly (65). A real bundle holds a
+// few hundred small files; `--bundle-limit NAME=N` raises one for a
+// legitimately huge one. Documented in kvmready(1), LIMITS.
+struct BundleLimits {
+    uint64_t members = 10000;                 // entries in the archive
+    uint64_t bytes = 256ull << 20;            // unpacked size of all members
+    uint64_t member_bytes = 64ull << 20;      // one member
+    uint64_t depth = 32;                      // directory levels below kvmready-report/
+    uint64_t name_bytes = 1024;               // a member's whole name
+    uint64_t seconds = 20;                    // wall time to unpack
+};
+
+// "members=50000" etc. onto limits; throws UsageError for an unknown name or
+// a value that is not a positive number.
+void set_bundle_limit(BundleLimits& limits, const std::string& name_eq_value);
+
 // An opened bundle: extracted into a private temporary directory that is
 // removed when this object goes away.
 class OpenedBundle {
@@ -39,7 +57,7 @@ public:
     [[nodiscard]] const nlohmann::json& manifest() const { return manifest_; }
 
 private:
-    friend std::unique_ptr<OpenedBundle> open_bundle(const std::string& path);
+    friend std::unique_ptr<OpenedBundle> open_bundle(const std::string& path, const BundleLimits& limits);
     OpenedBundle() = default;
     std::string tmp_;        // extraction dir we own (empty for an unpacked dir)
     std::string host_tree_;
@@ -49,6 +67,6 @@ private:
 // Accepts a .tar.gz bundle or an unpacked bundle directory. Throws
 // NoInputError (66) when missing, DataError (65) when corrupt, truncated,
 // unsafe (absolute paths, .., links, devices) or not a kvmready bundle.
-std::unique_ptr<OpenedBundle> open_bundle(const std::string& path);
+std::unique_ptr<OpenedBundle> open_bundle(const std::string& path, const BundleLimits& limits = {});
 
 }  // namespace kvmready::report

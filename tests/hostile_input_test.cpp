@@ -1,0 +1,377 @@
+// Input from strangers (CPUID dumps, recorded trees, bundles, fix journals)
+// made hostile for real: FIFOs, /dev/zero, device nodes made with mknod in a
+// temporary root, archive bombs, bytes that are not UTF-8, a closed stdout.
+// Every case must end within seconds with the documented exit code (65
+// malformed, 66 missing or unusable) and a message naming the input.
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <cstring>
+#include <random>
+
+#include <gtest/gtest.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "core/errors.hpp"
+#include "host/bounded_read.hpp"
+#include "support/spawn.hpp"
+#include "support/tar_writer.hpp"
+#include "support/temp_dir.hpp"
+#include "util/utf8.hpp"
+
+namespace fs = std::filesystem;
+using kvmready::testsupport::Captured;
+using kvmready::testsupport::run_captured;
+using kvmready::testsupport::TempDir;
+using kvmready::testsupport::make_tar;
+
+extern char** environ;
+
+namespace {
+
+const std::string kBin = KVMREADY_BINARY;
+constexpr int kDeadlineMs = 20000;  // a hang shows as timed_out, long before ctest's own timeout
+
+Captured tool(const std::vector<std::string>& args, const std::vector<std::string>* env = nullptr) {
+    std::vector<std::string> argv{kBin};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_captured(argv, kDeadlineMs, "", env);
+}
+
+void write(const fs::path& p, const std::string& text) {
+    fs::create_directories(p.parent_path());
+    std::ofstream(p, std::ios::binary | std::ios::trunc) << text;
+}
+
+// A copy of a recorded fixture tree to spoil.
+fs::path copy_fixture(const TempDir& t, const std::string& name) {
+    const fs::path dst = t.path / name;
+    fs::copy(fs::path(KVMREADY_FIXTURES_DIR) / name, dst, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+    return dst;
+}
+
+void replace_with_fifo(const fs::path& p) {
+    fs::remove(p);
+    ASSERT_EQ(::mkfifo(p.c_str(), 0644), 0) << p;
+}
+
+const std::string kManifest = R"({"format": "kvmready-bundle/1", "version": "0.1.0"})";
+
+}  // namespace
+
+// ---------------------------------------------------------------- cpuid --from
+
+TEST(HostileInput, CpuidFromFifoIsRefusedAsUnusableWithoutBlocking) {
+    TempDir t;
+    const fs::path fifo = t.path / "dump.fifo";
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+    Captured r = tool({"cpuid", "--from", fifo.string()});
+    ASSERT_FALSE(r.timed_out) << "blocked on the FIFO";
+    EXPECT_EQ(r.exit_code, 66) << r.err;
+    EXPECT_NE(r.err.find(fifo.string()), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("FIFO"), std::string::npos) << r.err;
+}
+
+TEST(HostileInput, CpuidFromDevZeroIsRefusedNotReadForever) {
+    Captured r = tool({"cpuid", "--from", "/dev/zero"});
+    ASSERT_FALSE(r.timed_out) << "read /dev/zero without bound";
+    EXPECT_EQ(r.exit_code, 66) << r.err;
+    EXPECT_NE(r.err.find("character device"), std::string::npos) << r.err;
+}
+
+TEST(HostileInput, CpuidFromDirectorySaysItIsADirectory) {
+    TempDir t;
+    Captured r = tool({"cpuid", "--from", t.path.string()});
+    EXPECT_EQ(r.exit_code, 66) << r.err;
+    EXPECT_NE(r.err.find("directory"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("empty"), std::string::npos) << r.err;
+}
+
+TEST(HostileInput, CpuidDumpOverTheSizeCapIsMalformed) {
+    TempDir t;
+    const fs::path big = t.path / "huge.txt";
+    { std::ofstream(big) << "x"; }
+    fs::resize_file(big, kvmready::host::kMaxCpuidDumpBytes + 1);  // sparse: costs no disk
+    Captured r = tool({"cpuid", "--from", big.string()});
+    EXPECT_EQ(r.exit_code, 65) << r.err;
+    EXPECT_NE(r.err.find("larger than"), std::string::npos) << r.err;
+}
+
+TEST(HostileInput, FirecrackerJsonWithOutOfRangeNumberIsMalformedNotInternal) {
+    TempDir t;
+    const fs::path f = t.path / "fc.json";
+    write(f, R"({"guest_cpu_config": {"cpuid_modifiers": [], "kvm_capabilities": [1e999]}})");
+    Captured r = tool({"cpuid", "--from", f.string()});
+    EXPECT_EQ(r.exit_code, 65) << r.err;
+    EXPECT_NE(r.err.find(f.string()), std::string::npos) << r.err;
+}
+
+// ---------------------------------------------------------------- --root trees
+
+TEST(HostileInput, RootTreeWithFifoWhereAFileBelongsIsMalformed) {
+    for (const char* victim : {"proc/cpuinfo", "etc/passwd", "proc/sys/kernel/hostname"}) {
+        TempDir t;
+        const fs::path root = copy_fixture(t, "intel-vtx");
+        replace_with_fifo(root / victim);
+        Captured r = tool({"check", "--root", root.string()});
+        ASSERT_FALSE(r.timed_out) << victim << ": check hung on the FIFO";
+        EXPECT_EQ(r.exit_code, 65) << victim << ": " << r.err;
+        EXPECT_NE(r.err.find(victim), std::string::npos) << r.err;
+        EXPECT_NE(r.err.find("FIFO"), std::string::npos) << r.err;
+    }
+}
+
+TEST(HostileInput, RootTreeSidecarAsFifoIsMalformed) {
+    TempDir t;
+    const fs::path root = copy_fixture(t, "intel-vtx");
+    fs::create_directories(root / ".kvmready");
+    replace_with_fifo(root / ".kvmready/host.json");
+    Captured r = tool({"check", "--root", root.string()});
+    ASSERT_FALSE(r.timed_out);
+    EXPECT_EQ(r.exit_code, 65) << r.err;
+    EXPECT_NE(r.err.find("host.json"), std::string::npos) << r.err;
+}
+
+TEST(HostileInput, RootTreeWithDeviceNodeWhereAFileBelongsIsMalformed) {
+    TempDir t;
+    const fs::path root = copy_fixture(t, "intel-vtx");
+    fs::remove(root / "proc/cpuinfo");
+    // /dev/zero's numbers: read, it would never end.
+    if (::mknod((root / "proc/cpuinfo").c_str(), S_IFCHR | 0644, makedev(1, 5)) != 0)
+        GTEST_SKIP() << "mknod needs CAP_MKNOD: " << std::strerror(errno);
+    Captured r = tool({"check", "--root", root.string()});
+    ASSERT_FALSE(r.timed_out) << "read the device node without bound";
+    EXPECT_EQ(r.exit_code, 65) << r.err;
+    EXPECT_NE(r.err.find("character device"), std::string::npos) << r.err;
+}
+
+TEST(HostileInput, NonUtf8HostnameIsCarriedEscapedIntoJsonAndText) {
+    TempDir t;
+    const fs::path root = copy_fixture(t, "intel-vtx");
+    const std::string raw = std::string("h\xff\xfe") + "st\\x41";
+    write(root / "proc/sys/kernel/hostname", raw + "\n");
+    Captured r = tool({"check", "--root", root.string(), "--json"});
+    EXPECT_NE(r.exit_code, 70) << r.err;
+    EXPECT_EQ(r.err.find("invalid UTF-8"), std::string::npos) << r.err;
+    nlohmann::json j;
+    ASSERT_NO_THROW(j = nlohmann::json::parse(r.out)) << r.out.substr(0, 400);
+    const std::string dumped = j.dump();
+    EXPECT_NE(dumped.find(R"(h\\xff\\xfest\\x5cx41)"), std::string::npos) << "hostname not in the documented escape";
+    EXPECT_EQ(kvmready::util::unescape_bytes("h\\xff\\xfest\\x5cx41"), raw);
+    r = tool({"check", "--root", root.string(), "--verbose"});
+    EXPECT_NE(r.exit_code, 70) << r.err;
+}
+
+// ---------------------------------------------------------------- closed stdout
+
+TEST(HostileInput, ClosedStdoutEndsQuietly) {
+    TempDir t;
+    int p[2];
+    ASSERT_EQ(::pipe(p), 0);
+    ::close(p[0]);  // the reader is gone before anything is written: `| head -0`
+    const fs::path err = t.path / "err";
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+    posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    const std::string root = (fs::path(KVMREADY_FIXTURES_DIR) / "intel-vtx").string();
+    std::vector<std::string> args{kBin, "check", "--root", root, "--verbose"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    ASSERT_EQ(posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    ::close(p[1]);
+    int st = 0;
+    ASSERT_EQ(::waitpid(pid, &st, 0), pid);
+    ASSERT_FALSE(WIFSIGNALED(st)) << "killed by signal " << WTERMSIG(st);
+    EXPECT_NE(WEXITSTATUS(st), 70);
+    EXPECT_NE(WEXITSTATUS(st), 73);
+    std::ifstream in(err);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(text, "") << "error spam on a closed stdout";
+}
+
+// ---------------------------------------------------------------- bundles
+
+TEST(HostileInput, BundleMemberBombIsRefusedQuicklyAndLeavesNothing) {
+    TempDir t;
+    const fs::path bomb = t.path / "bomb.tar.gz";
+    std::vector<std::tuple<std::string, std::string, int>> entries{{"kvmready-report/manifest.json", kManifest, AE_IFREG}};
+    for (int i = 0; i < 100010; ++i) entries.emplace_back(fmt::format("kvmready-report/host/f{}", i), "", AE_IFREG);
+    make_tar(bomb, entries);
+    const fs::path tmp = t.path / "tmp";
+    fs::create_directories(tmp);
+    std::vector<std::string> env{"TMPDIR=" + tmp.string(), "PATH=/usr/sbin:/usr/bin:/sbin:/bin"};
+    const auto t0 = std::chrono::steady_clock::now();
+    Captured r = tool({"check", "--from", bomb.string()}, &env);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_EQ(r.exit_code, 65) << r.err;
+    EXPECT_NE(r.err.find("members"), std::string::npos) << r.err;
+    EXPECT_LT(s, 5.0) << "took " << s << " s to refuse";
+    EXPECT_TRUE(fs::is_empty(tmp)) << "the extraction directory was left behind";
+    // The limit is raisable: then the count is no longer what stops it.
+    r = tool({"check", "--from", bomb.string(), "--bundle-limit", "members=200000", "--bundle-limit", "seconds=1"}, &env);
+    EXPECT_EQ(r.err.find("more than 10000 members"), std::string::npos) << r.err;
+    EXPECT_TRUE(fs::is_empty(tmp));
+    r = tool({"check", "--from", bomb.string(), "--bundle-limit", "nonsense=1"}, &env);
+    EXPECT_EQ(r.exit_code, 64) << r.err;
+}
+
+TEST(HostileInput, BundleWithUnsafeOrMalformedMembersIsMalformed) {
+    TempDir t;
+    const std::string m = "kvmready-report/manifest.json";
+    std::string deep = "kvmready-report/host";
+    for (int i = 0; i < 40; ++i) deep += "/d";
+    const std::string long_name = "kvmready-report/host/" + std::string(2000, 'a');
+    struct Case {
+        std::string what;
+        std::vector<std::tuple<std::string, std::string, int>> entries;
+        bool hardlink = false;
+    };
+    const std::vector<Case> cases{
+        {"file then directory", {{m, kManifest, AE_IFREG}, {"kvmready-report/host", "x", AE_IFREG}, {"kvmready-report/host/a", "x", AE_IFREG}}},
+        {"directory then file", {{m, kManifest, AE_IFREG}, {"kvmready-report/host/a/", "", AE_IFDIR}, {"kvmready-report/host/a", "x", AE_IFREG}}},
+        {"duplicate member", {{m, kManifest, AE_IFREG}, {m, kManifest, AE_IFREG}}},
+        {"deep", {{m, kManifest, AE_IFREG}, {deep + "/f", "x", AE_IFREG}}},
+        {"long name", {{m, kManifest, AE_IFREG}, {long_name, "x", AE_IFREG}}},
+        {"device node", {{m, kManifest, AE_IFREG}, {"kvmready-report/host/zero", "", AE_IFCHR}}},
+        {"fifo", {{m, kManifest, AE_IFREG}, {"kvmready-report/host/fifo", "", AE_IFIFO}}},
+        {"hard link out", {{m, kManifest, AE_IFREG}, {"kvmready-report/host/passwd", "LINK:/etc/passwd", AE_IFREG}}, true},
+        {"manifest types", {{m, R"({"format": 5, "version": []})", AE_IFREG}, {"kvmready-report/host/", "", AE_IFDIR}}},
+        {"manifest array", {{m, R"([1, 2])", AE_IFREG}, {"kvmready-report/host/", "", AE_IFDIR}}},
+        {"manifest is a directory", {{m + "/", "", AE_IFDIR}, {"kvmready-report/host/", "", AE_IFDIR}}},
+        {"host is a file", {{m, kManifest, AE_IFREG}, {"kvmready-report/host", "x", AE_IFREG}}},
+    };
+    for (const auto& c : cases) {
+        const fs::path tar = t.path / "evil.tar.gz";
+        fs::remove(tar);
+        make_tar(tar, c.entries, c.hardlink);
+        Captured r = tool({"check", "--from", tar.string()});
+        ASSERT_FALSE(r.timed_out) << c.what;
+        EXPECT_EQ(r.exit_code, 65) << c.what << ": " << r.err;
+        EXPECT_NE(r.err.find("evil.tar.gz"), std::string::npos) << c.what << ": " << r.err;
+    }
+}
+
+TEST(HostileInput, BundleAsFifoIsRefusedWithoutBlocking) {
+    TempDir t;
+    const fs::path fifo = t.path / "bundle.tar.gz";
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+    Captured r = tool({"check", "--from", fifo.string()});
+    ASSERT_FALSE(r.timed_out);
+    EXPECT_EQ(r.exit_code, 66) << r.err;
+}
+
+// ---------------------------------------------------------------- fix journal
+
+namespace {
+
+// A state directory under root with one run whose journal holds lines.
+fs::path make_journal(const fs::path& root, const std::vector<std::string>& lines) {
+    const fs::path run = root / "var/lib/kvmready/fix/runs/20240101T000000.000000Z-1";
+    fs::create_directories(run);
+    fs::permissions(root / "var/lib/kvmready/fix", fs::perms::owner_all, fs::perm_options::replace);
+    std::string text;
+    for (const auto& l : lines) text += l + "\n";
+    write(run / "journal.jsonl", text);
+    fs::permissions(run / "journal.jsonl", fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::replace);
+    return run;
+}
+
+}  // namespace
+
+TEST(HostileInput, JournalWithWrongTypesIsMalformedNamingTheLine) {
+    TempDir t;
+    const std::string header = R"({"type": "run", "id": "x", "root": ")" + t.path.string() + R"(", "connect_uri": "qemu:///system"})";
+    for (const std::string& bad : {std::string(R"({"type": "prepare", "step": "one", "op": "file.write"})"),
+                                   std::string(R"({"type": "prepare", "step": 0})"), std::string(R"({"type": 7})"),
+                                   std::string(R"([1, 2, 3])"), std::string(R"({"type": "end", "status": false})")}) {
+        fs::remove_all(t.path / "var");
+        make_journal(t.path, {header, bad});
+        for (const char* mode : {"--history", "--undo"}) {
+            Captured r = tool({"fix", "--root", t.path.string(), mode});
+            EXPECT_EQ(r.exit_code, 65) << bad << " " << mode << ": " << r.err;
+            EXPECT_NE(r.err.find("journal.jsonl:2"), std::string::npos) << r.err;
+        }
+    }
+}
+
+TEST(HostileInput, JournalInAStateDirOthersCanWriteIsNotTrusted) {
+    TempDir t;
+    const fs::path victim = t.path / "victim";
+    write(victim, "keep me");
+    const std::string header = R"({"type": "run", "id": "x", "root": ")" + t.path.string() + R"(", "connect_uri": "qemu:///system"})";
+    const std::string step = R"({"type": "prepare", "step": 0, "op": "file.write", "fix": "f", "summary": "s", "undo": {"path": "/victim", "existed": false}})";
+    make_journal(t.path, {header, step});
+    ::chmod((t.path / "var/lib/kvmready/fix").c_str(), 0777);
+    Captured r = tool({"fix", "--root", t.path.string(), "--undo"});
+    EXPECT_EQ(r.exit_code, 66) << r.err;
+    EXPECT_NE(r.err.find("refusing to trust"), std::string::npos) << r.err;
+    EXPECT_TRUE(fs::exists(victim));
+}
+
+TEST(HostileInput, JournalRecordedForAnotherRootIsNotUndoneHere) {
+    TempDir t, other;
+    const fs::path victim = other.path / "victim";
+    write(victim, "keep me");
+    // The journal under t claims the run's root was `other`.
+    const std::string header = R"({"type": "run", "id": "x", "root": ")" + other.path.string() + R"(", "connect_uri": "qemu:///system"})";
+    const std::string step = R"({"type": "prepare", "step": 0, "op": "file.write", "fix": "f", "summary": "s", "undo": {"path": "/victim", "existed": false}})";
+    make_journal(t.path, {header, step});
+    Captured r = tool({"fix", "--root", t.path.string(), "--undo"});
+    EXPECT_EQ(r.exit_code, 65) << r.err;
+    EXPECT_NE(r.err.find("recorded for root"), std::string::npos) << r.err;
+    EXPECT_TRUE(fs::exists(victim)) << "undo wrote under the journal's root";
+}
+
+// ---------------------------------------------------------------- the helpers themselves
+
+TEST(HostileInput, EscapeSchemeRoundTripsArbitraryBytes) {
+    std::mt19937 rng(42);
+    for (int i = 0; i < 2000; ++i) {
+        std::string s(rng() % 40, '\0');
+        for (auto& c : s) c = static_cast<char>(rng() % 4 == 0 ? '\\' : rng() % 3 == 0 ? 'x' : rng());
+        const std::string e = kvmready::util::escape_bytes(s);
+        EXPECT_FALSE(kvmready::util::needs_byte_escape(e) && e.find("\\x") == std::string::npos);
+        EXPECT_EQ(kvmready::util::unescape_bytes(e), s);
+        nlohmann::json j = {{s, s}};
+        EXPECT_NO_THROW({
+            auto parsed = nlohmann::json::parse(kvmready::util::dump_json(j));
+            EXPECT_TRUE(parsed.is_object());
+        });
+    }
+    EXPECT_EQ(kvmready::util::escape_bytes("plain é ✓"), "plain é ✓");
+    EXPECT_EQ(kvmready::util::escape_bytes("\xff"), "\\xff");
+    EXPECT_EQ(kvmready::util::escape_bytes("\xed\xa0\x80"), "\\xed\\xa0\\x80");  // a UTF-16 surrogate is not UTF-8
+}
+
+TEST(HostileInput, BoundedReaderRefusesFifosAndDevicesAndCaps) {
+    TempDir t;
+    const fs::path fifo = t.path / "f";
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+    auto r = kvmready::host::read_path_bounded(fifo.string(), 1024);
+    EXPECT_FALSE(r.data);
+    EXPECT_EQ(r.kind, "a FIFO");
+    r = kvmready::host::read_path_bounded("/dev/zero", 1024);
+    EXPECT_FALSE(r.data);
+    EXPECT_EQ(r.kind, "a character device");
+    // procfs reports size 0: the cap holds while reading.
+    r = kvmready::host::read_path_bounded("/proc/self/maps", 16);
+    EXPECT_FALSE(r.data);
+    EXPECT_EQ(r.error, EFBIG);
+    r = kvmready::host::read_path_bounded("/proc/self/maps", 1 << 20);
+    ASSERT_TRUE(r.data);
+    EXPECT_FALSE(r.data->empty());
+}
