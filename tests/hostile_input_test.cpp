@@ -15,6 +15,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <csignal>
 #include <cstring>
 #include <random>
 
@@ -227,6 +228,51 @@ TEST(HostileInput, BundleMemberBombIsRefusedQuicklyAndLeavesNothing) {
     EXPECT_TRUE(fs::is_empty(tmp));
     r = tool({"check", "--from", bomb.string(), "--bundle-limit", "nonsense=1"}, &env);
     EXPECT_EQ(r.exit_code, 64) << r.err;
+}
+
+// SIGINT or SIGTERM while a big bundle unpacks: the run ends at once with
+// 128+N and the extraction directory is gone, as on every other exit.
+TEST(HostileInput, SignalDuringUnpackingLeavesNothingBehind) {
+    TempDir t;
+    const fs::path big = t.path / "big.tar.gz";
+    std::vector<std::tuple<std::string, std::string, int>> entries{{"kvmready-report/manifest.json", kManifest, AE_IFREG}};
+    for (int i = 0; i < 100010; ++i) entries.emplace_back(fmt::format("kvmready-report/host/f{}", i), "x", AE_IFREG);
+    make_tar(big, entries);
+    const fs::path tmp = t.path / "tmp";
+    fs::create_directories(tmp);
+    for (const int sig : {SIGINT, SIGTERM}) {
+        std::vector<std::string> argv{kBin, "check", "--from", big.string(), "--bundle-limit", "members=200000",
+                                      "--bundle-limit", "seconds=60"};
+        std::vector<std::string> env{"TMPDIR=" + tmp.string(), "PATH=/usr/sbin:/usr/bin:/sbin:/bin"};
+        std::vector<char*> cargv, cenv;
+        for (auto& a : argv) cargv.push_back(a.data());
+        cargv.push_back(nullptr);
+        for (auto& e : env) cenv.push_back(e.data());
+        cenv.push_back(nullptr);
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+        posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, (t.path / "err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        pid_t pid = -1;
+        ASSERT_EQ(::posix_spawn(&pid, kBin.c_str(), &fa, nullptr, cargv.data(), cenv.data()), 0);
+        posix_spawn_file_actions_destroy(&fa);
+        // Wait until the extraction has begun (its directory exists), then signal.
+        for (int i = 0; i < 2000 && fs::is_empty(tmp); ++i) ::usleep(1000);
+        ASSERT_FALSE(fs::is_empty(tmp)) << "unpacking never started";
+        ::usleep(50000);
+        const auto t0 = std::chrono::steady_clock::now();
+        ASSERT_EQ(::kill(pid, sig), 0);
+        int status = 0;
+        ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        std::ifstream in(t.path / "err");
+        const std::string err((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        ASSERT_TRUE(WIFEXITED(status) || WIFSIGNALED(status));
+        const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        EXPECT_EQ(code, 128 + sig) << err;
+        EXPECT_LT(s, 3.0) << "took " << s << " s to stop";
+        EXPECT_TRUE(fs::is_empty(tmp)) << "signal " << sig << ": the extraction directory was left behind";
+    }
 }
 
 TEST(HostileInput, BundleWithUnsafeOrMalformedMembersIsMalformed) {

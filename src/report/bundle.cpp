@@ -3,11 +3,13 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -183,10 +185,49 @@ uint64_t write_bundle(BundleContents c, const std::string& out, bool force) {
     return fs::file_size(out);
 }
 
+namespace {
+
+// SIGINT/SIGTERM while a bundle is unpacked or judged: the extraction
+// directory must not be left behind (a default-action signal would end the
+// process before any destructor ran). The handler only records the signal;
+// unpacking stops at the next block, and ~OpenedBundle removes the directory
+// and then lets the signal end the process as it would have.
+volatile std::sig_atomic_t g_interrupt = 0;
+struct sigaction g_old_int {}, g_old_term {};
+bool g_guarded = false;
+
+extern "C" void on_interrupt(int sig) { g_interrupt = sig; }
+
+void guard_signals() {
+    struct sigaction sa {};
+    sa.sa_handler = on_interrupt;
+    sa.sa_flags = SA_RESTART;  // libarchive's reads go on; the loop checks the flag
+    sigemptyset(&sa.sa_mask);
+    g_interrupt = 0;
+    ::sigaction(SIGINT, &sa, &g_old_int);
+    ::sigaction(SIGTERM, &sa, &g_old_term);
+    g_guarded = true;
+}
+
+void throw_if_interrupted(const std::string& path) {
+    if (const int sig = g_interrupt) {
+        g_interrupt = 0;  // reported here, with the conventional 128+N code
+        throw ExitError(128 + sig, fmt::format("{}: interrupted by signal {} while unpacking; nothing was left behind", path, sig));
+    }
+}
+
+}  // namespace
+
 OpenedBundle::~OpenedBundle() {
     if (!tmp_.empty()) {
         std::error_code ec;
         fs::remove_all(tmp_, ec);
+    }
+    if (g_guarded) {
+        ::sigaction(SIGINT, &g_old_int, nullptr);
+        ::sigaction(SIGTERM, &g_old_term, nullptr);
+        g_guarded = false;
+        if (const int sig = g_interrupt) ::raise(sig);
     }
 }
 
@@ -252,6 +293,7 @@ void unpack(const std::string& path, const std::string& dir, const BundleLimits&
     std::vector<char> buf(65536);
     archive_entry* e = nullptr;
     for (;;) {
+        throw_if_interrupted(path);
         if (std::chrono::steady_clock::now() - started > std::chrono::seconds(limits.seconds))
             fail(fmt::format("unpacking took longer than {} s (--bundle-limit seconds=N)", limits.seconds));
         int r = la().archive_read_next_header(a, &e);
@@ -290,6 +332,10 @@ void unpack(const std::string& path, const std::string& dir, const BundleLimits&
                 fail(fmt::format("{}: {}", member, lib_error("truncated data")));
             }
             if (n == 0) break;
+            if (g_interrupt) {
+                ::close(out);
+                throw_if_interrupted(path);
+            }
             written += static_cast<uint64_t>(n);
             total += static_cast<uint64_t>(n);
             if (written > limits.member_bytes || total > limits.bytes) {
@@ -324,10 +370,11 @@ std::unique_ptr<OpenedBundle> open_bundle(const std::string& path, const BundleL
     if (S_ISDIR(st.st_mode)) {
         top = fs::exists(fs::path(path) / kBundleTop / "manifest.json", ec) ? fs::path(path) / kBundleTop : fs::path(path);
     } else {
+        guard_signals();  // before the directory exists: no window where a signal leaves it
         const char* tmpdir = std::getenv("TMPDIR");
         std::string tmpl = fmt::format("{}/kvmready-bundle-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
         if (!::mkdtemp(tmpl.data())) throw ExitError(kExitCantCreat, fmt::format("mkdtemp {}: {}", tmpl, std::strerror(errno)));
-        b->tmp_ = tmpl;  // removed by ~OpenedBundle, also when unpack throws
+        b->tmp_ = tmpl;  // removed by ~OpenedBundle, also when unpack throws or a signal comes
         unpack(path, b->tmp_, limits);
         top = fs::path(b->tmp_) / kBundleTop;
     }
