@@ -68,6 +68,20 @@ void replace_with_fifo(const fs::path& p) {
 
 const std::string kManifest = R"({"format": "kvmready-bundle/1", "version": "0.1.0"})";
 
+// A bundle of 100,010 one-line members (ten times the default member limit)
+// and an empty TMPDIR for its extraction, both under t.
+struct BigBundle {
+    fs::path file, tmp;
+};
+BigBundle big_bundle(const TempDir& t, const std::string& content) {
+    BigBundle b{t.path / "big.tar.gz", t.path / "tmp"};
+    std::vector<std::tuple<std::string, std::string, int>> entries{{"kvmready-report/manifest.json", kManifest, AE_IFREG}};
+    for (int i = 0; i < 100010; ++i) entries.emplace_back(fmt::format("kvmready-report/host/f{}", i), content, AE_IFREG);
+    make_tar(b.file, entries);
+    fs::create_directories(b.tmp);
+    return b;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- cpuid --from
@@ -208,12 +222,7 @@ TEST(HostileInput, ClosedStdoutEndsQuietly) {
 
 TEST(HostileInput, BundleMemberBombIsRefusedQuicklyAndLeavesNothing) {
     TempDir t;
-    const fs::path bomb = t.path / "bomb.tar.gz";
-    std::vector<std::tuple<std::string, std::string, int>> entries{{"kvmready-report/manifest.json", kManifest, AE_IFREG}};
-    for (int i = 0; i < 100010; ++i) entries.emplace_back(fmt::format("kvmready-report/host/f{}", i), "", AE_IFREG);
-    make_tar(bomb, entries);
-    const fs::path tmp = t.path / "tmp";
-    fs::create_directories(tmp);
+    const auto [bomb, tmp] = big_bundle(t, "");
     std::vector<std::string> env{"TMPDIR=" + tmp.string(), "PATH=/usr/sbin:/usr/bin:/sbin:/bin"};
     const auto t0 = std::chrono::steady_clock::now();
     Captured r = tool({"check", "--from", bomb.string()}, &env);
@@ -234,12 +243,7 @@ TEST(HostileInput, BundleMemberBombIsRefusedQuicklyAndLeavesNothing) {
 // 128+N and the extraction directory is gone, as on every other exit.
 TEST(HostileInput, SignalDuringUnpackingLeavesNothingBehind) {
     TempDir t;
-    const fs::path big = t.path / "big.tar.gz";
-    std::vector<std::tuple<std::string, std::string, int>> entries{{"kvmready-report/manifest.json", kManifest, AE_IFREG}};
-    for (int i = 0; i < 100010; ++i) entries.emplace_back(fmt::format("kvmready-report/host/f{}", i), "x", AE_IFREG);
-    make_tar(big, entries);
-    const fs::path tmp = t.path / "tmp";
-    fs::create_directories(tmp);
+    const auto [big, tmp] = big_bundle(t, "x");
     for (const int sig : {SIGINT, SIGTERM}) {
         std::vector<std::string> argv{kBin, "check", "--from", big.string(), "--bundle-limit", "members=200000",
                                       "--bundle-limit", "seconds=60"};
