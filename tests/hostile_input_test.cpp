@@ -7,17 +7,22 @@
 #include <archive_entry.h>
 #include <fcntl.h>
 #include <spawn.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <csignal>
 #include <cstring>
 #include <random>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <fmt/format.h>
@@ -216,6 +221,55 @@ TEST(HostileInput, ClosedStdoutEndsQuietly) {
     std::ifstream in(err);
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     EXPECT_EQ(text, "") << "error spam on a closed stdout";
+}
+
+// ---------------------------------------------------------------- daemons
+
+// A libvirt socket that accepts and hangs up at once (a daemon restarting):
+// whichever client path kvmready takes (its wire client, libvirt.so's
+// fallback writing to the dead socket), the run ends with a finding that
+// names the daemon, never killed by SIGPIPE (141) nor with an internal error.
+TEST(HostileInput, DaemonThatAcceptsAndHangsUpEndsTheRunWithAFinding) {
+    TempDir t;
+    const std::string sock = (t.path / "libvirt-sock").string();
+    const int srv = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(srv, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    ASSERT_LT(sock.size(), sizeof sa.sun_path);
+    std::memcpy(sa.sun_path, sock.c_str(), sock.size() + 1);
+    ASSERT_EQ(::bind(srv, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0) << std::strerror(errno);
+    ASSERT_EQ(::listen(srv, 64), 0);
+    std::atomic<bool> stop{false};
+    std::atomic<int> accepted{0};
+    std::thread server([&] {
+        while (!stop) {
+            pollfd p{srv, POLLIN, 0};
+            if (::poll(&p, 1, 20) > 0) {
+                const int c = ::accept4(srv, nullptr, nullptr, SOCK_CLOEXEC);
+                if (c >= 0) {
+                    ++accepted;
+                    ::close(c);
+                }
+            }
+        }
+    });
+    for (int i = 0; i < 5; ++i) {
+        Captured r = tool({"check", "--connect", "qemu:///system?socket=" + sock, "--json", "libvirt.daemon"});
+        EXPECT_FALSE(r.timed_out);
+        EXPECT_NE(r.exit_code, 141) << "killed by SIGPIPE";
+        EXPECT_NE(r.exit_code, 70) << r.err;
+        const auto doc = nlohmann::json::parse(r.out, nullptr, false);
+        ASSERT_TRUE(doc.is_object()) << r.out << r.err;
+        const auto& c = doc["checks"][0];
+        EXPECT_EQ(c["id"], "libvirt.daemon");
+        EXPECT_EQ(c["status"], "fail") << c.dump(2);
+        EXPECT_FALSE(c["message"].get<std::string>().empty());
+    }
+    stop = true;
+    server.join();
+    ::close(srv);
+    EXPECT_GT(accepted.load(), 0) << "kvmready never connected: the case was not exercised";
 }
 
 // ---------------------------------------------------------------- bundles
