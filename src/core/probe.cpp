@@ -197,12 +197,12 @@ void probe_hypervisor(const host::Host& h, Facts& f) {
     v.wsl = lower.find("microsoft") != std::string::npos || lower.find("wsl") != std::string::npos;
 }
 
-}  // namespace
-
+// /etc/os-release ID and ID_LIKE ("ubuntu debian"), for package-manager hints.
 std::string read_os_id(const host::Host& h) {
-    const std::string text = h.read_file("/etc/os-release").value_or(h.read_file("/usr/lib/os-release").value_or(""));
+    auto text = h.read_file("/etc/os-release");
+    if (!text) text = h.read_file("/usr/lib/os-release");  // only when the first is missing
     std::string id, like;
-    std::istringstream in(text);
+    std::istringstream in(text.value_or(""));
     for (std::string line; std::getline(in, line);) {
         auto eq = line.find('=');
         if (eq == std::string::npos) continue;
@@ -213,6 +213,8 @@ std::string read_os_id(const host::Host& h) {
     }
     return like.empty() ? id : id + " " + like;
 }
+
+}  // namespace
 
 std::optional<std::map<std::string, unsigned>> read_misc_devices(const host::Host& h) {
     auto text = h.read_file("/proc/misc");
@@ -291,7 +293,12 @@ Facts probe(const host::Host& h, const ProbeOptions& opt) {
         }
     }
     if (f.kernel_log.reason.empty()) f.kernel_log.reason = "not needed: KVM is present and works";
-    if (virt_thread.joinable()) virt_thread.join();
+    if (virt_thread.joinable()) {
+        virt_thread.join();
+        // os-release is read once, by the core; the virt facts keep their
+        // copy for the JSON they always carried.
+        f.virt.os_id = f.kernel.os_id;
+    }
     return f;
 }
 

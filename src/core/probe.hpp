@@ -40,8 +40,6 @@ void probe_virt(const host::Host& h, const ProbeOptions& opt, Facts& f);   // sl
 void probe_net(const host::Host& h, const ProbeOptions& opt, Facts& f);
 void probe_system(const host::Host& h, const ProbeOptions& opt, Facts& f);
 
-// /etc/os-release ID and ID_LIKE ("ubuntu debian"), for package-manager hints.
-std::string read_os_id(const host::Host& h);
 
 // /proc/misc: registered misc devices, name -> minor; nullopt when unreadable.
 std::optional<std::map<std::string, unsigned>> read_misc_devices(const host::Host& h);

@@ -400,7 +400,6 @@ void probe_virt(const host::Host& h, const ProbeOptions& opt, Facts& f) {
             break;
         }
     }
-    v.os_id = read_os_id(h);
     probe_qemu_user(h, v.qemu_user);
     if (answer) take_libvirt_answer(answer->wait(), v.qemu.arch, v.libvirt);
     // libvirt probed this very binary and tells its version; otherwise read
