@@ -14,7 +14,11 @@ void register_kvm(std::vector<CheckSpec>& r);
 void register_kvm_vmm(std::vector<CheckSpec>& r);   // kvm.* that real VMMs need
 void register_virt(std::vector<CheckSpec>& r);      // qemu.*, libvirt.*, storage.*
 void register_net(std::vector<CheckSpec>& r);       // net.*
-void register_system(std::vector<CheckSpec>& r);    // iommu.*, memory.*, kernel.*, confidential.*, security.*
+void register_iommu(std::vector<CheckSpec>& r);         // iommu.*
+void register_memory(std::vector<CheckSpec>& r);        // memory.*
+void register_cgroups(std::vector<CheckSpec>& r);       // kernel.cgroups
+void register_confidential(std::vector<CheckSpec>& r);  // confidential.*
+void register_security(std::vector<CheckSpec>& r);      // security.*
 void register_smoke(std::vector<CheckSpec>& r);     // smoke.boot (kvmready check --full)
 
 }  // namespace kvmready::checks

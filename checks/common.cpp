@@ -47,6 +47,16 @@ bool is_pvm(const Facts& f) {
     return s.flavour && s.flavour->name == "kvm_pvm" && s.flavour_bound();
 }
 
+bool has_flag(const std::vector<std::string>& flags, const char* name) {
+    return std::find(flags.begin(), flags.end(), name) != flags.end();
+}
+
+bool cpuid_is_this_host(const Facts& f) { return f.cpu.source == "live" || f.cpu.source == "recorded"; }
+
+bool this_host_cpu(const Facts& f) { return f.cpu.available && cpuid_is_this_host(f); }
+
+bool param_on(const std::string& v) { return v == "Y" || v == "y" || v == "1"; }
+
 const char* const kTcgMeanwhile =
     " Until then guests still run without KVM, under TCG: virt-install --virt-type qemu, or qemu-system-x86_64 -accel tcg.";
 
@@ -103,9 +113,11 @@ void set(Finding& f, Status s, std::string message) {
     f.message = std::move(message);
 }
 
-void remedy(Finding& f, std::string text, std::vector<std::string> commands, std::string fix_id, const char* applicability,
+Status status(const Results& r, CheckId id) { return r.status(id.text); }
+
+void remedy(Finding& f, std::string text, std::vector<std::string> commands, FixId fix, const char* applicability,
             bool requires_root) {
-    f.remediation = Remediation{std::move(text), std::move(commands), std::move(fix_id), applicability, requires_root};
+    f.remediation = Remediation{std::move(text), std::move(commands), fix.text, applicability, requires_root};
 }
 
 }  // namespace kvmready::checks

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "core/check.hpp"
+#include "core/ids.hpp"
 #include "core/kvm_state.hpp"
 
 namespace kvmready::checks {
@@ -47,10 +48,23 @@ struct PackageNames {
 };
 std::string package_install(const Facts& f, const PackageNames& p);
 
+bool has_flag(const std::vector<std::string>& flags, const char* name);
+// CPUID of this very host (live or recorded with it), as opposed to a dump a
+// customer sent: only then may /proc/cpuinfo of this host be compared to it.
+bool cpuid_is_this_host(const Facts& f);
+// ... and CPUID was read at all.
+bool this_host_cpu(const Facts& f);
+// A kernel module's boolean parameter as sysfs spells it: Y, y or 1.
+bool param_on(const std::string& v);
+
+// The status of a check that ran before this one (a status dependency).
+Status status(const Results& r, CheckId id);
+
 std::string hex(uint64_t v);
 std::string mode_string(unsigned mode);  // "0660"
 void set(Finding& f, Status s, std::string message);
-void remedy(Finding& f, std::string text, std::vector<std::string> commands, std::string fix_id,
+// fix: the `kvmready fix` that carries this out, or "" (ids::fix::none).
+void remedy(Finding& f, std::string text, std::vector<std::string> commands, FixId fix,
             const char* applicability, bool requires_root);
 
 }  // namespace kvmready::checks

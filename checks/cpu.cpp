@@ -11,14 +11,6 @@ namespace kvmready::checks {
 
 namespace {
 
-bool has_flag(const std::vector<std::string>& flags, const char* name) {
-    return std::find(flags.begin(), flags.end(), name) != flags.end();
-}
-
-// CPUID of this very host (live or recorded with it), as opposed to a dump a
-// customer sent: only then may /proc/cpuinfo of this host be compared to it.
-bool cpuid_is_this_host(const Facts& f) { return f.cpu.source == "live" || f.cpu.source == "recorded"; }
-
 // "under PVM (CPUID signature ... names bhyve, but the kernel detected PVM)".
 std::string under(const OuterHypervisor& hv) {
     if (hv.key.empty()) return hv.cpuid_signature.empty() ? "" : " (hypervisor \"" + hv.cpuid_signature + "\")";
@@ -122,7 +114,7 @@ void firmware_enabled(const Facts& f, const Results& r, Finding& out) {
     ev["msr_source"] = f.msr.source;
     if (!d.vmx && !d.svm) {
         set(out, Status::Skip,
-            r.status("cpu.virt-extensions") == Status::Warn ? "no VT-x/AMD-V to enable (KVM here does not use them)"
+            status(r, ids::cpu_virt_extensions) == Status::Warn ? "no VT-x/AMD-V to enable (KVM here does not use them)"
                                                              : "no VT-x/AMD-V in CPUID to enable");
         return;
     }
@@ -229,7 +221,7 @@ void ept_npt(const Facts& f, const Results&, Finding& out) {
 }  // namespace
 
 void register_cpu(std::vector<CheckSpec>& r) {
-    r.push_back({"cpu.virt-extensions", "Hardware virtualization (VT-x / AMD-V) in CPUID", Level::Required, {},
+    r.push_back({ids::cpu_virt_extensions, "Hardware virtualization (VT-x / AMD-V) in CPUID", Level::Required, {},
                  "CPUID leaf 1 ECX bit 5 (VMX) and leaf 0x80000001 ECX bit 2 (SVM) of the live CPU or of --cpuid-dump; "
                  "the hypervisor bit (leaf 1 ECX bit 31) and signature (leaf 0x40000000); /proc/cpuinfo flags as evidence.",
                  "KVM's kvm_intel and kvm_amd modules need VT-x or AMD-V. /proc/cpuinfo is filtered by the kernel, so the "
@@ -237,15 +229,15 @@ void register_cpu(std::vector<CheckSpec>& r) {
                  "kvm_pvm: then the functional test (kvm.api) decides, and this check warns what that means for guests.",
                  "Enable VT-x/AMD-V in the firmware setup; inside a VM, enable nested virtualization on the outer host.",
                  virt_extensions});
-    r.push_back({"cpu.firmware-enabled", "Firmware has not locked virtualization off", Level::Recommended, {"cpu.virt-extensions"},
+    r.push_back({ids::cpu_firmware_enabled, "Firmware has not locked virtualization off", Level::Recommended, {ids::cpu_virt_extensions},
                  "MSR IA32_FEATURE_CONTROL (0x3a: bit 0 lock, bit 2 VMX outside SMX) on Intel, VM_CR (0xc0010114: bit 4 "
                  "SVMDIS) on AMD, through /dev/cpu/0/msr (root, msr driver) or from a dump's MSR section; otherwise the "
                  "kernel's /proc/cpuinfo as evidence.",
                  "CPUs report VT-x/AMD-V in CPUID even when the firmware disabled it; the lock MSR is what decides "
                  "whether kvm_intel/kvm_amd can load (\"disabled by bios\").",
                  "Enable Intel Virtualization Technology / SVM Mode in the firmware setup and power-cycle.", firmware_enabled});
-    r.push_back({"cpu.ept-npt", "Hardware-assisted paging (EPT / NPT)", Level::Recommended,
-                 {"cpu.virt-extensions", "cpu.firmware-enabled"},
+    r.push_back({ids::cpu_ept_npt, "Hardware-assisted paging (EPT / NPT)", Level::Recommended,
+                 {ids::cpu_virt_extensions, ids::cpu_firmware_enabled},
                  "\"vmx flags\" in /proc/cpuinfo (ept, unrestricted_guest) on Intel; CPUID 0x8000000A EDX bit 0 (NPT) on AMD.",
                  "Without second-level address translation KVM uses shadow page tables, which costs guests a lot of "
                  "performance on memory-intensive work.",

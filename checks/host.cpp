@@ -4,56 +4,37 @@
 
 #include "checks/checks.hpp"
 #include "checks/common.hpp"
+#include "core/derived.hpp"
 
 namespace kvmready::checks {
 
 namespace {
-
-// cgroup path fragments that container runtimes create for their payloads.
-struct RuntimeMark {
-    const char* fragment;
-    const char* runtime;
-};
-constexpr RuntimeMark kRuntimeMarks[] = {
-    {"/docker/", "docker"},       {"/docker-", "docker"},       {"/kubepods", "Kubernetes"}, {"/libpod-", "podman"},
-    {"/lxc/", "LXC"},             {"/lxc.payload", "LXC"},      {"/containerd", "containerd"}, {"/machine.slice/", "systemd-nspawn"},
-};
-
-std::string runtime_from_cgroup(const std::string& cg) {
-    for (const auto& m : kRuntimeMarks)
-        if (cg.find(m.fragment) != std::string::npos) return m.runtime;
-    return "";
-}
 
 void hypervisor(const Facts& f, const Results&, Finding& out) {
     const auto& h = f.hypervisor;
     auto& ev = out.evidence;
     std::optional<cpuid::Decoded> d;
     if (f.cpu.available) d = cpuid::decode(f.cpu.dump);
-    const bool live_cpu = f.cpu.source == "live" || f.cpu.source == "recorded";
+    const bool live_cpu = cpuid_is_this_host(f);
     if (d && live_cpu) {
         ev["cpuid_hypervisor_bit"] = d->hypervisor;
         ev["cpuid_signature"] = d->hypervisor_vendor ? nlohmann::ordered_json(*d->hypervisor_vendor) : nlohmann::ordered_json();
     }
     if (!h.dmi.empty()) ev["dmi"] = h.dmi;
     if (!h.sys_hypervisor_type.empty()) ev["sys_hypervisor_type"] = h.sys_hypervisor_type;
-    const OuterHypervisor hv = outer_hypervisor(f);
+    const Derived dv = derive(f);
+    const OuterHypervisor& hv = dv.outer;
     if (!hv.kernel_detected.empty()) ev["kernel_detected"] = hv.kernel_detected;
     else ev["kernel_detected"] = f.kernel_log.read ? "nothing (no \"Hypervisor detected\" line in the kernel log)"
                                                    : "not read (" + f.kernel_log.reason + ")";
     if (!hv.disagreements.empty()) ev["disagreements"] = hv.disagreements;
 
-    // Container: several independent signals; /.dockerenv alone proves
-    // nothing (images carry it into VMs and chroots).
-    std::string container;
-    std::string basis;
-    if (!h.container_env.empty()) container = h.container_env, basis = "container= in PID 1's environment";
-    else if (h.containerenv_file) container = "podman", basis = "/run/.containerenv";
-    else if (auto rt = runtime_from_cgroup(h.pid1_cgroup); !rt.empty()) container = rt, basis = "PID 1's cgroup path";
-    else if (h.dockerenv_file && h.root_fstype == "overlay") container = "docker", basis = "/.dockerenv and an overlay root filesystem";
+    // Container: judged in core (container_of), shown here.
+    const std::string& container = dv.container.runtime;
+    const std::string& basis = dv.container.basis;
     if (!basis.empty()) ev["container_basis"] = basis;
     ev["container"] = container.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(container);
-    if (h.dockerenv_file && container.empty())
+    if (dv.container.dockerenv_only)
         ev["note"] = "/.dockerenv exists but nothing else indicates a container; not treated as one";
     if (h.wsl) ev["wsl"] = true;
 
@@ -93,7 +74,7 @@ void hypervisor(const Facts& f, const Results&, Finding& out) {
     if (guest && !d->vmx && !d->svm && !f.kvm.ran) {
         set(out, Status::Warn, "running as " + what + " without nested virtualization");
         OuterHypervisor target = hv;
-        if (kvm_state(f).absence == KvmAbsence::PvmGuest) target.key = "pvm";
+        if (dv.kvm.absence == KvmAbsence::PvmGuest) target.key = "pvm";
         const auto adv = nested_advice(target, f);
         remedy(out, adv.text, adv.commands, "", "manual", false);
         return;
@@ -104,7 +85,7 @@ void hypervisor(const Facts& f, const Results&, Finding& out) {
 }  // namespace
 
 void register_host(std::vector<CheckSpec>& r) {
-    r.push_back({"host.hypervisor", "Bare metal, virtual machine or container", Level::Optional, {},
+    r.push_back({ids::host_hypervisor, "Bare metal, virtual machine or container", Level::Optional, {},
                  "CPUID hypervisor bit and signature (leaf 0x40000000), the kernel's own detection (\"Hypervisor detected: X\" "
                  "in the kernel log, read when KVM is absent or failing), /sys/class/dmi/id/*, /sys/hypervisor/type; sources "
                  "that disagree are shown. For containers: container= in /proc/1/environ, /run/.containerenv, /proc/1/cgroup, the root filesystem type "

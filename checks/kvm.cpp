@@ -7,6 +7,7 @@
 
 #include "checks/checks.hpp"
 #include "checks/common.hpp"
+#include "core/derived.hpp"
 
 namespace kvmready::checks {
 
@@ -39,8 +40,8 @@ bool installed(const Facts& f, const std::string& m) {
 // When the CPU side already failed, loading a vendor module cannot help:
 // point at the cause instead of suggesting a modprobe that will fail.
 const char* cpu_cause(const Results& r) {
-    if (r.status("cpu.virt-extensions") == Status::Fail) return "cpu.virt-extensions";
-    if (r.status("cpu.firmware-enabled") == Status::Fail) return "cpu.firmware-enabled";
+    if (status(r, ids::cpu_virt_extensions) == Status::Fail) return ids::cpu_virt_extensions;
+    if (status(r, ids::cpu_firmware_enabled) == Status::Fail) return ids::cpu_firmware_enabled;
     return nullptr;
 }
 
@@ -162,7 +163,7 @@ void module(const Facts& f, const Results& r, Finding& out) {
     if (m.modules_disabled) {
         out.message += "; module loading is disabled (kernel.modules_disabled=1) until reboot";
         remedy(out, fmt::format("Load {} at boot instead: add it to /etc/modules-load.d/kvm.conf and reboot.", target),
-               {fmt::format("echo {} > /etc/modules-load.d/kvm.conf", want.empty() ? "kvm_intel" : want)}, "kvm.modules-load",
+               {fmt::format("echo {} > /etc/modules-load.d/kvm.conf", want.empty() ? "kvm_intel" : want)}, ids::fix::kvm_modules_load,
                "confirm", true);
         return;
     }
@@ -171,7 +172,7 @@ void module(const Facts& f, const Results& r, Finding& out) {
                fmt::format("Load the module (it pulls in kvm); if modprobe says \"Operation not supported\" or dmesg says "
                            "\"disabled by bios\", enable virtualization in the firmware.",
                            want),
-               {"modprobe " + want}, "kvm.modules-load", "automatic", true);
+               {"modprobe " + want}, ids::fix::kvm_modules_load, "automatic", true);
         return;
     }
     if (!m.modules_dir_found) {
@@ -221,7 +222,7 @@ void device(const Facts& f, const Results& r, Finding& out) {
         }
         const std::string want = expected_vendor_module(f);
         remedy(out, "Load the KVM module for this CPU (see kvm.module).", {"modprobe " + (want.empty() ? std::string("kvm_intel") : want)},
-               "kvm.modules-load", "automatic", true);
+               ids::fix::kvm_modules_load, "automatic", true);
     };
 
     if (d.stat.exists && d.stat.type == "char" && d.stat.major == kKvmMajor && d.stat.minor == minor) {
@@ -250,7 +251,7 @@ void device(const Facts& f, const Results& r, Finding& out) {
         remedy(out, "Replace it with the real device node.", {"rm /dev/kvm && " + mknod}, "", "confirm", true);
         return;
     }
-    const bool container = r.find("host.hypervisor") && r.find("host.hypervisor")->evidence.value("container", nlohmann::ordered_json()).is_string();
+    const bool container = container_of(f.hypervisor).detected();
     if (container) {
         set(out, Status::Fail, "/dev/kvm does not exist in this container");
         remedy(out, "Pass the host's /dev/kvm into the container.", {"docker run --device /dev/kvm ..."}, "", "manual", false);
@@ -346,14 +347,14 @@ void access(const Facts& f, const Results&, Finding& out) {
     const bool group_rw = ((d.stat.mode >> 3) & 6) == 6 && d.stat.gid != 0;
     if (group_rw) {
         remedy(out, fmt::format("Add {} to group {} (takes effect at the next login).", u.name, grp),
-               {fmt::format("usermod -aG {} {}", grp, u.name)}, "user.groups", "confirm", true);
+               {fmt::format("usermod -aG {} {}", grp, u.name)}, ids::fix::user_groups, "confirm", true);
     } else {
         remedy(out,
                "Give /dev/kvm to group kvm with mode 0660 now and at every boot (udev rule), then add the user to kvm.",
                {"groupadd -f -r kvm", "chgrp kvm /dev/kvm && chmod 0660 /dev/kvm",
                 "echo 'KERNEL==\"kvm\", GROUP=\"kvm\", MODE=\"0660\"' > /etc/udev/rules.d/65-kvm.rules",
                 fmt::format("usermod -aG kvm {}", u.name)},
-               "kvm.device-permissions", "confirm", true);
+               ids::fix::kvm_device_permissions, "confirm", true);
     }
 }
 
@@ -362,7 +363,7 @@ void api(const Facts& f, const Results& r, Finding& out) {
     auto& ev = out.evidence;
     // The test runs as the invoking user; when that user has no access the
     // cause is already reported. For --user OTHER it still shows whether KVM works.
-    if (f.access.is_current && r.status("kvm.access") == Status::Fail) {
+    if (f.access.is_current && status(r, ids::kvm_access) == Status::Fail) {
         set(out, Status::Skip, "needs kvm.access (failed)");
         return;
     }
@@ -446,13 +447,13 @@ void nested(const Facts& f, const Results&, Finding& out) {
     remedy(out, "Enable it persistently; the module must be reloaded while no VM runs (or reboot).",
            {fmt::format("echo 'options {} nested=1' > /etc/modprobe.d/kvm-nested.conf", m->name),
             fmt::format("modprobe -r {0} && modprobe {0}", m->name)},
-           "kvm.nested", "confirm", true);
+           ids::fix::kvm_nested, "confirm", true);
 }
 
 }  // namespace
 
 void register_kvm(std::vector<CheckSpec>& r) {
-    r.push_back({"kvm.module", "KVM kernel modules", Level::Required, {},
+    r.push_back({ids::kvm_module, "KVM kernel modules", Level::Required, {},
                  "/sys/module/kvm* (present for loaded and built-in modules; initstate only for loadable ones), /proc/misc "
                  "(\"232 kvm\" once a vendor or flavour module bound: a built-in module stays in /sys/module even when it "
                  "declined), /proc/modules (module support), /proc/sys/kernel/modules_disabled, /lib/modules/RELEASE/modules.dep, "
@@ -461,25 +462,25 @@ void register_kvm(std::vector<CheckSpec>& r) {
                  "KVM needs the core kvm module plus a vendor module: kvm_intel (VT-x), kvm_amd (AMD-V) or another flavour "
                  "such as kvm_pvm (software PVM).",
                  "modprobe kvm_intel or kvm_amd; persist in /etc/modules-load.d/.", module});
-    r.push_back({"kvm.device", "/dev/kvm device node", Level::Required, {},
+    r.push_back({ids::kvm_device, "/dev/kvm device node", Level::Required, {},
                  "stat(/dev/kvm): type, device numbers, mode, owner and group; /proc/misc (whether KVM registered its device, "
                  "and its minor); the filesystem type of /dev; the kernel log when no device is registered.",
                  "Every VMM (QEMU, Firecracker, cloud-hypervisor) opens /dev/kvm, the character device 10:232. The node only "
                  "works when a KVM module registered the device: a node made by hand without one gives ENXIO.",
                  "If /proc/misc lists kvm and the node is missing, create it (mknod /dev/kvm c 10 232); if it does not, no "
                  "module bound, and the kernel log says why (firmware, no VT-x/AMD-V, a PVM guest).", device});
-    r.push_back({"kvm.access", "User may open /dev/kvm read-write", Level::Required, {"kvm.device"},
+    r.push_back({ids::kvm_access, "User may open /dev/kvm read-write", Level::Required, {ids::kvm_device},
                  "Mode, owner, group and POSIX ACL of /dev/kvm; the user's groups from the user database and, for the invoking "
                  "user, the groups of the running session; for the invoking user also a real open(O_RDWR).",
                  "QEMU runs as an ordinary user (libvirt-qemu on Debian) and must open /dev/kvm read-write; without access it "
                  "silently falls back to slow emulation or fails.",
                  "Group kvm with mode 0660 on /dev/kvm (udev rule) and the user in group kvm.", access});
-    r.push_back({"kvm.api", "KVM works (ioctl functional test)", Level::Required, {"kvm.device"},
+    r.push_back({ids::kvm_api, "KVM works (ioctl functional test)", Level::Required, {ids::kvm_device},
                  "ioctls on /dev/kvm: KVM_GET_API_VERSION (12), KVM_CHECK_EXTENSION for capabilities, KVM_CREATE_VM, "
                  "KVM_CREATE_VCPU, and KVM_RUN of a few bytes of real-mode code that writes \"KVM\" to an I/O port and halts.",
                  "This is the ground truth: if a VM can be created and guest code runs, KVM works, whatever CPU flags say.",
                  "Follow the failing step's hint (access, EBUSY from another hypervisor, kernel log).", api});
-    r.push_back({"kvm.nested", "Nested virtualization", Level::Optional, {"kvm.module"},
+    r.push_back({ids::kvm_nested, "Nested virtualization", Level::Optional, {ids::kvm_module},
                  "/sys/module/kvm_intel/parameters/nested or /sys/module/kvm_amd/parameters/nested.",
                  "Needed only to run hypervisors inside guests (CI runners, labs).",
                  "options kvm_intel nested=1 (or kvm_amd) in /etc/modprobe.d/, then reload the module.", nested});

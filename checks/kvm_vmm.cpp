@@ -14,6 +14,7 @@
 
 #include "checks/checks.hpp"
 #include "checks/common.hpp"
+#include "util/text.hpp"
 
 namespace kvmready::checks {
 
@@ -74,17 +75,13 @@ std::string upper_cap(const std::string& name) {
     return s;
 }
 
-std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
-    std::string s;
-    for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
-    return s;
-}
+using util::join;
 
 // "a, b, c and 12 more"
 std::string head_list(const std::vector<std::string>& v, size_t n) {
-    if (v.size() <= n) return join(v);
+    if (v.size() <= n) return join(v, ", ");
     std::vector<std::string> h(v.begin(), v.begin() + static_cast<long>(n));
-    return fmt::format("{} and {} more", join(h), v.size() - n);
+    return fmt::format("{} and {} more", join(h, ", "), v.size() - n);
 }
 
 // ---------------------------------------------------------------------------
@@ -157,7 +154,7 @@ void vmm_capabilities(const Facts& f, const Results&, Finding& out) {
         ev["vmms"][req.vmm] = j;
         std::vector<std::string> all = missing;
         all.insert(all.end(), vm_missing.begin(), vm_missing.end());
-        if (!all.empty()) broken.push_back(fmt::format("{} lacks {}", req.vmm, join(all)));
+        if (!all.empty()) broken.push_back(fmt::format("{} lacks {}", req.vmm, join(all, ", ")));
         else if (unknown.empty()) ok.push_back(req.vmm);
     }
     ev["vm_fd_checked"] = have_vm;
@@ -178,7 +175,7 @@ void vmm_capabilities(const Facts& f, const Results&, Finding& out) {
         return;
     }
     set(out, Status::Pass, fmt::format("KVM offers every capability {} check for at startup{}",
-                                       ok.size() > 1 ? join({ok.begin(), ok.end() - 1}) + " and " + ok.back() : join(ok),
+                                       ok.size() > 1 ? join({ok.begin(), ok.end() - 1}, ", ") + " and " + ok.back() : join(ok, ", "),
                                        have_vm ? " (on /dev/kvm and on a VM)" : ""));
 }
 
@@ -372,6 +369,27 @@ std::vector<std::string> hiding_params(const std::string& cmdline) {
     return out;
 }
 
+// XSAVE components: what a guest may enable in XCR0 (including AMX,
+// which a VMM must first request) against what the host CPU supports.
+struct XsaveComparison {
+    std::optional<uint64_t> host_xcr0;  // none when CPUID leaf 0xD was not read
+    uint64_t guest_xcr0 = 0;
+    std::vector<std::string> missing;   // components the host has and guests may not enable
+};
+
+XsaveComparison compare_xsave(const Facts& f) {
+    const auto& k = f.kvm;
+    XsaveComparison x;
+    if (auto d = f.cpu.dump.find(0xd, 0)) x.host_xcr0 = d->eax | (uint64_t{d->edx} << 32);
+    if (k.xcomp_guest_supp_errno == 0) x.guest_xcr0 = k.xcomp_guest_supp;
+    else if (const auto* e = supported_entry(k, 0xd, 0)) x.guest_xcr0 = e->eax | (uint64_t{e->edx} << 32);
+    if (x.host_xcr0) {
+        for (const auto& [bit, name] : kXsaveComponents)
+            if ((*x.host_xcr0 >> bit & 1) && !(x.guest_xcr0 >> bit & 1)) x.missing.emplace_back(name);
+    }
+    return x;
+}
+
 void guest_cpuid(const Facts& f, const Results&, Finding& out) {
     if (!need_vmm_facts(f, out)) return;
     const auto& k = f.kvm;
@@ -382,8 +400,7 @@ void guest_cpuid(const Facts& f, const Results&, Finding& out) {
         remedy(out, "The kernel log may say why.", {"dmesg | grep -i kvm | tail"}, "", "manual", true);
         return;
     }
-    const bool this_host = f.cpu.source == "live" || f.cpu.source == "recorded";
-    if (!this_host) {
+    if (!cpuid_is_this_host(f)) {
         set(out, Status::Unknown, fmt::format("the CPU facts come from {}, not from this host, so they cannot be compared with what "
                                               "this host's KVM offers",
                                               f.cpu.source));
@@ -420,18 +437,7 @@ void guest_cpuid(const Facts& f, const Results&, Finding& out) {
     }
     const std::string host_level = level_of(host_have), guest_level = level_of(guest_have);
 
-    // XSAVE components: what a guest may enable in XCR0 (including AMX,
-    // which a VMM must first request) against what the host CPU supports.
-    std::vector<std::string> xsave_missing;
-    std::optional<uint64_t> host_xcr0;
-    if (auto d = f.cpu.dump.find(0xd, 0)) host_xcr0 = d->eax | (uint64_t{d->edx} << 32);
-    uint64_t guest_xcr0 = 0;
-    if (k.xcomp_guest_supp_errno == 0) guest_xcr0 = k.xcomp_guest_supp;
-    else if (const auto* e = supported_entry(k, 0xd, 0)) guest_xcr0 = e->eax | (uint64_t{e->edx} << 32);
-    if (host_xcr0) {
-        for (const auto& [bit, name] : kXsaveComponents)
-            if ((*host_xcr0 >> bit & 1) && !(guest_xcr0 >> bit & 1)) xsave_missing.emplace_back(name);
-    }
+    const auto [host_xcr0, guest_xcr0, xsave_missing] = compare_xsave(f);
 
     ev["host_level"] = host_level;
     ev["guest_level"] = guest_level;
@@ -473,7 +479,7 @@ void guest_cpuid(const Facts& f, const Results&, Finding& out) {
             if (std::find(missing.begin(), missing.end(), r) != missing.end()) lost.emplace_back(r);
         if (lost.empty()) continue;
         named += lost.size();
-        parts.push_back(fmt::format("{} ({})", join(lost), std::string(name).substr(std::string(name).rfind('-') + 1)));
+        parts.push_back(fmt::format("{} ({})", join(lost, ", "), std::string(name).substr(std::string(name).rfind('-') + 1)));
     }
     set(out, Status::Warn,
         fmt::format("guests get only {} on this {} CPU: KVM withholds {} of its features: {}{}", guest_level, host_level,
@@ -601,8 +607,8 @@ void feature_msrs(const Facts& f, const Results&, Finding& out) {
             if (m.readable && qemu_writes(k, m.index)) qemu.push_back(msr_label(m.index));
         set(out, Status::Pass,
             fmt::format("a vCPU accepts all {} feature MSRs with the host values KVM reports{}{}", k.feature_msrs.size() - unreadable.size(),
-                        qemu.empty() ? "" : fmt::format(", so QEMU -cpu host will not fail writing {}", join(qemu)),
-                        unreadable.empty() ? "" : fmt::format(" ({} unreadable: {})", unreadable.size(), join(unreadable))));
+                        qemu.empty() ? "" : fmt::format(", so QEMU -cpu host will not fail writing {}", join(qemu, ", ")),
+                        unreadable.empty() ? "" : fmt::format(" ({} unreadable: {})", unreadable.size(), join(unreadable, ", "))));
         return;
     }
     if (first_qemu) {
@@ -610,12 +616,12 @@ void feature_msrs(const Facts& f, const Results&, Finding& out) {
             fmt::format("KVM reports {} = {} for the host but a vCPU refuses that value, so QEMU -cpu host (libvirt "
                         "host-passthrough) aborts at start with \"failed to set MSR {:#x} to {:#x}\"{}",
                         msr_label(first_qemu->index), hex(first_qemu->value), first_qemu->index, first_qemu->value,
-                        refused.size() > 1 ? fmt::format(" (refused: {})", join(refused)) : ""));
+                        refused.size() > 1 ? fmt::format(" (refused: {})", join(refused, ", ")) : ""));
     } else {
         set(out, Status::Warn,
             fmt::format("a vCPU refuses the host values KVM itself reports for {}: VMMs that copy them (snapshot restore, "
                         "host CPU models) fail",
-                        join(refused)));
+                        join(refused, ", ")));
     }
     remedy(out,
            "Start guests with a named CPU model instead of the host's (QEMU -cpu <model>, libvirt <cpu mode='host-model'/> or "
@@ -674,14 +680,14 @@ void vm_types(const Facts& f, const Results&, Finding& out) {
     if (cpu_has("sev") && !has_type("sev")) unused.push_back("SEV");
     if (!unused.empty()) {
         set(out, Status::Warn,
-            fmt::format("the CPU offers {} but KVM creates only {} VMs: confidential guests of that kind cannot start", join(unused),
-                        join(types)));
+            fmt::format("the CPU offers {} but KVM creates only {} VMs: confidential guests of that kind cannot start", join(unused, ", "),
+                        join(types, ", ")));
         remedy(out, "Enable SEV in the firmware and in kvm_amd; confidential.sev names the missing step.",
                {"kvmready check confidential.sev"}, "", "manual", true);
         return;
     }
     const bool confidential = has_type("sev") || has_type("sev_es") || has_type("sev_snp") || has_type("tdx");
-    set(out, Status::Pass, fmt::format("KVM creates {} VMs{}", join(types), confidential ? "" : " (no confidential-computing VM types)"));
+    set(out, Status::Pass, fmt::format("KVM creates {} VMs{}", join(types, ", "), confidential ? "" : " (no confidential-computing VM types)"));
 }
 
 // ---------------------------------------------------------------------------
@@ -731,8 +737,8 @@ void nested_state(const Facts& f, const Results&, Finding& out) {
 }  // namespace
 
 void register_kvm_vmm(std::vector<CheckSpec>& r) {
-    r.push_back({"kvm.vmm-capabilities", "KVM capabilities Firecracker, cloud-hypervisor and QEMU require", Level::Recommended,
-                 {"kvm.api"},
+    r.push_back({ids::kvm_vmm_capabilities, "KVM capabilities Firecracker, cloud-hypervisor and QEMU require", Level::Recommended,
+                 {ids::kvm_api},
                  "KVM_CHECK_EXTENSION on /dev/kvm and on a freshly created VM (KVM_CAP_CHECK_EXTENSION_VM) for every capability "
                  "in the VMMs' startup lists (Firecracker src/vmm/src/arch/x86_64/kvm.rs, cloud-hypervisor "
                  "hypervisor/src/kvm/x86_64/mod.rs, QEMU accel/kvm/kvm-all.c and target/i386/kvm/kvm.c).",
@@ -740,7 +746,7 @@ void register_kvm_vmm(std::vector<CheckSpec>& r) {
                  "Recommended, not required: KVM itself works (kvm.api), only the named VMMs do not.",
                  "Use a kernel whose KVM (kvm_intel/kvm_amd) has the capabilities; flavours like kvm_pvm implement fewer.",
                  vmm_capabilities});
-    r.push_back({"kvm.guest-cpuid", "CPU features guests can get", Level::Recommended, {"kvm.api"},
+    r.push_back({ids::kvm_guest_cpuid, "CPU features guests can get", Level::Recommended, {ids::kvm_api},
                  "KVM_GET_SUPPORTED_CPUID and KVM_GET_DEVICE_ATTR(KVM_X86_XCOMP_GUEST_SUPP) on /dev/kvm, compared bit by bit "
                  "with the host's own CPUID (leaves 1, 7, 0xD, 0x80000001; /proc/cpuinfo flags for leaves a live run does not "
                  "read) and the kernel command line.",
@@ -750,7 +756,7 @@ void register_kvm_vmm(std::vector<CheckSpec>& r) {
                  "Remove feature-hiding kernel parameters (clearcpuid=, noxsave), use a newer kernel, or a VT-x/AMD-V host "
                  "instead of a software KVM flavour.",
                  guest_cpuid});
-    r.push_back({"kvm.feature-msrs", "Feature MSRs survive a vCPU round trip", Level::Recommended, {"kvm.api"},
+    r.push_back({ids::kvm_feature_msrs, "Feature MSRs survive a vCPU round trip", Level::Recommended, {ids::kvm_api},
                  "KVM_GET_MSR_FEATURE_INDEX_LIST and KVM_GET_MSRS on /dev/kvm (the host values KVM reports, e.g. "
                  "IA32_ARCH_CAPABILITIES 0x10a), then on a second vCPU given the supported CPUID (KVM_SET_CPUID2) KVM_SET_MSRS "
                  "of each value and KVM_GET_MSRS back; KVM_GET_MSR_INDEX_LIST tells which of them QEMU writes.",
@@ -759,13 +765,13 @@ void register_kvm_vmm(std::vector<CheckSpec>& r) {
                  "named CPU models still work.",
                  "Use a named CPU model instead of host passthrough, or a kernel whose KVM accepts its own values.",
                  feature_msrs});
-    r.push_back({"kvm.vm-types", "VM types KVM can create", Level::Optional, {"kvm.api"},
+    r.push_back({ids::kvm_vm_types, "VM types KVM can create", Level::Optional, {ids::kvm_api},
                  "KVM_CHECK_EXTENSION(KVM_CAP_VM_TYPES) bitmask (default, sw_protected, sev, sev_es, sev_snp, tdx), the CPU's "
                  "memory-encryption CPUID leaf 0x8000001F and kvm_amd's sev* parameters.",
                  "Confidential guests (SEV, SEV-ES, SEV-SNP, TDX) need their VM type; a CPU that has SEV while KVM lacks the "
                  "type means firmware or kvm_amd settings. Optional: ordinary guests need only the default type.",
                  "Enable SEV/TDX in the firmware and kvm_amd/kvm_intel, on a kernel that supports the type.", vm_types});
-    r.push_back({"kvm.nested-state", "Nested guests can be migrated", Level::Optional, {"kvm.api"},
+    r.push_back({ids::kvm_nested_state, "Nested guests can be migrated", Level::Optional, {ids::kvm_api},
                  "KVM_CHECK_EXTENSION(KVM_CAP_NESTED_STATE) (the maximum size of KVM_GET_NESTED_STATE) and the vendor module's "
                  "nested parameter.",
                  "Without nested state KVM cannot save a vCPU that is running a nested guest, so VMs that host their own VMs "

@@ -10,6 +10,8 @@
 
 #include "checks/checks.hpp"
 #include "checks/common.hpp"
+#include "core/derived.hpp"
+#include "util/text.hpp"
 
 namespace kvmready::checks {
 
@@ -17,16 +19,8 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-std::string join(const std::vector<std::string>& v, const std::string& sep) {
-    std::string out;
-    for (const auto& s : v) out += (out.empty() ? "" : sep) + s;
-    return out;
-}
+using util::join;
 
-bool in_container(const Results& r) {
-    const Finding* hv = r.find("host.hypervisor");
-    return hv && hv->evidence.value("container", Json()).is_string();
-}
 
 // ---- libvirt networks --------------------------------------------------------
 
@@ -68,7 +62,7 @@ struct NodeSpec {
     const char* missing_effect;
 };
 
-void node_check(const NetNode& n, const NodeSpec& spec, const Facts& f, const Results& r, Finding& out) {
+void node_check(const NetNode& n, const NodeSpec& spec, const Facts& f, Finding& out) {
     auto& ev = out.evidence;
     if (!f.net.probed) {
         set(out, Status::Unknown, "the network was not probed in this recording");
@@ -100,7 +94,7 @@ void node_check(const NetNode& n, const NodeSpec& spec, const Facts& f, const Re
         remedy(out, "Replace it with the real device node.", {fmt::format("rm {} && {}", n.path, mknod)}, "", "manual", true);
         return;
     }
-    if (in_container(r)) {
+    if (container_of(f.hypervisor).detected()) {
         set(out, Status::Warn, fmt::format("{} does not exist in this container: {}", n.path, spec.missing_effect));
         remedy(out, "Pass the host's device into the container.", {fmt::format("docker run --device {} ...", n.path)}, "", "manual",
                false);
@@ -139,23 +133,23 @@ void node_check(const NetNode& n, const NodeSpec& spec, const Facts& f, const Re
            "", "manual", true);
 }
 
-void tun(const Facts& f, const Results& r, Finding& out) {
-    node_check(f.net.tun, {"tun", 200, "TUN/TAP", "QEMU and libvirt cannot create tap devices, so guests get no bridged or NAT network"}, f, r,
+void tun(const Facts& f, const Results&, Finding& out) {
+    node_check(f.net.tun, {"tun", 200, "TUN/TAP", "QEMU and libvirt cannot create tap devices, so guests get no bridged or NAT network"}, f,
                out);
 }
 
-void vhost_net(const Facts& f, const Results& r, Finding& out) {
+void vhost_net(const Facts& f, const Results&, Finding& out) {
     node_check(f.net.vhost_net,
                {"vhost_net", 238, "vhost-net",
                 "virtio-net is then served by QEMU's own thread instead of the in-kernel vhost worker (slower, more CPU per packet)"},
-               f, r, out);
+               f, out);
 }
 
-void vhost_vsock(const Facts& f, const Results& r, Finding& out) {
+void vhost_vsock(const Facts& f, const Results&, Finding& out) {
     node_check(f.net.vhost_vsock,
                {"vhost_vsock", 241, "vhost-vsock", "guests cannot get a virtio-vsock device (host<->guest sockets for agents)",
 },
-               f, r, out);
+               f, out);
 }
 
 // ---- bridges -----------------------------------------------------------------
@@ -274,13 +268,13 @@ void bridges(const Facts& f, const Results&, Finding& out) {
                                nic, want),
                    {fmt::format("ip link add {} type bridge", want), fmt::format("ip link set {} master {}", nic, want),
                     fmt::format("ip link set {} up", want), fmt::format("kvmready fix --apply --yes --bridge {} --uplink {}", want, nic)},
-                   "net.bridge", "confirm", true);
+                   ids::fix::net_bridge, "confirm", true);
             return;
         }
         const BridgeInfo& b = *it;
         if (b.admin_up && !*b.admin_up) {
             set(out, Status::Fail, fmt::format("bridge {} is administratively down: guests attached to it have no network", want));
-            remedy(out, "Bring it up.", {fmt::format("ip link set {} up", want)}, "net.bridge", "automatic", true);
+            remedy(out, "Bring it up.", {fmt::format("ip link set {} up", want)}, ids::fix::net_bridge, "automatic", true);
             return;
         }
         auto ups = uplinks(b);
@@ -295,7 +289,7 @@ void bridges(const Facts& f, const Results&, Finding& out) {
                                "or with kvmready fix, which moves them in one step and rolls back if the host loses its network.",
                                nic, want),
                    {fmt::format("ip link set {} master {}", nic, want), fmt::format("kvmready fix --apply --yes --bridge {} --uplink {}", want, nic)},
-                   "net.bridge", "confirm", true);
+                   ids::fix::net_bridge, "confirm", true);
             return;
         }
         if (std::all_of(ups.begin(), ups.end(), [](const BridgePort* p) { return port_down(*p); })) {
@@ -331,7 +325,7 @@ void bridges(const Facts& f, const Results&, Finding& out) {
     }
     if (!problems.empty()) {
         set(out, Status::Warn, join(problems, "; ") + " (" + join(summaries, "; ") + ")");
-        if (down) remedy(out, "Bring the bridge up.", {fmt::format("ip link set {} up", down->name)}, "net.bridge", "automatic", true);
+        if (down) remedy(out, "Bring the bridge up.", {fmt::format("ip link set {} up", down->name)}, ids::fix::net_bridge, "automatic", true);
         else remedy(out, "Check the cable/switch port of the uplink NIC.", {}, "", "manual", false);
         return;
     }
@@ -399,7 +393,7 @@ void ip_forward(const Facts& f, const Results&, Finding& out) {
         remedy(out,
                "libvirt turns forwarding on itself when it starts a NAT network, so something switched it off afterwards (a "
                "sysctl.d file applied later, a firewall script); turn it on and keep it on.",
-               {"sysctl -w net.ipv4.ip_forward=1", "echo 'net.ipv4.ip_forward = 1' > /etc/sysctl.d/60-ip-forward.conf"}, "net.ip-forward",
+               {"sysctl -w net.ipv4.ip_forward=1", "echo 'net.ipv4.ip_forward = 1' > /etc/sysctl.d/60-ip-forward.conf"}, ids::fix::net_ip_forward,
                "confirm", true);
         return;
     }
@@ -771,23 +765,23 @@ void firewall(const Facts& f, const Results&, Finding& out) {
 }  // namespace
 
 void register_net(std::vector<CheckSpec>& r) {
-    r.push_back({"net.tun", "TUN/TAP device", Level::Recommended, {},
+    r.push_back({ids::net_tun, "TUN/TAP device", Level::Recommended, {},
                  "stat(/dev/net/tun): type and device numbers (10:200); /proc/misc for whether the tun driver is registered; "
                  "/lib/modules/RELEASE/kernel/drivers/net/tun.ko* when it is not.",
                  "QEMU's tap networking (libvirt bridged and NAT networks, -netdev tap, qemu-bridge-helper) creates each guest NIC's "
                  "tap through /dev/net/tun; without it guests have only QEMU's slow user-mode network.",
                  "modprobe tun; if the driver is loaded and the node is missing, mknod /dev/net/tun c 10 200.", tun});
-    r.push_back({"net.vhost-net", "vhost-net device", Level::Recommended, {},
+    r.push_back({ids::net_vhost_net, "vhost-net device", Level::Recommended, {},
                  "stat(/dev/vhost-net) (10:238); /proc/misc; /lib/modules/RELEASE/kernel/drivers/vhost/vhost_net.ko*.",
                  "vhost-net moves virtio-net's packet processing into the kernel: without it every packet goes through QEMU's "
                  "user-space loop (more latency, more CPU). virt-host-validate warns about it too.",
                  "modprobe vhost_net (and list it in /etc/modules-load.d/).", vhost_net});
-    r.push_back({"net.vhost-vsock", "vhost-vsock device", Level::Optional, {},
+    r.push_back({ids::net_vhost_vsock, "vhost-vsock device", Level::Optional, {},
                  "stat(/dev/vhost-vsock) (10:241); /proc/misc; /lib/modules/RELEASE/kernel/drivers/vhost/vhost_vsock.ko*.",
                  "virtio-vsock gives guests host<->guest sockets without a network (guest agents, systemd's vsock notifications); "
                  "optional for most hosts.",
                  "modprobe vhost_vsock.", vhost_vsock});
-    r.push_back({"net.bridges", "Linux bridges for guests", Level::Recommended, {},
+    r.push_back({ids::net_bridges, "Linux bridges for guests", Level::Recommended, {},
                  "/sys/class/net/*/bridge (which interfaces are bridges), their operstate, flags (IFF_UP), carrier, bridge/stp_state, "
                  "bridge/forward_delay, brif/* (ports); per port: device (a physical NIC), tun_flags (a tap), uevent DEVTYPE, "
                  "lower_* links (a bond or VLAN over a NIC), iflink; the bridges' addresses over rtnetlink (what `ip -j addr show "
@@ -799,14 +793,14 @@ void register_net(std::vector<CheckSpec>& r) {
                  "ip link add BR type bridge; ip link set NIC master BR; ip link set BR up (from a console; persist in "
                  "/etc/network/interfaces or NetworkManager).",
                  bridges});
-    r.push_back({"net.ip-forward", "IPv4 forwarding for NAT networks", Level::Recommended, {},
+    r.push_back({ids::net_ip_forward, "IPv4 forwarding for NAT networks", Level::Recommended, {},
                  "/proc/sys/net/ipv4/ip_forward (per network namespace), /proc/sys/net/ipv6/conf/all/forwarding; libvirt's "
                  "networks (forward mode nat/route and their bridges) or, without them, bridges with an IPv4 address and no uplink.",
                  "Guests on a NAT or routed network reach the world through this host routing their packets, which needs "
                  "ip_forward=1. libvirt switches it on itself when it starts such a network, so off while one is active means "
                  "something reset it. Bridged guests do not need it.",
                  "sysctl -w net.ipv4.ip_forward=1, persisted in /etc/sysctl.d/.", ip_forward});
-    r.push_back({"net.bridge-netfilter", "Bridged traffic and the IP firewall (br_netfilter)", Level::Optional, {},
+    r.push_back({ids::net_bridge_netfilter, "Bridged traffic and the IP firewall (br_netfilter)", Level::Optional, {},
                  "/proc/sys/net/bridge/bridge-nf-call-{iptables,ip6tables,arptables} (present only while br_netfilter is loaded, "
                  "per namespace); the firewall evaluation of net.firewall.",
                  "With br_netfilter loaded and bridge-nf-call-iptables=1 (Docker and Kubernetes load it), frames that a bridge "
@@ -815,7 +809,7 @@ void register_net(std::vector<CheckSpec>& r) {
                  "Accept bridged traffic in FORWARD (iptables -I FORWARD -i BR -o BR -j ACCEPT), or set "
                  "net.bridge.bridge-nf-call-iptables=0 if nothing needs bridged filtering.",
                  bridge_netfilter});
-    r.push_back({"net.firewall", "Firewall lets guest traffic through", Level::Recommended, {},
+    r.push_back({ids::net_firewall, "Firewall lets guest traffic through", Level::Recommended, {},
                  "The nf_tables ruleset over netlink (what `nft -j list ruleset` lists: base chains at the forward hook of ip, "
                  "inet and bridge tables and the chains they jump to; iptables-nft's filter table, FORWARD and its chains, is "
                  "judged as iptables' with its conntrack and physdev matches decoded), /proc/net/ip_tables_names and `iptables -S` "

@@ -19,7 +19,11 @@ const std::vector<CheckSpec>& registry() {
         add(checks::register_kvm_vmm, 0);
         add(checks::register_virt, kAreaVirt);
         add(checks::register_net, kAreaNet | kAreaVirt);
-        add(checks::register_system, kAreaSystem);
+        add(checks::register_iommu, kAreaSystem);
+        add(checks::register_memory, kAreaSystem);
+        add(checks::register_cgroups, kAreaSystem);
+        add(checks::register_confidential, kAreaSystem);
+        add(checks::register_security, kAreaSystem);
         add(checks::register_smoke, 0);
         return v;
     }();

@@ -67,7 +67,7 @@ void boot(const Facts& f, const Results&, Finding& out) {
 }  // namespace
 
 void register_smoke(std::vector<CheckSpec>& r) {
-    r.push_back({"smoke.boot", "A throwaway guest boots through libvirt", Level::Recommended, {},
+    r.push_back({ids::smoke_boot, "A throwaway guest boots through libvirt", Level::Recommended, {},
                  "Only with `kvmready check --full`: the result of `kvmready smoke` (builtin guest, --accel auto) against the "
                  "--connect URI, --network/--bridge and --pool being judged: each ladder step (KVM ioctl guest, QEMU directly, "
                  "libvirt) and each stage the guest reported on its serial console (boot, disk nonce read back, NIC).",

@@ -11,6 +11,7 @@
 
 #include "checks/checks.hpp"
 #include "checks/common.hpp"
+#include "util/text.hpp"
 
 namespace kvmready::checks {
 
@@ -24,28 +25,13 @@ constexpr const char* kDefaultUri = "qemu:///system";
 constexpr const char* kStockNetworkXml = "/usr/share/libvirt/networks/default.xml";
 constexpr const char* kDefaultImages = "/var/lib/libvirt/images";
 
-std::string join(const std::vector<std::string>& v, const std::string& sep) {
-    std::string out;
-    for (const auto& s : v) out += (out.empty() ? "" : sep) + s;
-    return out;
-}
+using util::join;
 
 bool contains(const std::vector<std::string>& v, const std::string& s) { return std::find(v.begin(), v.end(), s) != v.end(); }
 
-// Quote for a POSIX shell only when needed, so commands stay copy-pasteable.
-std::string shq(const std::string& s) {
-    const bool plain = !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
-        return std::isalnum(static_cast<unsigned char>(c)) || std::strchr("_-./:=@%+,", c);
-    });
-    if (plain) return s;
-    std::string out = "'";
-    for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    return out + "'";
-}
-
 std::string virsh(const Facts& f, const std::string& args) {
     const std::string& uri = f.request.connect_uri;
-    return uri.empty() || uri == kDefaultUri ? "virsh " + args : "virsh -c " + shq(uri) + " " + args;
+    return uri.empty() || uri == kDefaultUri ? "virsh " + args : "virsh -c " + util::shell_quote(uri) + " " + args;
 }
 
 std::string version_string(uint64_t v) { return fmt::format("{}.{}.{}", v / 1000000, (v / 1000) % 1000, v % 1000); }
@@ -109,16 +95,20 @@ std::string install_command(const Facts& f, const std::string& what) {
     return package_install(f, {x86 ? "qemu-system-x86" : "qemu-system", "qemu-kvm", x86 ? "qemu-x86" : "qemu", "qemu-base"});
 }
 
+void daemon(const Facts& f, const Results&, Finding& out);
+
 // For checks that need the daemon's answers: says unknown (with the reason)
 // when libvirt.daemon could not get them. The runner already turns a failed
-// or skipped libvirt.daemon into skip.
+// or skipped libvirt.daemon into skip. The reason is libvirt.daemon's own
+// message, judged again from the same Facts rather than read from its finding.
 bool libvirt_unavailable(const Facts& f, const Results& r, Finding& out, const char* step = nullptr) {
     const auto& s = snap(f);
     if (!s.connected) {
-        const Finding* d = r.find("libvirt.daemon");
+        Finding d;
+        daemon(f, r, d);
         set(out, Status::Unknown,
             fmt::format("libvirt did not answer, so this cannot be judged (see libvirt.daemon{})",
-                        d && !d->message.empty() ? ": " + d->message : ""));
+                        !d.message.empty() ? ": " + d.message : ""));
         remedy(out, "Make the libvirt daemon answer first (libvirt.daemon), then re-run.", {"kvmready check libvirt"}, "", "manual", false);
         return true;
     }
@@ -226,7 +216,7 @@ void qemu_user_access(const Facts& f, const Results&, Finding& out) {
         std::vector<std::string> cmds = {fmt::format("usermod -aG {} {}", grp, q.user)};
         if (!restart.empty()) cmds.push_back(restart);
         remedy(out, fmt::format("Add {} to group {}; libvirt picks the groups up for each new QEMU process.", q.user, grp), cmds,
-               "user.groups", "confirm", true);
+               ids::fix::user_groups, "confirm", true);
         return;
     }
     std::vector<std::string> cmds = {"groupadd -f -r kvm", "chgrp kvm /dev/kvm && chmod 0660 /dev/kvm",
@@ -235,7 +225,7 @@ void qemu_user_access(const Facts& f, const Results&, Finding& out) {
     for (const auto& n : q.group_names) in_kvm |= n == "kvm";
     if (!in_kvm) cmds.push_back(fmt::format("usermod -aG kvm {}", q.user));
     remedy(out, "Give /dev/kvm to group kvm with mode 0660 now and at every boot (udev rule), as distributions do.", cmds,
-           "kvm.device-permissions", "confirm", true);
+           ids::fix::kvm_device_permissions, "confirm", true);
 }
 
 // ---- libvirt.daemon ----
@@ -320,7 +310,7 @@ void daemon(const Facts& f, const Results&, Finding& out) {
             remedy_without_polkit(f, out, f.access.user && f.access.user->uid != 0 ? who : "");
         } else if (f.access.user && f.access.user->uid != 0) {
             remedy(out, "Add the user to group libvirt (the socket's group and Debian's polkit rule admit it), then log in again.",
-                   {fmt::format("usermod -aG libvirt {}", who)}, "user.groups", "confirm", true);
+                   {fmt::format("usermod -aG libvirt {}", who)}, ids::fix::user_groups, "confirm", true);
         } else {
             remedy(out, "The daemon's access settings (auth_unix_ro/auth_unix_rw, polkit) turn root away; read them.",
                    {"grep -n -e '^auth_unix' -e '^unix_sock' -e '^access_drivers' /etc/libvirt/" + daemon_name(f) + ".conf"}, "",
@@ -337,7 +327,7 @@ void daemon(const Facts& f, const Results&, Finding& out) {
     remedy(out,
            l.systemd ? fmt::format("Start {} and enable it at boot.", daemon_name(f))
                      : fmt::format("No systemd here: start virtlogd and {} by hand (and from your init system at boot).", daemon_name(f)),
-           start_commands(f), "libvirt.daemon", "confirm", true);
+           start_commands(f), ids::fix::libvirt_daemon, "confirm", true);
 }
 
 // ---- libvirt.manage ----
@@ -395,7 +385,7 @@ void manage(const Facts& f, const Results& r, Finding& out) {
             return;
         }
         remedy(out, "Add the user to group libvirt (the socket's group and Debian's polkit rule grant it), then log in again.",
-               {usermod}, "user.groups", "confirm", true);
+               {usermod}, ids::fix::user_groups, "confirm", true);
         return;
     }
     // Another user's access cannot be tried from here: judge by membership.
@@ -411,10 +401,18 @@ void manage(const Facts& f, const Results& r, Finding& out) {
         return;
     }
     set(out, Status::Fail, fmt::format("{} is not in group libvirt, so libvirt lets it only read, not manage domains", u.name));
-    remedy(out, "Add the user to group libvirt, then log in again.", {usermod}, "user.groups", "confirm", true);
+    remedy(out, "Add the user to group libvirt, then log in again.", {usermod}, ids::fix::user_groups, "confirm", true);
 }
 
 // ---- libvirt.domcaps-kvm ----
+
+// What kvm.qemu-user-access tells its users to do, judged again from the
+// same Facts (only used where that check failed, so it ran and said this).
+Remediation qemu_user_access_remedy(const Facts& f, const Results& r) {
+    Finding a;
+    qemu_user_access(f, r, a);
+    return a.remediation;
+}
 
 std::string firmware_summary(const DomCapsFacts& d) {
     if (d.loaders.empty() && !contains(d.firmware, "efi")) return "BIOS only (no UEFI firmware: install ovmf for UEFI guests)";
@@ -429,8 +427,8 @@ void domcaps_kvm(const Facts& f, const Results& r, Finding& out) {
     const auto& k = l.domcaps_kvm;
     const auto& tcg = l.domcaps_qemu;
     auto& ev = out.evidence;
-    const Status access = r.status("kvm.qemu-user-access");
-    const Status api = r.status("kvm.api");
+    const Status access = status(r, ids::kvm_qemu_user_access);
+    const Status api = status(r, ids::kvm_api);
     const bool pvm = is_pvm(f);
     const std::string qemu_user = f.virt.qemu_user.user.empty() ? "its QEMU user" : f.virt.qemu_user.user;
     if (contains(s.unanswered, "domcaps-kvm")) {
@@ -440,8 +438,7 @@ void domcaps_kvm(const Facts& f, const Results& r, Finding& out) {
         if (access == Status::Fail) {
             out.message += fmt::format(
                 "; it re-probes QEMU on every such call while {} cannot open /dev/kvm (see kvm.qemu-user-access)", qemu_user);
-            const Finding* a = r.find("kvm.qemu-user-access");
-            if (a) out.remediation = a->remediation;
+            out.remediation = qemu_user_access_remedy(f, r);
             return;
         }
         remedy(out, "The daemon is probing QEMU (first start, or a stale cache); re-run in a minute, and read its log if it persists.",
@@ -467,7 +464,7 @@ void domcaps_kvm(const Facts& f, const Results& r, Finding& out) {
             set(out, Status::Warn, fmt::format("KVM works (kvm.api) but libvirt offers no KVM guests: {}{}", k.error, tcg_note));
             if (access == Status::Fail) {
                 out.message += fmt::format(" (its QEMU user {} cannot open /dev/kvm: see kvm.qemu-user-access)", qemu_user);
-                if (const Finding* a = r.find("kvm.qemu-user-access")) out.remediation = a->remediation;
+                out.remediation = qemu_user_access_remedy(f, r);
                 return;
             }
             std::vector<std::string> cmds = {virsh(f, "domcapabilities --virttype kvm")};
@@ -501,7 +498,7 @@ void domcaps_kvm(const Facts& f, const Results& r, Finding& out) {
         set(out, Status::Warn,
             offered + fmt::format(", but QEMU runs as {}, which cannot open /dev/kvm: they fail to start (see kvm.qemu-user-access)",
                                   qemu_user));
-        if (const Finding* a = r.find("kvm.qemu-user-access")) out.remediation = a->remediation;
+        out.remediation = qemu_user_access_remedy(f, r);
         return;
     }
     if (pvm) {
@@ -539,7 +536,7 @@ void network(const Facts& f, const Results& r, Finding& out) {
         return;
     }
     const VirtNetwork* n = find_network(f, name);
-    const std::string fix_id = is_default ? "libvirt.network-default" : "";
+    const FixId fix_id = is_default ? ids::fix::libvirt_network_default : ids::fix::none;
     if (!n) {
         std::string others = all.empty() ? "no network is defined" : "defined: " + join(all, ", ");
         if (!f.request.network_given && !all.empty()) others += "; pass --network NAME to judge one of them";
@@ -550,7 +547,7 @@ void network(const Facts& f, const Results& r, Finding& out) {
                    fix_id, "automatic", true);
         } else {
             remedy(out, fmt::format("Define network {} from its XML, then start it and start it at boot.", name),
-                   {virsh(f, "net-define " + shq(name) + ".xml"), virsh(f, "net-start " + shq(name)), virsh(f, "net-autostart " + shq(name))},
+                   {virsh(f, "net-define " + util::shell_quote(name) + ".xml"), virsh(f, "net-start " + util::shell_quote(name)), virsh(f, "net-autostart " + util::shell_quote(name))},
                    "", "manual", true);
         }
         return;
@@ -562,7 +559,7 @@ void network(const Facts& f, const Results& r, Finding& out) {
     ev["forward"] = n->forward_mode.empty() ? "none (isolated)" : n->forward_mode;
     if (!n->addresses.empty()) ev["addresses"] = n->addresses;
     if (n->bridge_checked) ev["bridge_exists"] = n->bridge_exists;
-    const std::string q = shq(name);
+    const std::string q = util::shell_quote(name);
     const std::string kind = n->forward_mode.empty() ? "isolated" : n->forward_mode == "nat" ? "NAT" : n->forward_mode;
     std::string where = n->bridge.empty() ? "" : " on bridge " + n->bridge;
     if (!n->addresses.empty()) where += " (" + join(n->addresses, ", ") + ")";
@@ -586,7 +583,7 @@ void network(const Facts& f, const Results& r, Finding& out) {
         set(out, Status::Warn, fmt::format("libvirt network {} is active ({}{}) but transient: it is gone after the daemon restarts", name,
                                            kind, where));
         remedy(out, "Make it persistent from its current definition, and start it at boot.",
-               {virsh(f, "net-dumpxml " + q) + " > " + shq("/tmp/" + name + ".xml"), virsh(f, "net-define " + shq("/tmp/" + name + ".xml")),
+               {virsh(f, "net-dumpxml " + q) + " > " + util::shell_quote("/tmp/" + name + ".xml"), virsh(f, "net-define " + util::shell_quote("/tmp/" + name + ".xml")),
                 virsh(f, "net-autostart " + q)},
                fix_id, "confirm", true);
         return;
@@ -680,8 +677,8 @@ void pool(const Facts& f, const Results& r, Finding& out) {
     const VirtPool* p = nullptr;
     for (const auto& x : l.pools)
         if (x.name == name) p = &x;
-    const std::string fix_id = is_default ? "storage.pool-default" : "";
-    const std::string qn = shq(name);
+    const FixId fix_id = is_default ? ids::fix::storage_pool_default : ids::fix::none;
+    const std::string qn = util::shell_quote(name);
     if (!p) {
         std::string others = all.empty() ? "no pool is defined" : "defined: " + join(all, ", ");
         if (!f.request.pool_given && !all.empty()) others += "; pass --pool NAME to judge one of them";
@@ -738,7 +735,7 @@ void pool(const Facts& f, const Results& r, Finding& out) {
                 fmt::format("QEMU runs as {}, which cannot reach the disks in pool {}: no search permission on {} ({}, {})", q.user, name,
                             b->path, owner_mode(*b), basis));
             remedy(out, fmt::format("Let others (or just {}) traverse {}.", q.user, b->path),
-                   {"chmod o+x " + shq(b->path)}, "", "confirm", true);
+                   {"chmod o+x " + util::shell_quote(b->path)}, "", "confirm", true);
             return;
         }
     }
@@ -755,7 +752,7 @@ void pool(const Facts& f, const Results& r, Finding& out) {
         // so it must be defined from its running XML first, as for networks.
         problems.push_back(
             "transient (created by pool-create-as or pool-create: it is gone when the daemon restarts and cannot start at boot)");
-        const std::string file = shq("/tmp/" + name + "-pool.xml");
+        const std::string file = util::shell_quote("/tmp/" + name + "-pool.xml");
         cmds = {virsh(f, "pool-dumpxml " + qn) + " > " + file, virsh(f, "pool-define " + file), virsh(f, "pool-autostart " + qn)};
     } else if (!p->autostart) {
         problems.push_back("does not start at boot");
@@ -767,7 +764,7 @@ void pool(const Facts& f, const Results& r, Finding& out) {
             remedy(out, "Make it persistent from its current definition, and start it at boot.", cmds, fix_id, "confirm", true);
         } else if (free_b < kPoolLowSpace) {
             remedy(out, "Free space on that filesystem or point the pool at a bigger one; a qcow2 disk that cannot grow pauses its guest.",
-                   cmds.empty() ? std::vector<std::string>{virsh(f, "vol-list " + qn + " --details")} : cmds, cmds.empty() ? "" : fix_id, "manual",
+                   cmds.empty() ? std::vector<std::string>{virsh(f, "vol-list " + qn + " --details")} : cmds, cmds.empty() ? ids::fix::none : fix_id, "manual",
                    true);
         } else {
             remedy(out, "Start it at boot.", cmds, fix_id, "automatic", true);
@@ -795,12 +792,12 @@ void images_dir(const Facts& f, const Results&, Finding& out) {
     }
     if (!exists) {
         set(out, Status::Warn, fmt::format("{} ({}) does not exist", d.path, d.why));
-        remedy(out, "Create it with libvirt's usual mode.", {"mkdir -p -m 0711 " + shq(d.path)}, "", "automatic", true);
+        remedy(out, "Create it with libvirt's usual mode.", {"mkdir -p -m 0711 " + util::shell_quote(d.path)}, "", "automatic", true);
         return;
     }
     if (d.chain.back().type != "dir") {
         set(out, Status::Warn, fmt::format("{} ({}) is a {}, not a directory", d.path, d.why, d.chain.back().type));
-        remedy(out, "Move it aside and create the directory.", {"mkdir -p -m 0711 " + shq(d.path)}, "", "manual", true);
+        remedy(out, "Move it aside and create the directory.", {"mkdir -p -m 0711 " + util::shell_quote(d.path)}, "", "manual", true);
         return;
     }
     ev["fstype"] = d.fstype;
@@ -815,13 +812,13 @@ void images_dir(const Facts& f, const Results&, Finding& out) {
     const std::string space = d.usage_read ? fmt::format(", {} free of {}", gib(d.usage.avail_bytes), gib(d.usage.total_bytes)) : "";
     if (d.usage_read && d.usage.read_only) {
         set(out, Status::Warn, fmt::format("{} is on a read-only {} (mounted at {})", d.path, fs, d.mount_point));
-        remedy(out, "Put guest images on a writable filesystem.", {"findmnt -T " + shq(d.path)}, "", "manual", false);
+        remedy(out, "Put guest images on a writable filesystem.", {"findmnt -T " + util::shell_quote(d.path)}, "", "manual", false);
         return;
     }
     if (d.fstype == "tmpfs" || d.fstype == "ramfs") {
         set(out, Status::Warn,
             fmt::format("{} is on {} (mounted at {}{}): disk images live in RAM and vanish at reboot", d.path, d.fstype, d.mount_point, space));
-        remedy(out, "Put guest images on a disk-backed filesystem.", {"findmnt -T " + shq(d.path)}, "", "manual", false);
+        remedy(out, "Put guest images on a disk-backed filesystem.", {"findmnt -T " + util::shell_quote(d.path)}, "", "manual", false);
         return;
     }
     set(out, Status::Pass, fmt::format("{} is on {} (mounted at {}){}", d.path, fs, d.mount_point, space));
@@ -832,49 +829,49 @@ void images_dir(const Facts& f, const Results&, Finding& out) {
 // kvm.qemu-user-access comes first so that it follows the other kvm.* checks
 // in the report.
 void register_virt(std::vector<CheckSpec>& r) {
-    r.push_back({"kvm.qemu-user-access", "libvirt's QEMU user may open /dev/kvm", Level::Recommended, {"kvm.device"},
+    r.push_back({ids::kvm_qemu_user_access, "libvirt's QEMU user may open /dev/kvm", Level::Recommended, {ids::kvm_device},
                  "user and group in /etc/libvirt/qemu.conf (else the defaults written, commented out, in that file), that user's groups "
                  "from /etc/passwd and /etc/group, and the mode, owner, group and ACL of /dev/kvm.",
                  "libvirt starts QEMU as an unprivileged user (libvirt-qemu on Debian, qemu on Fedora). If that user cannot open "
                  "/dev/kvm, guests of type kvm fail to start and the daemon re-probes QEMU on every capabilities call, even when root can "
                  "use KVM.",
                  "Give /dev/kvm to group kvm with mode 0660 (udev rule) and keep the QEMU user in group kvm.", qemu_user_access});
-    r.push_back({"qemu.binary", "QEMU system emulator", Level::Recommended, {},
+    r.push_back({ids::qemu_binary, "QEMU system emulator", Level::Recommended, {},
                  "stat of qemu-system-ARCH (/usr/bin, /usr/local/bin), /usr/libexec/qemu-kvm, /usr/bin/qemu-kvm, /usr/bin/kvm, in that "
                  "order; the version banner in the binary's .rodata, else `PATH --version` (2 s timeout); /proc/sys/kernel/arch; /etc/os-release for the install command.",
                  "KVM is only the kernel half: QEMU (directly, or under libvirt) is the program that runs the guests.",
                  "Install the distribution's QEMU package (Debian: qemu-system-x86).", qemu_binary});
-    r.push_back({"libvirt.daemon", "libvirt daemon answers", Level::Recommended, {},
+    r.push_back({ids::libvirt_daemon, "libvirt daemon answers", Level::Recommended, {},
                  "A read-only connection to the --connect URI (default qemu:///system) with a 3 s deadline; the process behind the UNIX "
                  "socket (SO_PEERCRED, /proc/PID/comm and state); the daemon binaries present; /run/systemd/system for the hints.",
                  "virsh, virt-install, virt-manager, OpenStack and Cockpit manage VMs through this daemon (libvirtd, or virtqemud with "
                  "the modular daemons).",
                  "Start it: systemctl enable --now libvirtd, or without systemd virtlogd -d and libvirtd -d.", daemon});
-    r.push_back({"libvirt.manage", "User may manage domains", Level::Recommended, {"libvirt.daemon"},
+    r.push_back({ids::libvirt_manage, "User may manage domains", Level::Recommended, {ids::libvirt_daemon},
                  "A read-write connection to the URI as the invoking user (for --user OTHER: membership in group libvirt).",
                  "Read-only connections may only look; defining and starting guests needs the read-write socket, which libvirt grants "
                  "to root, to group libvirt, or through polkit.",
                  "usermod -aG libvirt USER, then log in again.", manage});
-    r.push_back({"libvirt.domcaps-kvm", "libvirt offers KVM guests", Level::Recommended, {"libvirt.daemon"},
+    r.push_back({ids::libvirt_domcaps_kvm, "libvirt offers KVM guests", Level::Recommended, {ids::libvirt_daemon},
                  "virConnectGetDomainCapabilities for virttype kvm and qemu (TCG), virConnectGetCapabilities for the machine types; "
                  "the results of kvm.api and kvm.qemu-user-access.",
                  "libvirt decides from its own QEMU probe whether guests of type kvm can run; it may disagree with /dev/kvm (QEMU user "
                  "without access, stale cache) and knows which machine types and UEFI firmware QEMU offers.",
                  "Make /dev/kvm usable by the QEMU user; install ovmf for UEFI guests; with PVM or no KVM, use type qemu (TCG).",
                  domcaps_kvm});
-    r.push_back({"libvirt.network", "libvirt network", Level::Recommended, {"libvirt.daemon"},
+    r.push_back({ids::libvirt_network, "libvirt network", Level::Recommended, {ids::libvirt_daemon},
                  "The network named by --network (default: default) from virConnectListAllNetworks: defined, active, autostart, "
                  "persistent, forward mode and bridge from its XML; /sys/class/net/BRIDGE.",
                  "Guests attach their NICs to a libvirt network; the stock NAT network 'default' (virbr0) is what virt-install and "
                  "virt-manager use unless told otherwise.",
                  "virsh net-define /usr/share/libvirt/networks/default.xml; virsh net-start default; virsh net-autostart default.", network});
-    r.push_back({"storage.pool", "libvirt storage pool", Level::Recommended, {"libvirt.daemon"},
+    r.push_back({ids::storage_pool, "libvirt storage pool", Level::Recommended, {ids::libvirt_daemon},
                  "The pool named by --pool (default: default) from virConnectListAllStoragePools: active, autostart, type and target "
                  "from its XML; stat and ACL of the target and each parent directory against libvirt's QEMU user; statfs of the target.",
                  "virt-install and virt-manager create guest disks in the default pool; QEMU must reach the files as its own user, and a "
                  "full filesystem pauses guests whose disks grow.",
                  "virsh pool-define-as default dir --target /var/lib/libvirt/images; pool-build; pool-start; pool-autostart.", pool});
-    r.push_back({"storage.images-dir", "Guest images directory", Level::Optional, {},
+    r.push_back({ids::storage_images_dir, "Guest images directory", Level::Optional, {},
                  "The pool's target (else /var/lib/libvirt/images): stat, statfs, and its filesystem from /proc/self/mountinfo (the "
                  "longest matching mount point).",
                  "Where guest disks live decides their speed, durability and room: tmpfs loses them at reboot, a small root filesystem "

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "fixes/bridge.hpp"
+#include "util/text.hpp"
 
 namespace kvmready::fix::bridge {
 
@@ -45,25 +46,9 @@ std::vector<std::string> split_lines(const std::string& s) {
     return out;
 }
 
-std::string join_lines(const std::vector<std::string>& lines) {
-    std::string out;
-    for (const auto& l : lines) out += l + "\n";
-    return out;
-}
-
-std::string trim(const std::string& s) {
-    const auto b = s.find_first_not_of(" \t\r\n");
-    if (b == std::string::npos) return "";
-    const auto e = s.find_last_not_of(" \t\r\n");
-    return s.substr(b, e - b + 1);
-}
-
-std::vector<std::string> words(const std::string& s) {
-    std::istringstream in(s);
-    std::vector<std::string> out;
-    for (std::string w; in >> w;) out.push_back(w);
-    return out;
-}
+using util::join_lines;
+using util::trim;
+using util::words;
 
 std::string dirname_of(const std::string& p) {
     const auto slash = p.rfind('/');

@@ -1,5 +1,6 @@
 // See libvirt_fix.hpp.
 #include "fixes/libvirt_fix.hpp"
+#include "util/text.hpp"
 
 #include <arpa/inet.h>
 #include <sys/random.h>
@@ -69,12 +70,7 @@ int prefix_of(uint32_t mask) {
     return p;
 }
 
-std::string trim(std::string s) {
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
-    size_t i = 0;
-    while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
-    return s.substr(i);
-}
+using util::trim;
 
 }  // namespace
 

@@ -38,6 +38,7 @@
 #include "fixes/bridge.hpp"
 #include "fixes/fixes.hpp"
 #include "host/process.hpp"
+#include "util/text.hpp"
 
 namespace kvmready::fix {
 
@@ -46,11 +47,6 @@ namespace {
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 namespace br = bridge;
-
-std::string trim_copy(const std::string& s) {
-    const auto e = s.find_last_not_of(" \t\r\n");
-    return e == std::string::npos ? "" : s.substr(0, e + 1);
-}
 
 double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
 
@@ -417,7 +413,7 @@ void link_apply(const Step& step, OpContext& ctx, json& undo) {
     if (!r.started || r.exit_code != 0) {
         const auto t1 = Clock::now();
         const int code = finish_watchdog(w, 'r');
-        throw std::runtime_error(fmt::format("moving {} to {} failed ({}{}); rolled back in {:.0f} ms{}", m.uplink, m.bridge, trim_copy(r.err), r.error,
+        throw std::runtime_error(fmt::format("moving {} to {} failed ({}{}); rolled back in {:.0f} ms{}", m.uplink, m.bridge, util::trim(r.err), r.error,
                                              ms_since(t1), code == kRevertedOk ? "" : " (the reverse batch reported errors)"));
     }
     log(ctx, fmt::format("moved {} address{} and {} route{} from {} to {} in {:.1f} ms; probing {}", m.addrs.size(), m.addrs.size() == 1 ? "" : "es",

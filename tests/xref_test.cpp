@@ -9,10 +9,12 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <type_traits>
 
 #include <gtest/gtest.h>
 
 #include "core/check.hpp"
+#include "core/ids.hpp"
 #include "core/probe.hpp"
 #include "core/runner.hpp"
 #include "fixes/fix.hpp"
@@ -37,9 +39,47 @@ TEST(CrossReference, EveryCheckAFixRepairsExists) {
     }
 }
 
+// The identifier ids.hpp gives an id: "kvm.qemu-user-access" -> kvm_qemu_user_access.
+std::string constant_name(std::string id) {
+    for (char& c : id)
+        if (c == '.' || c == '-') c = '_';
+    return id;
+}
+
+// Every typed constant names a registered check or fix, and every registered
+// check and fix has its constant (so checks can name any of them by type).
+TEST(CrossReference, EveryIdConstantIsRegisteredAndEveryIdHasOne) {
+    std::set<std::string> checks, fixes;
+    for (const auto id : kvmready::ids::kAllChecks) {
+        EXPECT_NE(kvmready::find_check(id.text), nullptr) << "ids.hpp names check " << id.text << ", which is not registered";
+        EXPECT_TRUE(checks.insert(id.text).second) << "ids.hpp lists check " << id.text << " twice";
+    }
+    for (const auto id : kvmready::ids::kAllFixes) {
+        EXPECT_NE(kvmready::fix::find_fix(id.text), nullptr) << "ids.hpp names fix " << id.text << ", which is not registered";
+        EXPECT_TRUE(fixes.insert(id.text).second) << "ids.hpp lists fix " << id.text << " twice";
+    }
+    for (const auto& c : kvmready::registry()) EXPECT_EQ(checks.count(c.id), 1u) << "check " << c.id << " has no constant in ids.hpp";
+    for (const auto& f : kvmready::fix::registry()) EXPECT_EQ(fixes.count(f.id), 1u) << "fix " << f.id << " has no constant in ids.hpp";
+    EXPECT_EQ(checks.size(), kvmready::registry().size());
+    EXPECT_EQ(fixes.size(), kvmready::fix::registry().size());
+}
+
+// The types keep the two apart: a fix id is not a check id and back.
+static_assert(!std::is_convertible_v<kvmready::FixId, kvmready::CheckId>);
+static_assert(!std::is_convertible_v<kvmready::CheckId, kvmready::FixId>);
+static_assert(!std::is_convertible_v<kvmready::FixId, const char*>);
+static_assert(!std::is_convertible_v<kvmready::FixId, std::string>);
+static_assert(!std::is_convertible_v<const char*, kvmready::FixId>);
+static_assert(std::is_convertible_v<kvmready::CheckId, const char*>);
+
 // remedy(out, TEXT, {COMMANDS}, "fix.id", "automatic|confirm|manual", ROOT):
-// the fix id is the string literal right before the applicability.
+// the fix id is the string literal right before the applicability, or (in
+// checks/) a typed constant ids::fix::NAME.
 TEST(CrossReference, EveryFixIdInTheSourceExists) {
+    std::set<std::string> constants;
+    for (const auto id : kvmready::ids::kAllFixes)
+        if (kvmready::fix::find_fix(id.text)) constants.insert(constant_name(id.text));
+    const std::regex typed(R"re(ids::fix::([a-z0-9_]+))re");
     const std::regex lit(R"re("([a-z0-9]+\.[a-z0-9.-]+)",\s*"(automatic|confirm|manual)")re");
     // Fix ids chosen at run time sit in variables assigned from literals.
     const std::regex var(R"re(fix_id\s*=\s*[^;]*?"([a-z0-9]+\.[a-z0-9.-]+)")re");
@@ -58,6 +98,13 @@ TEST(CrossReference, EveryFixIdInTheSourceExists) {
                     EXPECT_NE(kvmready::fix::find_fix(id), nullptr)
                         << e.path().lexically_relative(kSource).string() << " names fix " << id << ", which does not exist";
                 }
+            for (auto it = std::sregex_iterator(text.begin(), text.end(), typed); it != std::sregex_iterator(); ++it) {
+                const std::string name = (*it)[1];
+                if (name == "none") continue;
+                ++seen;
+                EXPECT_EQ(constants.count(name), 1u)
+                    << e.path().lexically_relative(kSource).string() << " names fix ids::fix::" << name << ", which is not registered";
+            }
         }
     }
     EXPECT_GT(seen, 10) << "the patterns no longer find the remediations' fix ids";

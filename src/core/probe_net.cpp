@@ -278,11 +278,7 @@ FwRule parse_iptables_rule(const std::vector<std::string>& a, size_t start, cons
 
 // ---- nft -j list ruleset ---------------------------------------------------
 
-std::string join(const std::vector<std::string>& v, const char* sep) {
-    std::string out;
-    for (const auto& s : v) out += (out.empty() ? "" : sep) + s;
-    return out;
-}
+using util::join;
 
 std::vector<std::string> json_strings(const nlohmann::json& v) {
     std::vector<std::string> out;

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace kvmready::util {
 
@@ -12,6 +14,49 @@ inline std::string trim(std::string s) {
     s.erase(s.begin(), std::find_if(s.begin(), s.end(), not_space));
     s.erase(std::find_if(s.rbegin(), s.rend(), not_space).base(), s.end());
     return s;
+}
+
+// The items of v with sep between them. Empty items before the first
+// non-empty one add no separator ("", "a" joins to "a").
+inline std::string join(const std::vector<std::string>& v, std::string_view sep) {
+    std::string out;
+    for (const auto& s : v) {
+        if (!out.empty()) out += sep;
+        out += s;
+    }
+    return out;
+}
+
+// Each line followed by a newline: the text of a file made of these lines.
+inline std::string join_lines(const std::vector<std::string>& lines) {
+    std::string out;
+    for (const auto& l : lines) out += l + "\n";
+    return out;
+}
+
+// Does the sep-separated list hold word as one of its items?
+inline bool has_word(const std::string& list, const std::string& word, char sep = ' ') {
+    size_t pos = 0;
+    while (pos <= list.size()) {
+        size_t end = list.find(sep, pos);
+        if (end == std::string::npos) end = list.size();
+        if (list.compare(pos, end - pos, word) == 0) return true;
+        pos = end + 1;
+    }
+    return false;
+}
+
+// The whitespace-separated words of s.
+inline std::vector<std::string> words(const std::string& s) {
+    std::vector<std::string> out;
+    std::string cur;
+    for (char c : s) {
+        if (std::isspace(static_cast<unsigned char>(c))) {
+            if (!cur.empty()) out.push_back(cur), cur.clear();
+        } else cur.push_back(c);
+    }
+    if (!cur.empty()) out.push_back(cur);
+    return out;
 }
 
 // s as XML character data or an attribute value (either quote).
@@ -32,8 +77,10 @@ inline std::string xml_escape(const std::string& s) {
 
 // One word as a POSIX shell reads it back: as is when it holds only safe
 // characters, else in single quotes. For commands shown to people, never run.
+// '%' is safe: it is special only to job-control builtins (fg %1), which see
+// it after quote removal anyway, so quoting it would only add noise.
 inline std::string shell_quote(const std::string& s) {
-    if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./:=@+,") == std::string::npos)
+    if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./:=@%+,") == std::string::npos)
         return s;
     std::string o = "'";
     for (char c : s) o += c == '\'' ? std::string("'\\''") : std::string(1, c);
