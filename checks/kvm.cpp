@@ -480,6 +480,7 @@ void register_kvm(std::vector<CheckSpec>& r) {
                  "KVM_CREATE_VCPU, and KVM_RUN of a few bytes of real-mode code that writes \"KVM\" to an I/O port and halts.",
                  "This is the ground truth: if a VM can be created and guest code runs, KVM works, whatever CPU flags say.",
                  "Follow the failing step's hint (access, EBUSY from another hypervisor, kernel log).", api});
+    r.back().ground_truth = true;  // the runner's verdict rests on it
     r.push_back({ids::kvm_nested, "Nested virtualization", Level::Optional, {ids::kvm_module},
                  "/sys/module/kvm_intel/parameters/nested or /sys/module/kvm_amd/parameters/nested.",
                  "Needed only to run hypervisors inside guests (CI runners, labs).",

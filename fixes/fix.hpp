@@ -50,22 +50,10 @@ struct Plan {
     std::string manual;                // Manual: what a person must do
 };
 
-// What the user asked for, beyond the findings (kvmready fix options).
-struct FixOptions {
-    std::string user;                  // --user: who should be able to use KVM and libvirt
-    std::string root;                  // --root: file changes under this directory, no runtime changes
-    std::string connect_uri = "qemu:///system";
-    std::string network = "default";   // --network NAME
-    bool network_given = false;
-    std::string subnet;                // --subnet A.B.C.D/N for a network kvmready defines
-    std::string pool = "default";      // --pool NAME
-    bool pool_given = false;
-    std::string pool_path;             // --pool-path DIR
-    std::string bridge;                // --bridge NAME: create it
-    std::string uplink;                // --uplink IFACE: enslave it, moving its addresses
-    std::optional<unsigned> hugepages; // --hugepages N (2 MiB pages)
-    std::vector<std::string> only;     // --only FIX-ID,...
-};
+// What the user asked for, beyond the findings: the options every command
+// shares (core/options.hpp), parsed once. The old name stays for the
+// planners and ops that read `options.user`, `options.bridge`, ...
+using FixOptions = Options;
 
 struct PlanInput {
     const Facts& facts;
@@ -90,7 +78,14 @@ struct FixSpec {
     // same state yields nullopt. May throw std::runtime_error for a fix that
     // cannot be planned (the message is shown, nothing is applied).
     std::function<std::optional<Plan>(const PlanInput&)> plan;
+    // The option without which a plain `kvmready fix` plans nothing for it
+    // ("--bridge"); nullptr when findings alone trigger it. A check's next
+    // step points at `kvmready fix` only for fixes that need none.
+    const char* needs_option = nullptr;
 };
+
+// A fix a plain `kvmready fix` plans: it exists and needs no option of its own.
+bool plannable_unaided(const std::string& id);
 
 // The explicit list (fixes/registry.cpp), in apply order: modules before
 // device permissions before groups before daemons before networks and pools.

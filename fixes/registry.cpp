@@ -4,6 +4,13 @@
 
 namespace kvmready::fix {
 
+namespace {
+FixSpec needing(FixSpec spec, const char* option) {
+    spec.needs_option = option;
+    return spec;
+}
+}  // namespace
+
 const std::vector<FixSpec>& registry() {
     // Apply order matters: the module before /dev/kvm's permissions, groups
     // before daemons, the daemon before its networks and pools.
@@ -13,11 +20,11 @@ const std::vector<FixSpec>& registry() {
         fix_kvm_device_permissions(),
         fix_user_groups(),
         fix_net_ip_forward(),
-        fix_memory_hugepages(),
+        needing(fix_memory_hugepages(), "--hugepages"),
         fix_libvirt_daemon(),
         fix_libvirt_network_default(),
         fix_storage_pool_default(),
-        fix_net_bridge(),
+        needing(fix_net_bridge(), "--bridge"),
     };
     return list;
 }
@@ -26,6 +33,11 @@ const FixSpec* find_fix(const std::string& id) {
     for (const auto& f : registry())
         if (id == f.id) return &f;
     return nullptr;
+}
+
+bool plannable_unaided(const std::string& id) {
+    const FixSpec* f = find_fix(id);
+    return f && !f->needs_option;
 }
 
 void register_builtin_ops() {

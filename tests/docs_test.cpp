@@ -5,9 +5,9 @@
 
 #include <gtest/gtest.h>
 
-#include "fixes/fix.hpp"
-
+#include "cli/doc_lists.hpp"
 #include "core/check.hpp"
+#include "fixes/fix.hpp"
 
 namespace {
 
@@ -53,4 +53,31 @@ TEST(Docs, EveryFixIsInTheManPageAndReadme) {
         EXPECT_NE(man.find(f.id), std::string::npos) << f.id << " missing from man/kvmready.1";
         EXPECT_NE(readme.find(std::string("`") + f.id + "`"), std::string::npos) << f.id << " missing from README.md";
     }
+}
+
+// The lists are generated from the registries (cmake --build build --target
+// docs): the committed text must be what the generator makes of it now.
+TEST(Docs, GeneratedListsMatchTheRegistries) {
+    const std::string readme = slurp(KVMREADY_FIXTURES_DIR "/../../README.md");
+    const std::string man = slurp(KVMREADY_FIXTURES_DIR "/../../man/kvmready.1");
+    ASSERT_FALSE(readme.empty());
+    ASSERT_FALSE(man.empty());
+    EXPECT_EQ(kvmready::cli::regenerate_readme(readme), readme)
+        << "README.md's check/fix lists drifted from the registries: run `cmake --build build --target docs`";
+    EXPECT_EQ(kvmready::cli::regenerate_man(man), man)
+        << "man/kvmready.1's check/fix lists drifted from the registries: run `cmake --build build --target docs`";
+}
+
+// The drift test above would pass on a generator that copies its input: a
+// registry entry missing from the marked text must come back.
+TEST(Docs, GeneratorRestoresAMissingCheck) {
+    const std::string readme = slurp(KVMREADY_FIXTURES_DIR "/../../README.md");
+    const std::string row = "| `kvm.api` |";
+    const size_t at = readme.find(row);
+    ASSERT_NE(at, std::string::npos);
+    std::string cut = readme;
+    cut.erase(at, cut.find('\n', at) - at + 1);
+    EXPECT_EQ(cut.find(row), std::string::npos);
+    EXPECT_NE(kvmready::cli::regenerate_readme(cut).find(row), std::string::npos);
+    EXPECT_THROW(kvmready::cli::regenerate_readme("no markers here\n"), std::exception);
 }

@@ -97,7 +97,7 @@ TEST(Live, UnprivilegedUserIsJudgedAndReallyDenied) {
     // nobody try the real open: both must agree.
     auto h = host::make_live_host();
     ProbeOptions o;
-    o.user = "nobody";
+    o.request.user = "nobody";
     o.kvm_api = false;
     const Facts f = probe(*h, o);
     ASSERT_TRUE(f.access.user.has_value());

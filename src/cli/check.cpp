@@ -9,6 +9,7 @@
 #include "core/errors.hpp"
 #include "core/probe.hpp"
 #include "core/runner.hpp"
+#include "fixes/fix.hpp"
 #include "host/recording_host.hpp"
 #include "output/output.hpp"
 #include "smoke/smoke.hpp"
@@ -52,11 +53,10 @@ int run_check(const CheckOptions& o) {
     if (!o.record.empty()) recorder.emplace(*src.host);
     src.options.record_kernel_log = recorder.has_value();
     const host::Host& source = recorder ? static_cast<const host::Host&>(*recorder) : *src.host;
-    if (o.full && (!o.probe.root.empty() || !o.probe.from.empty())) throw UsageError("--full boots a VM on this host; it cannot judge a recorded one");
+    if (o.full && (!o.probe.options.root.empty() || !o.probe.from.empty())) throw UsageError("--full boots a VM on this host; it cannot judge a recorded one");
     Facts facts = probe_source(src, source, o.probe);
     if (o.full) {
-        const auto& q = o.probe.request;
-        facts.smoke = smoke::smoke_for_check(q.connect_uri, q.network, q.bridge, q.pool);
+        facts.smoke = smoke::smoke_for_check(o.probe.options);
         if (smoke::interrupted_by()) return 128 + smoke::interrupted_by();
     }
     if (recorder) {
@@ -65,7 +65,7 @@ int run_check(const CheckOptions& o) {
                                               src.host->source(), facts.kernel.hostname, facts.kernel.release, who));
         std::cerr << fmt::format("kvmready: recorded the facts read into {} (replay: kvmready check --root {})\n", o.record, o.record);
     }
-    Report report = run_checks(facts, o.selectors);
+    Report report = run_checks(facts, o.selectors, fix::plannable_unaided);
     if (o.json) {
         std::cout << util::dump_json(output::render_json(report, facts), 2) << "\n";
     } else {

@@ -19,6 +19,7 @@ Action setup_cpuid(CLI::App& app);
 Action setup_report(CLI::App& app);
 Action setup_smoke(CLI::App& app);
 Action setup_fix(CLI::App& app);
+Action setup_doc_lists(CLI::App& app);  // hidden: README/man lists from the registries
 
 // Reads and parses a CPUID dump file; throws NoInputError / DataError.
 cpuid::Dump load_cpuid_dump(const std::string& path);

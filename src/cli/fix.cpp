@@ -1,5 +1,7 @@
 // kvmready fix: the plan (dry run, the default), --apply with an undo
-// journal and a re-check, --undo, --history.
+// journal and a re-check, --undo, --history. This file wires the options to
+// the engine (fixes/) and the renderers (output/fix_*.cpp); it prints nothing
+// of its own making.
 #include <unistd.h>
 
 #include <iostream>
@@ -14,6 +16,7 @@
 #include "core/runner.hpp"
 #include "fixes/engine.hpp"
 #include "fixes/fix.hpp"
+#include "output/fix_output.hpp"
 #include "util/utf8.hpp"
 
 namespace kvmready::cli {
@@ -24,9 +27,16 @@ struct FixCli {
     bool apply = false, yes = false, json = false, history = false, list = false;
     std::optional<std::string> undo;
     std::string only;
-    ProbeCli probe;
-    fix::FixOptions fix;
+    ProbeCli probe;  // probe.options: what both the probe and the fixes read
     std::vector<std::string> argv;
+
+    [[nodiscard]] const Options& options() const { return probe.options; }
+    [[nodiscard]] const std::string& root() const { return probe.options.root; }
+    // Progress and messages of the engine: beside the text, off the JSON.
+    [[nodiscard]] std::function<void(const std::string&)> log() const {
+        const bool to_err = json;
+        return [to_err](const std::string& m) { (to_err ? std::cerr : std::cout) << m << "\n"; };
+    }
 };
 
 std::vector<std::string> split_csv(const std::string& s) {
@@ -41,6 +51,7 @@ std::vector<std::string> split_csv(const std::string& s) {
 struct Judged {
     Facts facts;
     Report report;
+    std::unique_ptr<report::OpenedBundle> bundle;  // keeps a --from bundle's files while the host reads them
     std::unique_ptr<host::Host> host;
 };
 
@@ -48,131 +59,19 @@ Judged judge(const FixCli& o) {
     ProbeSource src = open_source(o.probe);
     Judged j;
     j.facts = probe_source(src, *src.host, o.probe);
-    j.report = run_checks(j.facts, {});
+    j.report = run_checks(j.facts, {}, fix::plannable_unaided);
     j.host = std::move(src.host);
+    j.bundle = std::move(src.bundle);
     return j;
 }
 
-nlohmann::ordered_json step_json(const fix::Step& s) {
-    nlohmann::ordered_json j = {{"op", s.op}, {"summary", s.summary}, {"runtime", s.runtime}};
-    nlohmann::ordered_json cmds = nlohmann::ordered_json::array();
-    for (const auto& c : s.commands) cmds.push_back(fix::quote_argv(c));
-    j["commands"] = cmds;
-    if (s.op == "file.write" || s.op == "file.remove") {
-        const std::string path = s.args.at("path");
-        std::optional<std::string> before;
-        if (!s.args.at("before").is_null()) before = s.args.at("before").get<std::string>();
-        std::optional<std::string> after;
-        if (s.op == "file.write") after = s.args.at("content").get<std::string>();
-        j["path"] = path;
-        j["diff"] = fix::unified_diff(path, before, after);
-        if (s.op == "file.write") j["mode"] = fmt::format("{:04o}", s.args.at("mode").get<unsigned>());
-    } else if (s.args.contains("diff")) {
-        j["diff"] = s.args.at("diff");
-    }
-    return j;
-}
-
-nlohmann::ordered_json plan_json(const fix::Plan& p, bool selected, const std::string& why_not) {
-    nlohmann::ordered_json j = {{"fix_id", p.fix_id.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(p.fix_id)},
-                                {"title", p.title},
-                                {"applicability", fix::to_string(p.applicability)},
-                                {"repairs", p.repairs},
-                                {"reason", p.reason},
-                                {"will_apply", selected}};
-    if (!why_not.empty()) j["not_applied_because"] = why_not;
-    j["needs_reboot"] = p.needs_reboot;
-    j["needs_module_reload"] = p.needs_module_reload;
-    j["needs_relogin"] = p.needs_relogin;
-    j["notes"] = p.notes;
-    if (p.applicability == fix::Applicability::Manual) j["manual"] = p.manual;
-    nlohmann::ordered_json steps = nlohmann::ordered_json::array();
-    for (const auto& s : p.steps) steps.push_back(step_json(s));
-    j["steps"] = steps;
-    return j;
-}
-
-// Why a plan will not run with these flags ("" when it will).
-std::string why_not(const fix::Plan& p, const FixCli& o) {
-    if (p.applicability == fix::Applicability::Manual) return "manual: only a person can do it";
-    if (p.applicability == fix::Applicability::Confirm && !o.yes) return "needs --yes (it changes existing state)";
-    return "";
-}
-
-std::string indent(const std::string& text, const std::string& pad) {
-    std::string out;
-    size_t i = 0;
-    while (i < text.size()) {
-        size_t j = text.find('\n', i);
-        if (j == std::string::npos) j = text.size();
-        out += pad + text.substr(i, j - i) + "\n";
-        i = j + 1;
-    }
-    return out;
-}
-
-std::string plan_text(const fix::Plan& p, int n, const FixCli& o) {
-    const std::string label = !p.fix_id.empty() ? p.fix_id : !p.repairs.empty() ? p.repairs.front() : std::string("?");
-    std::string out = fmt::format("[{}] {} · {}{}\n", n, label, fix::to_string(p.applicability),
-                                  p.repairs.empty() ? "" : " · repairs " + [&] {
-                                      std::string r;
-                                      for (const auto& x : p.repairs) r += (r.empty() ? "" : ", ") + x;
-                                      return r;
-                                  }());
-    out += fmt::format("    {}\n", p.title);
-    if (!p.reason.empty()) out += fmt::format("    why: {}\n", p.reason);
-    if (!p.manual.empty()) out += fmt::format("    do: {}\n", p.manual);
-    for (const auto& s : p.steps) {
-        out += fmt::format("    - {}{}\n", s.summary, s.runtime && !o.fix.root.empty() ? " (not with --root: runtime change)" : "");
-        auto j = step_json(s);
-        // Files show their diff; other steps their commands, then any
-        // document they submit (a libvirt XML) as a diff.
-        if (!s.op.starts_with("file."))
-            for (const auto& c : s.commands) out += fmt::format("      $ {}\n", fix::quote_argv(c));
-        if (j.contains("diff")) {
-            if (j.contains("mode")) out += fmt::format("      mode {} root:root\n", j["mode"].get<std::string>());
-            out += indent(j["diff"].get<std::string>(), "      ");
-        }
-    }
-    std::vector<std::string> needs;
-    if (p.needs_reboot) needs.push_back("a reboot");
-    if (p.needs_module_reload) needs.push_back("a module reload (done by the plan)");
-    if (p.needs_relogin) needs.push_back("a new login");
-    if (!needs.empty()) {
-        std::string s;
-        for (const auto& x : needs) s += (s.empty() ? "" : ", ") + x;
-        out += fmt::format("    needs: {}\n", s);
-    }
-    for (const auto& note : p.notes) out += fmt::format("    note: {}\n", note);
-    const std::string wn = why_not(p, o);
-    if (!wn.empty() && p.applicability != fix::Applicability::Manual) out += fmt::format("    not applied: {}\n", wn);
-    return out;
-}
+void print_json(const nlohmann::ordered_json& j) { std::cout << util::dump_json(j, 2) << "\n"; }
 
 int run_history(const FixCli& o) {
-    const std::string state = fix::state_dir(o.fix.root);
+    const std::string state = fix::state_dir(o.root());
     auto runs = fix::list_runs(state);
-    if (o.json) {
-        nlohmann::ordered_json arr = nlohmann::ordered_json::array();
-        for (const auto& r : runs)
-            arr.push_back({{"run_id", r.id},
-                           {"created", r.header.value("created", "")},
-                           {"status", r.status()},
-                           {"fixes", r.fixes()},
-                           {"steps_done", r.steps_done()},
-                           {"command", r.header.value("argv", nlohmann::json::array())}});
-        std::cout << util::dump_json(nlohmann::ordered_json({{"schema_version", 1}, {"state_dir", state}, {"runs", arr}}), 2) << "\n";
-        return kExitReady;
-    }
-    if (runs.empty()) {
-        std::cout << fmt::format("no fix runs recorded in {}\n", state);
-        return kExitReady;
-    }
-    for (const auto& r : runs) {
-        std::string fixes;
-        for (const auto& f : r.fixes()) fixes += (fixes.empty() ? "" : ",") + f;
-        std::cout << fmt::format("{:<26} {:<16} {:>3} steps  {}\n", r.id, r.status(), r.steps_done(), fixes.empty() ? "-" : fixes);
-    }
+    if (o.json) print_json(output::render_history_json(runs, state));
+    else std::cout << output::render_history_text(runs, state);
     return kExitReady;
 }
 
@@ -184,20 +83,82 @@ void require_root(const char* what) {
 
 int run_undo(const FixCli& o) {
     require_root("--undo");
-    const std::string state = fix::state_dir(o.fix.root);
+    const std::string state = fix::state_dir(o.root());
     fix::StateLock lock(state);
-    auto log = [&](const std::string& m) { (o.json ? std::cerr : std::cout) << m << "\n"; };
-    auto res = fix::undo_run(state, *o.undo, log, o.fix.root);
-    if (o.json) {
-        nlohmann::ordered_json steps = nlohmann::ordered_json::array();
-        for (const auto& s : res.steps) steps.push_back({{"fix_id", s.fix_id}, {"summary", s.summary}, {"status", s.status}, {"detail", s.detail}});
-        std::cout << util::dump_json(nlohmann::ordered_json({{"schema_version", 1}, {"run_id", res.run_id}, {"ok", res.ok}, {"steps", steps}}), 2) << "\n";
-    } else {
-        std::cout << fmt::format("{} run {}: {} step(s) reverted{}\n", res.ok ? "undid" : "partly undid", res.run_id,
-                                 std::count_if(res.steps.begin(), res.steps.end(), [](const fix::StepReport& s) { return s.status == "done"; }),
-                                 res.ok ? "" : "; the failures above were left as they are");
-    }
+    auto res = fix::undo_run(state, *o.undo, o.log(), o.root());
+    if (o.json) print_json(output::render_undo_json(res));
+    else std::cout << output::render_undo_text(res);
     return res.ok ? kExitReady : kExitNotReady;
+}
+
+std::vector<fix::Plan> chosen_plans(const fix::PlanSet& set, bool yes) {
+    std::vector<fix::Plan> chosen;
+    for (const auto& p : set.plans)
+        if (output::fix_why_not(p, yes).empty()) chosen.push_back(p);
+    return chosen;
+}
+
+// The dry run: print the plans (for this host, a --root tree or a --from bundle).
+int print_plans(const FixCli& o, const fix::PlanSet& set, const std::string& target) {
+    const output::FixPlanView view{set, o.yes, o.root(), target, chosen_plans(set, o.yes).size()};
+    if (o.json) print_json(output::render_plans_json(view));
+    else std::cout << output::render_plans_text(view);
+    return set.plans.empty() ? (set.errors.empty() ? kExitReady : kExitNotReady) : 2;
+}
+
+// Before → after: the checks whose status changed, and the repaired checks
+// that still warn or fail.
+void compare(const Report& before, const Report& after, const std::vector<fix::Plan>& chosen, output::FixApplyView& v) {
+    for (const auto& f : before.findings) {
+        const Finding* a = nullptr;
+        for (const auto& g : after.findings)
+            if (g.id == f.id) a = &g;
+        if (!a || a->status == f.status) continue;
+        v.changes.push_back({f.id, to_string(f.status), to_string(a->status), a->message});
+    }
+    for (const auto& p : chosen)
+        for (const auto& r : p.repairs)
+            for (const auto& g : after.findings)
+                if (g.id == r && (g.status == Status::Fail || g.status == Status::Warn) &&
+                    std::find(v.still_failing.begin(), v.still_failing.end(), r) == v.still_failing.end())
+                    v.still_failing.push_back(r);
+}
+
+int run_apply(const FixCli& o) {
+    require_root("--apply");
+    const std::string state = fix::state_dir(o.root());
+    fix::StateLock lock(state);
+    const std::vector<std::string> reverted = fix::revert_half_done(state, o.argv, o.log(), o.root());
+    Judged before = judge(o);
+    const fix::PlanSet set = fix::make_plans(before.facts, before.report, o.options(), *before.host);
+    const std::vector<fix::Plan> chosen = chosen_plans(set, o.yes);
+    if (!o.json) std::cout << output::render_apply_preamble_text(set, o.yes);
+    if (chosen.empty() && !fix::interrupted_run(state).has_value()) {
+        if (o.json) print_json(output::render_nothing_to_apply_json(set.errors));
+        else std::cout << output::render_nothing_to_apply_text();
+        return set.errors.empty() ? kExitReady : kExitNotReady;
+    }
+    auto res = fix::apply_plans(state, chosen, o.options(), o.argv, o.log());
+    res.reverted_half_done = reverted;
+    // Before → after, from a fresh probe of the changed host.
+    const Judged after = judge(o);
+    output::FixApplyView view{res, set.errors, {}, {}, o.root()};
+    compare(before.report, after.report, chosen, view);
+    if (o.json) print_json(output::render_apply_json(view));
+    else std::cout << output::render_apply_text(view);
+    return res.ok ? kExitReady : kExitNotReady;
+}
+
+// Options that cannot work, before anything is probed or locked.
+void validate(FixCli& o) {
+    auto& opt = o.probe.options;
+    opt.only = split_csv(o.only);
+    for (const auto& id : opt.only)
+        if (!fix::find_fix(id)) throw UsageError(fmt::format("unknown fix '{}' (see `kvmready fix --list`)", id));
+    if (!opt.uplink.empty() && opt.bridge.empty()) throw UsageError("--uplink needs --bridge NAME");
+    if (!opt.pool_path.empty() && !opt.pool_path.starts_with("/")) throw UsageError("--pool-path must be an absolute path");
+    if (!o.probe.from.empty() && (o.apply || o.undo || o.history))
+        throw UsageError("--from plans for the recorded host of a bundle; --apply, --undo and --history change or read this one");
 }
 
 int run_fix(FixCli& o) {
@@ -205,153 +166,15 @@ int run_fix(FixCli& o) {
         for (const auto& f : fix::registry()) std::cout << fmt::format("{:<24} {}\n", f.id, f.title);
         return kExitReady;
     }
-    o.fix.only = split_csv(o.only);
-    for (const auto& id : o.fix.only)
-        if (!fix::find_fix(id)) throw UsageError(fmt::format("unknown fix '{}' (see `kvmready fix --list`)", id));
-    if (!o.fix.uplink.empty() && o.fix.bridge.empty()) throw UsageError("--uplink needs --bridge NAME");
-    if (!o.fix.pool_path.empty() && !o.fix.pool_path.starts_with("/")) throw UsageError("--pool-path must be an absolute path");
-    if (!o.fix.root.empty() && (o.history || o.undo)) {
-        // Runs are journaled inside the root: fine.
-    }
+    validate(o);
+    // --root: runs are journaled inside the root, so history and undo work there too.
     if (o.history) return run_history(o);
     if (o.undo) return run_undo(o);
-    if (o.apply) require_root("--apply");
-    // The probe sees what the fixes see: same user, URI, network, pool, bridge.
-    o.probe.root = o.fix.root;
-    o.probe.user = o.fix.user;
-    o.probe.request.connect_uri = o.fix.connect_uri;
-    o.probe.request.network = o.fix.network;
-    o.probe.request.network_given = o.fix.network_given;
-    o.probe.request.pool = o.fix.pool;
-    o.probe.request.pool_given = o.fix.pool_given;
-    o.probe.request.bridge = o.fix.bridge;
-    std::optional<fix::StateLock> lock;
-    const std::string state = fix::state_dir(o.fix.root);
-    std::vector<std::string> reverted;
-    if (o.apply) {
-        lock.emplace(state);
-        reverted = fix::revert_half_done(state, o.argv, [&](const std::string& m) { (o.json ? std::cerr : std::cout) << m << "\n"; }, o.fix.root);
-    }
-    Judged before = judge(o);
-    fix::PlanSet set = fix::make_plans(before.facts, before.report, o.fix, *before.host);
-    std::vector<fix::Plan> chosen;
-    for (const auto& p : set.plans)
-        if (why_not(p, o).empty()) chosen.push_back(p);
-
-    if (!o.apply) {
-        if (o.json) {
-            nlohmann::ordered_json plans = nlohmann::ordered_json::array(), manual = nlohmann::ordered_json::array();
-            for (const auto& p : set.plans) plans.push_back(plan_json(p, why_not(p, o).empty(), why_not(p, o)));
-            for (const auto& p : set.manual) manual.push_back(plan_json(p, false, why_not(p, o)));
-            std::cout << util::dump_json(nlohmann::ordered_json({{"schema_version", 1},
-                                                 {"mode", "dry-run"},
-                                                 {"target", o.fix.root.empty() ? std::string("live") : "root:" + o.fix.root},
-                                                 {"plans", plans},
-                                                 {"manual", manual},
-                                                 {"errors", set.errors}}),
-                             2)
-                      << "\n";
-        } else {
-            std::cout << fmt::format("kvmready fix · dry run: nothing is changed{}\n\n",
-                                     o.fix.root.empty() ? "" : fmt::format(" · files under {}", o.fix.root));
-            int n = 0;
-            for (const auto& p : set.plans) std::cout << plan_text(p, ++n, o) << "\n";
-            for (const auto& p : set.manual) std::cout << plan_text(p, ++n, o) << "\n";
-            for (const auto& e : set.errors) std::cout << fmt::format("cannot plan {}\n", e);
-            if (set.plans.empty()) std::cout << "Nothing to fix automatically.\n";
-            else
-                std::cout << fmt::format("{} fix(es) planned; apply with `kvmready fix --apply{}`{}.\n", set.plans.size(),
-                                         chosen.size() < set.plans.size() ? " --yes" : "",
-                                         chosen.size() < set.plans.size() ? " (--yes for the 'confirm' ones)" : "");
-        }
-        return set.plans.empty() ? (set.errors.empty() ? kExitReady : kExitNotReady) : 2;
-    }
-
-    auto log = [&](const std::string& m) { (o.json ? std::cerr : std::cout) << m << "\n"; };
-    if (!o.json) {
-        for (const auto& e : set.errors) std::cout << fmt::format("cannot plan {}\n", e);
-        for (const auto& p : set.plans)
-            if (!why_not(p, o).empty()) std::cout << fmt::format("skipped {}: {}\n", p.fix_id, why_not(p, o));
-    }
-    const bool resuming = fix::interrupted_run(state).has_value();
-    if (chosen.empty() && !resuming) {
-        if (o.json)
-            std::cout << util::dump_json(nlohmann::ordered_json({{"schema_version", 1}, {"mode", "apply"}, {"run_id", nullptr}, {"ok", set.errors.empty()},
-                                                 {"steps", nlohmann::ordered_json::array()}, {"errors", set.errors}}),
-                             2)
-                      << "\n";
-        else
-            std::cout << "Nothing to do.\n";
-        return set.errors.empty() ? kExitReady : kExitNotReady;
-    }
-    auto res = fix::apply_plans(state, chosen, o.fix, o.argv, log);
-    res.reverted_half_done = reverted;
-
-    // Before → after, from a fresh probe of the changed host.
-    Judged after = judge(o);
-    nlohmann::ordered_json changes = nlohmann::ordered_json::array();
-    std::string change_text;
-    for (const auto& f : before.report.findings) {
-        const Finding* a = nullptr;
-        for (const auto& g : after.report.findings)
-            if (g.id == f.id) a = &g;
-        if (!a || a->status == f.status) continue;
-        changes.push_back({{"id", f.id}, {"before", to_string(f.status)}, {"after", to_string(a->status)}, {"message", a->message}});
-        change_text += fmt::format("  {:<26} {} → {}  {}\n", f.id, to_string(f.status), to_string(a->status), a->message);
-    }
-    std::vector<std::string> still;
-    for (const auto& p : chosen)
-        for (const auto& r : p.repairs)
-            for (const auto& g : after.report.findings)
-                if (g.id == r && (g.status == Status::Fail || g.status == Status::Warn) &&
-                    std::find(still.begin(), still.end(), r) == still.end())
-                    still.push_back(r);
-    const bool ok = res.ok;
-    if (o.json) {
-        nlohmann::ordered_json steps = nlohmann::ordered_json::array();
-        for (const auto& s : res.steps) steps.push_back({{"fix_id", s.fix_id}, {"summary", s.summary}, {"status", s.status}, {"detail", s.detail}});
-        std::cout << util::dump_json(nlohmann::ordered_json({{"schema_version", 1},
-                                             {"mode", "apply"},
-                                             {"run_id", res.run_id},
-                                             {"journal", res.run_dir},
-                                             {"resumed", res.resumed},
-                                             {"reverted_half_done", res.reverted_half_done},
-                                             {"ok", ok},
-                                             {"steps", steps},
-                                             {"changed_checks", changes},
-                                             {"still_failing", still},
-                                             {"errors", set.errors}}),
-                         2)
-                  << "\n";
-    } else {
-        if (res.resumed)
-            std::cout << fmt::format("resumed interrupted run {}{}\n", res.run_id,
-                                     res.reverted_half_done.empty() ? "" : fmt::format(" (put back {} half-done step(s) first)", res.reverted_half_done.size()));
-        int done = 0, failed = 0, not_done = 0, skipped = 0;
-        for (const auto& s : res.steps) {
-            if (s.status == "done") ++done;
-            else if (s.status == "failed") ++failed;
-            else if (s.status == "not-done") ++not_done;
-            else ++skipped;
-        }
-        if (failed && not_done) {
-            std::cout << "\nNot done (stopped at the failure):\n";
-            for (const auto& s : res.steps)
-                if (s.status == "not-done") std::cout << fmt::format("  [{}] {}\n", s.fix_id, s.summary);
-        }
-        for (const auto& s : res.steps)
-            if (s.status == "skipped") std::cout << fmt::format("  skipped [{}] {}: {}\n", s.fix_id, s.summary, s.detail);
-        std::cout << fmt::format("\nrun {}: {} step(s) done, {} failed, {} not done, {} skipped · journal {}\n", res.run_id, done, failed, not_done,
-                                 skipped, res.run_dir);
-        if (!change_text.empty()) std::cout << "\nBefore → after:\n" << change_text;
-        if (!still.empty()) {
-            std::string s;
-            for (const auto& x : still) s += (s.empty() ? "" : ", ") + x;
-            std::cout << fmt::format("Still failing or warning: {} (see `kvmready check`)\n", s);
-        }
-        std::cout << fmt::format("Undo with: kvmready fix --undo {}{}\n", res.run_id, o.fix.root.empty() ? "" : " --root " + o.fix.root);
-    }
-    return ok ? kExitReady : kExitNotReady;
+    if (o.apply) return run_apply(o);
+    Judged j = judge(o);
+    const fix::PlanSet set = fix::make_plans(j.facts, j.report, o.options(), *j.host);
+    const std::string target = !o.probe.from.empty() ? j.facts.source : o.root().empty() ? std::string("live") : "root:" + o.root();
+    return print_plans(o, set, target);
 }
 
 }  // namespace
@@ -366,18 +189,23 @@ Action setup_fix(CLI::App& app) {
     sub->add_flag("--history", o->history, "List the recorded fix runs");
     sub->add_flag("--list", o->list, "List the fixes kvmready knows");
     sub->add_flag("--json", o->json, "Print the plan / result as one JSON object");
-    sub->add_option("--root", o->fix.root, "Change files under this directory instead of / (a golden image); no runtime changes");
-    sub->add_option("-u,--user", o->fix.user, "Who should be able to use KVM and libvirt (default: the invoking user)");
-    sub->add_option("-c,--connect", o->fix.connect_uri, "libvirt URI (default qemu:///system)");
-    sub->add_option("--network", o->fix.network, "libvirt network to define/start (default: default)")
-        ->each([o](const std::string&) { o->fix.network_given = true; });
-    sub->add_option("--subnet", o->fix.subnet, "IPv4 subnet for a network kvmready defines, e.g. 192.168.150.0/24");
-    sub->add_option("--pool", o->fix.pool, "libvirt storage pool to create (default: default)")
-        ->each([o](const std::string&) { o->fix.pool_given = true; });
-    sub->add_option("--pool-path", o->fix.pool_path, "Directory for the pool (default /var/lib/libvirt/images)");
-    sub->add_option("--bridge", o->fix.bridge, "Create this Linux bridge (runtime and persistent)");
-    sub->add_option("--uplink", o->fix.uplink, "Enslave this interface to --bridge, moving its addresses and routes (rolls back on lost connectivity)");
-    sub->add_option("--hugepages", o->fix.hugepages, "Reserve N default-size huge pages now and at boot");
+    auto& opt = o->probe.options;
+    sub->add_option("--root", opt.root, "Change files under this directory instead of / (a golden image); no runtime changes");
+    add_request_options(sub, opt,
+                        {"Who should be able to use KVM and libvirt (default: the invoking user)", "libvirt URI (default qemu:///system)",
+                         "libvirt network to define/start (default: default)", "libvirt storage pool to create (default: default)",
+                         "Create this Linux bridge (runtime and persistent)"});
+    sub->add_option("--subnet", opt.subnet, "IPv4 subnet for a network kvmready defines, e.g. 192.168.150.0/24");
+    sub->add_option("--pool-path", opt.pool_path, "Directory for the pool (default /var/lib/libvirt/images)");
+    sub->add_option("--uplink", opt.uplink, "Enslave this interface to --bridge, moving its addresses and routes (rolls back on lost connectivity)");
+    sub->add_option("--hugepages", opt.hugepages, "Reserve N default-size huge pages now and at boot");
+    // Plan for a customer's host on this machine: the facts of a support bundle, read only.
+    auto* from = sub->add_option("--from", o->probe.from,
+                                 "Print the plan for the host recorded in a support bundle (kvmready report): FILE.tar.gz or its unpacked "
+                                 "directory; nothing is changed");
+    from->excludes("--root");
+    sub->add_option("--bundle-limit", o->probe.bundle_limits, "Raise a limit on unpacking a --from bundle (see kvmready(1), LIMITS)")
+        ->type_name("NAME=N");
     sub->get_option("--undo")->excludes("--apply")->excludes("--history");
     sub->get_option("--apply")->excludes("--history");
     sub->footer("Exit status: 0 nothing to do / applied, 2 (dry run) fixes are planned, 1 a step failed or could not be planned, "

@@ -7,16 +7,23 @@
 
 namespace kvmready::cli {
 
+const RequestHelp kJudgeHelp = {"Judge access for this user instead of the invoking one", "libvirt URI to judge (default qemu:///system)",
+                                 "libvirt network guests will use (default: default)",
+                                 "libvirt storage pool for guest disks (default: default)",
+                                 "Linux bridge guests will be attached to; it must exist"};
+
+void add_request_options(CLI::App* sub, Request& r, const RequestHelp& help) {
+    if (help.user) sub->add_option("-u,--user", r.user, help.user);
+    sub->add_option("-c,--connect", r.connect_uri, help.connect);
+    sub->add_option("--network", r.network, help.network)->each([&r](const std::string&) { r.network_given = true; });
+    sub->add_option("--pool", r.pool, help.pool)->each([&r](const std::string&) { r.pool_given = true; });
+    sub->add_option("--bridge", r.bridge, help.bridge);
+}
+
 void add_probe_options(CLI::App* sub, ProbeCli& o, bool with_sources) {
-    sub->add_option("-u,--user", o.user, "Judge access for this user instead of the invoking one");
-    sub->add_option("-c,--connect", o.request.connect_uri, "libvirt URI to judge (default qemu:///system)");
-    sub->add_option("--network", o.request.network, "libvirt network guests will use (default: default)")
-        ->each([&o](const std::string&) { o.request.network_given = true; });
-    sub->add_option("--pool", o.request.pool, "libvirt storage pool for guest disks (default: default)")
-        ->each([&o](const std::string&) { o.request.pool_given = true; });
-    sub->add_option("--bridge", o.request.bridge, "Linux bridge guests will be attached to; it must exist");
+    add_request_options(sub, o.options, kJudgeHelp);
     if (!with_sources) return;
-    auto* root = sub->add_option("--root", o.root, "Read sysfs/procfs/dev facts from this directory tree instead of /");
+    auto* root = sub->add_option("--root", o.options.root, "Read sysfs/procfs/dev facts from this directory tree instead of /");
     auto* from = sub->add_option("--from", o.from, "Judge a support bundle (kvmready report) instead of this host: FILE.tar.gz or its unpacked directory");
     root->excludes(from);
     sub->add_option("--bundle-limit", o.bundle_limits,
@@ -27,8 +34,7 @@ void add_probe_options(CLI::App* sub, ProbeCli& o, bool with_sources) {
 
 ProbeSource open_source(const ProbeCli& o) {
     ProbeSource s;
-    s.options.user = o.user;
-    s.options.request = o.request;
+    s.options.request = o.options;  // the judged part of the options
     if (!o.cpuid_dump.empty()) {
         s.options.cpuid_dump = load_cpuid_dump(o.cpuid_dump);
         s.options.cpuid_dump_name = o.cpuid_dump;
@@ -42,8 +48,8 @@ ProbeSource open_source(const ProbeCli& o) {
         const auto& m = s.bundle->manifest();
         s.note = fmt::format("recorded by kvmready {} on {} ({}{})", m.value("version", "?"), m.value("created", "?"),
                              m.value("hostname", "?"), m.value("redacted", false) ? ", redacted" : "");
-    } else if (!o.root.empty()) {
-        s.host = host::make_rooted_host(o.root);
+    } else if (!o.options.root.empty()) {
+        s.host = host::make_rooted_host(o.options.root);
     } else {
         s.host = host::make_live_host();
     }
@@ -59,8 +65,8 @@ Facts probe_source(const ProbeSource& s, const host::Host& h, const ProbeCli& o)
     }
     if (!s.label.empty()) facts.source = s.label;
     facts.source_note = s.note;
-    if (!o.user.empty() && !facts.access.user)
-        throw UsageError(fmt::format("--user {}: no such user{}", o.user, h.is_live() ? "" : " in the recorded /etc/passwd"));
+    if (!o.options.user.empty() && !facts.access.user)
+        throw UsageError(fmt::format("--user {}: no such user{}", o.options.user, h.is_live() ? "" : " in the recorded /etc/passwd"));
     return facts;
 }
 

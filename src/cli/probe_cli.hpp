@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "core/options.hpp"
 #include "core/probe.hpp"
 #include "host/host.hpp"
 #include "report/bundle.hpp"
@@ -14,12 +15,27 @@
 namespace kvmready::cli {
 
 struct ProbeCli {
-    std::string user, root, from, cpuid_dump;
+    Options options;                         // user, URI, network, pool, bridge, root: parsed once, read by all
+    std::string from, cpuid_dump;
     std::vector<std::string> bundle_limits;  // --bundle-limit NAME=N
-    Request request;
 };
 
-// --user, --connect, --network, --pool, --bridge; with sources also --root,
+// Help texts of the shared options: judging a host reads differently from
+// fixing it. A null entry leaves that option out (smoke has no --user).
+struct RequestHelp {
+    const char* user;
+    const char* connect;
+    const char* network;
+    const char* pool;
+    const char* bridge;
+};
+extern const RequestHelp kJudgeHelp;  // check, report
+
+// --user, --connect, --network, --pool, --bridge into one Request: the single
+// place that parses them, for check, fix, smoke and report.
+void add_request_options(CLI::App* sub, Request& r, const RequestHelp& help);
+
+// The shared options with the judging help; with sources also --root,
 // --from and --cpuid-dump (judging recorded data).
 void add_probe_options(CLI::App* sub, ProbeCli& o, bool with_sources);
 

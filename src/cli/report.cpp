@@ -12,6 +12,7 @@
 #include "cli/probe_cli.hpp"
 #include "core/errors.hpp"
 #include "core/runner.hpp"
+#include "fixes/fix.hpp"
 #include "host/recording_host.hpp"
 #include "output/output.hpp"
 #include "report/bundle.hpp"
@@ -82,7 +83,7 @@ int run_report(const ReportOptions& o) {
     src.options.record_kernel_log = true;
     host::RecordingHost recorder(*src.host);
     Facts facts = probe_source(src, recorder, o.probe);
-    Report report = run_checks(facts, {});
+    Report report = run_checks(facts, {}, fix::plannable_unaided);
     const std::string out = o.out.empty() ? fmt::format("kvmready-report-{}.tar.gz", utc_now()) : o.out;
     if (!o.force && fs::exists(fs::symlink_status(out)))
         throw ExitError(kExitUsage, fmt::format("{} already exists; pass --force to replace it", out));
@@ -134,7 +135,7 @@ Action setup_report(CLI::App& app) {
     sub->add_flag("--force", o->force, "Replace an existing output file");
     add_probe_options(sub, o->probe, false);
     // A recorded tree (a customer's --record) bundled and redacted like a live host.
-    sub->add_option("--root", o->probe.root, "Bundle this recorded host tree (kvmready check --record) instead of this host");
+    sub->add_option("--root", o->probe.options.root, "Bundle this recorded host tree (kvmready check --record) instead of this host");
     return [o] {
         o->command_line = command_line();
         return run_report(*o);

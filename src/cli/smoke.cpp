@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "cli/cli.hpp"
+#include "cli/probe_cli.hpp"
 #include "core/errors.hpp"
 #include "smoke/smoke.hpp"
 #include "util/utf8.hpp"
@@ -37,13 +38,13 @@ Action setup_smoke(CLI::App& app) {
     auto c = std::make_shared<SmokeCli>();
     auto& o = c->opt;
     auto* sub = app.add_subcommand("smoke", "Boot a throwaway VM through libvirt and prove disk, NIC and (Linux guest) network end to end.");
-    sub->add_option("-c,--connect", o.uri, "libvirt URI (default qemu:///system)");
+    add_request_options(sub, o,
+                        {nullptr, "libvirt URI (default qemu:///system)", "libvirt network for the guest's NIC (default: default)",
+                         "storage pool for the throwaway volume (default: default)",
+                         "attach the NIC to this Linux bridge instead of a libvirt network"});
+    sub->get_option("--network")->excludes("--bridge");
     sub->add_option("--accel", o.accel, "kvm, tcg or auto (default: KVM when it works, else TCG with a diagnosis)")
         ->check(CLI::IsMember({"kvm", "tcg", "auto"}));
-    auto* net = sub->add_option("--network", o.network, "libvirt network for the guest's NIC (default: default)");
-    auto* br = sub->add_option("--bridge", o.bridge, "attach the NIC to this Linux bridge instead of a libvirt network");
-    net->excludes(br);
-    sub->add_option("--pool", o.pool, "storage pool for the throwaway volume (default: default)");
     sub->add_option("--guest", o.guest, "builtin (tiny bare-metal guest) or linux")->check(CLI::IsMember({"builtin", "linux"}));
     sub->add_option("--kernel", o.kernel, "boot this kernel/guest file instead of the default");
     sub->add_option("--initrd", o.initrd, "use this initramfs instead of the generated one");

@@ -70,6 +70,11 @@ struct CheckSpec {
     std::function<void(const Facts&, const Results&, Finding&)> run;
     // ProbeArea bits of the facts it reads beyond the core; set by registry().
     unsigned areas = 0;
+    // The ground truth (kvm.api): its pass means KVM works, whatever else
+    // says. The verdict names its evidence's "flavour", and a run of
+    // selected checks says whether it was among them. The runner knows no
+    // check by name, so the registry marks it here.
+    bool ground_truth = false;
 
     [[nodiscard]] std::string category() const {
         std::string s(id);

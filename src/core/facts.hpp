@@ -11,12 +11,13 @@
 
 #include "core/json_optional.hpp"
 #include "core/facts_net.hpp"
+#include "core/facts_smoke.hpp"
 #include "core/facts_system.hpp"
 #include "core/facts_virt.hpp"
+#include "core/options.hpp"
 #include "cpuid/cpuid.hpp"
 #include "host/host.hpp"
 #include "host/kvm_probe.hpp"
-#include "smoke/report.hpp"
 
 namespace kvmready {
 
@@ -26,6 +27,8 @@ struct KernelFacts {
     std::string hostname;  // /proc/sys/kernel/hostname
     std::string os_id;     // /etc/os-release ID and ID_LIKE: which package manager hints name
 };
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(KernelFacts, release, cmdline, hostname, os_id)
+
 
 struct CpuFacts {
     std::string source;               // "live", "dump:FILE", "recorded", "none"
@@ -40,17 +43,25 @@ struct CpuFacts {
     bool cpuinfo_has_vmx_flags_line = false;
     std::vector<std::string> cpuinfo_vmx_flags;
 };
+// Custom: the dump travels as `cpuid -r` text (cpuid_r, dump_format), the rest field by field.
+void to_json(nlohmann::json& j, const CpuFacts& c);
+void from_json(const nlohmann::json& j, CpuFacts& c);
+
 
 struct MsrReading {
     std::optional<uint64_t> value;
     std::string error;
 };
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MsrReading, value, error)
+
 
 struct MsrFacts {
     std::string source;               // "live", "dump", "recorded"
     MsrReading feature_control;       // Intel IA32_FEATURE_CONTROL (0x3a)
     MsrReading vm_cr;                 // AMD VM_CR (0xc0010114)
 };
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MsrFacts, source, feature_control, vm_cr)
+
 
 struct ModuleInfo {
     std::string name;
@@ -58,6 +69,8 @@ struct ModuleInfo {
     std::string initstate;            // "live", "coming", "going" for loadable ones
     std::map<std::string, std::string> parameters;
 };
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ModuleInfo, name, builtin, initstate, parameters)
+
 
 struct ModuleFacts {
     bool module_support = false;      // /proc/modules exists
@@ -66,6 +79,8 @@ struct ModuleFacts {
     bool modules_dir_found = false;   // /lib/modules/RELEASE exists
     std::vector<std::string> installed;  // kvm* modules available to modprobe for this kernel
 };
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ModuleFacts, module_support, modules_disabled, present, modules_dir_found, installed)
+
 
 struct DeviceFacts {
     std::string path = "/dev/kvm";
@@ -79,6 +94,8 @@ struct DeviceFacts {
     std::optional<unsigned> misc_minor;
     std::string dev_fstype;           // what /dev is: devtmpfs makes nodes itself, a tmpfs does not
 };
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DeviceFacts, path, stat, acl, owner_name, group_name, misc_read, misc_minor, dev_fstype)
+
 
 // The kernel log's virtualization lines, read only when a finding needs
 // them (KVM absent or failing): reading costs milliseconds a healthy host
@@ -88,6 +105,8 @@ struct KernelLogFacts {
     std::string reason;               // why it was read, or why not
     host::KernelLog log;
 };
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(KernelLogFacts, read, reason, log)
+
 
 struct AccessFacts {
     std::string requested_user;       // --user NAME, empty for the invoking user
@@ -97,6 +116,8 @@ struct AccessFacts {
     std::optional<std::vector<uint32_t>> process_groups;  // current user, live
     std::optional<int> open_errno;    // real open(O_RDWR), current user, live
 };
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AccessFacts, requested_user, is_current, user, lookup_error, process_groups, open_errno)
+
 
 struct HypervisorFacts {
     std::map<std::string, std::string> dmi;  // sys_vendor, product_name, bios_vendor, ...
@@ -108,19 +129,11 @@ struct HypervisorFacts {
     std::string root_fstype;                 // fs type of / from /proc/self/mountinfo
     bool wsl = false;                        // Microsoft kernel (WSL2)
 };
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HypervisorFacts, dmi, sys_hypervisor_type, container_env, containerenv_file, dockerenv_file,
+                                                pid1_cgroup, root_fstype, wsl)
 
-// What the user asked to be judged (checks are pure, so they read it here).
-struct Request {
-    std::string user;                 // --user
-    std::string connect_uri = "qemu:///system";  // --connect
-    std::string network = "default";  // --network
-    bool network_given = false;
-    std::string pool = "default";     // --pool
-    bool pool_given = false;
-    std::string bridge;               // --bridge (required to exist when given)
-};
 
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Request, user, connect_uri, network, network_given, pool, pool_given, bridge)
+// Request (what the user asked to be judged): core/options.hpp.
 
 struct Facts {
     int schema_version = 1;
@@ -139,9 +152,14 @@ struct Facts {
     VirtFacts virt;                   // QEMU, libvirt, storage
     NetFacts net;
     SystemFacts system;               // IOMMU, memory, cgroups, confidential, security
-    smoke::SmokeFacts smoke;          // `check --full` only: a guest booted through libvirt
+    SmokeFacts smoke;                 // `check --full` only: a guest booted through libvirt
 };
 
+// source_note is not serialised: the bundle's manifest carries it.
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Facts, schema_version, source, kernel, cpu, msr, modules, device, access, kvm, hypervisor,
+                                                kernel_log, request, virt, net, system, smoke)
+
+// The serialisation above, by name (bundles, --record, tests).
 nlohmann::json facts_to_json(const Facts& f);
 Facts facts_from_json(const nlohmann::json& j);
 

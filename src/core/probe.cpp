@@ -143,16 +143,16 @@ void probe_device(const host::Host& h, Facts& f) {
 
 void probe_access(const host::Host& h, const ProbeOptions& opt, Facts& f) {
     auto& a = f.access;
-    a.requested_user = opt.user;
+    a.requested_user = opt.request.user;
     auto current = h.current_user();
-    if (opt.user.empty()) {
+    if (opt.request.user.empty()) {
         a.is_current = true;
         a.user = current;
         if (!current) a.lookup_error = "the recording does not say which user ran it; pass --user NAME";
     } else {
-        a.user = h.lookup_user(opt.user);
+        a.user = h.lookup_user(opt.request.user);
         a.is_current = current && a.user && current->uid == a.user->uid;
-        if (!a.user) a.lookup_error = "no such user: " + opt.user;
+        if (!a.user) a.lookup_error = "no such user: " + opt.request.user;
     }
     if (a.is_current) {
         a.process_groups = h.process_groups();
@@ -254,7 +254,6 @@ Facts probe(const host::Host& h, const ProbeOptions& opt) {
     Facts f;
     f.source = h.source();
     f.request = opt.request;
-    f.request.user = opt.user;
     // libvirt answers in milliseconds, or never (a hung daemon): beside the rest.
     std::thread virt_thread;
     if (opt.areas & kAreaVirt) virt_thread = std::thread([&] { probe_virt(h, opt, f); });

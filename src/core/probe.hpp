@@ -17,8 +17,7 @@ namespace kvmready {
 enum ProbeArea : unsigned { kAreaVirt = 1u, kAreaNet = 2u, kAreaSystem = 4u, kAreaAll = 7u };
 
 struct ProbeOptions {
-    std::string user;                      // --user NAME; empty = invoking user
-    Request request;                       // what to judge (network, pool, bridge, URI)
+    Request request;                       // what to judge (user, URI, network, pool, bridge)
     int libvirt_timeout_ms = 3000;
     std::optional<cpuid::Dump> cpuid_dump; // --cpuid-dump FILE, already parsed
     std::string cpuid_dump_name;

@@ -1,5 +1,4 @@
 #include "core/runner.hpp"
-#include "fixes/fix.hpp"
 
 #include <algorithm>
 #include <set>
@@ -93,17 +92,25 @@ std::string unjudged_note(int n) {
     return fmt::format("; {} recommended check{} could not be judged (unknown)", n, n == 1 ? "" : "s");
 }
 
+// What the verdict needs besides the findings: the request (for the options
+// a next step repeats), the fixes the layer above knows, the ground truth.
+struct Context {
+    const Request& request;
+    const FixPlannable& plannable;
+    std::string ground_truth;          // id of the check marked ground_truth ("" if none)
+};
+
 // One next step: the single command, or the hint naming where the several
 // commands are, of the first finding that matches.
 template <typename Pred>
-std::string first_command(const std::vector<Finding>& findings, const Request& request, Pred pred) {
+std::string first_command(const std::vector<Finding>& findings, const Context& ctx, Pred pred) {
+    const Request& request = ctx.request;
     for (const auto& f : findings) {
         if (!pred(f)) continue;
         const auto& rem = f.remediation;
         // A fix kvmready can apply: point at its plan, the safe first step.
         // (Not the fixes that need options of their own: --bridge, --hugepages.)
-        if (!rem.fix_id.empty() && fix::find_fix(rem.fix_id) && rem.applicability != "manual" && rem.fix_id != "net.bridge" &&
-            rem.fix_id != "memory.hugepages") {
+        if (!rem.fix_id.empty() && ctx.plannable && ctx.plannable(rem.fix_id) && rem.applicability != "manual") {
             std::string opts;
             if (request.connect_uri != Request{}.connect_uri) opts += " --connect " + request.connect_uri;
             if (!request.user.empty()) opts += " --user " + request.user;
@@ -123,7 +130,7 @@ std::string first_command(const std::vector<Finding>& findings, const Request& r
     return {};
 }
 
-void decide(Report& r, const Request& request) {
+void decide(Report& r, const Context& ctx) {
     const Finding* first_fail = nullptr;
     const Finding* first_unknown = nullptr;
     int warnings = 0;
@@ -143,10 +150,10 @@ void decide(Report& r, const Request& request) {
         if (f.level == Level::Recommended && (f.status == Status::Unknown || f.status == Status::Error)) ++unjudged;
         if (counts && f.status == Status::Fail) failed_recommended.push_back(f.id);
         else if (counts) ++warnings;
-        if (f.id == "kvm.api" && f.status == Status::Pass && f.evidence.contains("flavour"))
+        if (f.id == ctx.ground_truth && f.status == Status::Pass && f.evidence.contains("flavour"))
             flavour = " (via " + f.evidence["flavour"].get<std::string>() + ")";
     }
-    auto first_command = [&](auto pred) { return kvmready::first_command(r.findings, request, pred); };
+    auto first_command = [&](auto pred) { return kvmready::first_command(r.findings, ctx, pred); };
     if (first_fail) {
         // Lead with the cause: registry order puts causes first, and a failed
         // recommended check (a firmware lock) can be the cause of a required one.
@@ -188,8 +195,8 @@ void decide(Report& r, const Request& request) {
 }
 
 // A run of selected checks answers for them alone: its sentence names the
-// selection and says whether KVM itself (kvm.api) was among it.
-void decide_selection(Report& r, const Results& results, const std::vector<CheckSpec>& checks, const Request& request) {
+// selection and says whether KVM itself (the ground truth, kvm.api) was among it.
+void decide_selection(Report& r, const Results& results, const std::vector<CheckSpec>& checks, const Context& ctx) {
     const std::string sel = fmt::format("{}", fmt::join(r.scope.selected, ", "));
     const size_t n = r.findings.size();
     const Finding* lead = nullptr;       // a failed selected check, or the failed dependency behind a skipped one
@@ -222,8 +229,9 @@ void decide_selection(Report& r, const Results& results, const std::vector<Check
                 break;
             }
     const std::string kvm_clause =
-        r.scope.kvm_checked ? (results.status("kvm.api") == Status::Pass ? "KVM works (kvm.api passed); the rest of the host was not checked"
-                                                                          : "the rest of the host was not checked")
+        r.scope.kvm_checked ? (results.status(ctx.ground_truth) == Status::Pass
+                                   ? fmt::format("KVM works ({} passed); the rest of the host was not checked", ctx.ground_truth)
+                                   : "the rest of the host was not checked")
                             : "KVM itself was not checked";
     auto pred_of = [](const Finding* x) { return [x](const Finding& f) { return f.id == x->id; }; };
     if (lead) {
@@ -232,17 +240,17 @@ void decide_selection(Report& r, const Results& results, const std::vector<Check
         // The lead may be a dependency outside the selection: look there too.
         std::vector<Finding> pool = r.findings;
         if (!std::any_of(r.findings.begin(), r.findings.end(), [&](const Finding& f) { return f.id == lead->id; })) pool.push_back(*lead);
-        r.next_step = first_command(pool, request, pred_of(lead));
+        r.next_step = first_command(pool, ctx, pred_of(lead));
     } else if (undetermined) {
         r.verdict = Verdict::Undetermined;
         r.verdict_text = fmt::format("Could not judge the selected checks ({}): {} is {} ({}).", sel, undetermined->id,
                                      to_string(undetermined->status), undetermined->message);
-        r.next_step = first_command(r.findings, request, pred_of(undetermined));
+        r.next_step = first_command(r.findings, ctx, pred_of(undetermined));
     } else if (warnings > 0) {
         r.verdict = Verdict::PassedWithWarnings;
         r.verdict_text = fmt::format("The {} selected check{} ({}) passed with {} warning{}{}; {}.", n, n == 1 ? "" : "s", sel, warnings,
                                      warnings == 1 ? "" : "s", unjudged_note(unjudged), kvm_clause);
-        r.next_step = first_command(r.findings, request, [](const Finding& f) { return f.status == Status::Warn; });
+        r.next_step = first_command(r.findings, ctx, [](const Finding& f) { return f.status == Status::Warn; });
     } else {
         r.verdict = Verdict::Passed;
         r.verdict_text = fmt::format("The {} selected check{} ({}) passed{}; {}.", n, n == 1 ? "" : "s", sel, unjudged_note(unjudged), kvm_clause);
@@ -271,11 +279,12 @@ unsigned probe_areas_for(const std::vector<std::string>& selectors) {
     return areas;
 }
 
-Report run_checks(const Facts& facts, const std::vector<std::string>& selectors) {
-    return run_checks(facts, selectors, registry());
+Report run_checks(const Facts& facts, const std::vector<std::string>& selectors, const FixPlannable& plannable) {
+    return run_checks(facts, selectors, registry(), plannable);
 }
 
-Report run_checks(const Facts& facts, const std::vector<std::string>& selectors, const std::vector<CheckSpec>& checks) {
+Report run_checks(const Facts& facts, const std::vector<std::string>& selectors, const std::vector<CheckSpec>& checks,
+                  const FixPlannable& plannable) {
     for (const auto& s : selectors) {
         bool known = std::any_of(checks.begin(), checks.end(),
                                  [&](const CheckSpec& c) { return s == c.id || s == c.category(); });
@@ -301,9 +310,13 @@ Report run_checks(const Facts& facts, const std::vector<std::string>& selectors,
         }
         r.findings.push_back(std::move(f));
     }
-    r.scope.kvm_checked = std::any_of(r.findings.begin(), r.findings.end(), [](const Finding& f) { return f.id == "kvm.api"; });
-    if (r.scope.whole_host) decide(r, facts.request);
-    else decide_selection(r, results, checks, facts.request);
+    Context ctx{facts.request, plannable, ""};
+    for (const auto& spec : checks)
+        if (spec.ground_truth) ctx.ground_truth = spec.id;
+    r.scope.kvm_checked = !ctx.ground_truth.empty() &&
+                          std::any_of(r.findings.begin(), r.findings.end(), [&](const Finding& f) { return f.id == ctx.ground_truth; });
+    if (r.scope.whole_host) decide(r, ctx);
+    else decide_selection(r, results, checks, ctx);
     return r;
 }
 

@@ -1,6 +1,7 @@
 // Runs the registry over Facts and derives the verdict.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -17,7 +18,7 @@ const char* to_string(Verdict v);
 struct Scope {
     bool whole_host = true;            // every check ran
     std::vector<std::string> selected; // the selectors as given (empty: all)
-    bool kvm_checked = true;           // kvm.api, the ground truth, was among the checks reported
+    bool kvm_checked = true;           // the ground truth check (kvm.api) was among the checks reported
 };
 
 struct Summary {
@@ -34,16 +35,23 @@ struct Report {
     std::string next_step;           // one command or action, empty when ready
 };
 
+// What the layer above knows of `kvmready fix` (the core knows no fix): true
+// when a plain `kvmready fix`, without options of the fix's own, plans this
+// fix id. The next step then points at the plan. Empty: no fix is known, the
+// next step names the remediation's own commands.
+using FixPlannable = std::function<bool(const std::string& fix_id)>;
+
 // selectors: check ids or categories; empty = all. Throws UsageError on an
 // unknown selector.
-Report run_checks(const Facts& facts, const std::vector<std::string>& selectors);
+Report run_checks(const Facts& facts, const std::vector<std::string>& selectors, const FixPlannable& plannable = {});
 
 // ProbeArea bits the selected checks and everything they depend on read
 // (kAreaAll when nothing is selected).
 unsigned probe_areas_for(const std::vector<std::string>& selectors);
 // The same over an explicit check list (tests exercise the runner with
 // checks that throw or depend on each other).
-Report run_checks(const Facts& facts, const std::vector<std::string>& selectors, const std::vector<CheckSpec>& checks);
+Report run_checks(const Facts& facts, const std::vector<std::string>& selectors, const std::vector<CheckSpec>& checks,
+                  const FixPlannable& plannable = {});
 
 int exit_code_for(const Report& r, bool strict);
 

@@ -9,7 +9,7 @@
 
 #include <fmt/format.h>
 
-#include "core/errors.hpp"
+#include "util/errors.hpp"
 
 namespace kvmready::host {
 

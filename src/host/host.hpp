@@ -46,6 +46,11 @@ struct User {
     std::vector<Group> groups;     // from the group database (primary included)
 };
 
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(StatInfo, exists, error, type, major, minor, mode, uid, gid)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AclEntry, tag, id, perms)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Group, gid, name)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(User, name, uid, gid, groups)
+
 struct FsUsage {
     bool ok = false;
     int error = 0;

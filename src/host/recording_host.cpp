@@ -11,7 +11,7 @@
 
 #include <fmt/format.h>
 
-#include "core/errors.hpp"
+#include "util/errors.hpp"
 #include "util/utf8.hpp"
 
 namespace kvmready::host {

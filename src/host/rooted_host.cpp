@@ -18,7 +18,7 @@
 #include <mutex>
 #include <system_error>
 
-#include "core/errors.hpp"
+#include "util/errors.hpp"
 #include "host/host.hpp"
 #include "host/bounded_read.hpp"
 #include "host/stat_util.hpp"

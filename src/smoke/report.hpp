@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/facts_smoke.hpp"
+
 namespace kvmready::smoke {
 
 // One `KVMREADY <stage> <ok|fail> k=v...` report, or a stage the guest
@@ -69,26 +71,8 @@ struct SmokeReport {
     std::vector<std::string> cleanup_commands;  // --keep: how to remove it
 };
 
-// What `kvmready check --full` keeps of a smoke run in Facts (check smoke.boot).
-struct SmokeFacts {
-    bool ran = false;                 // false: not requested (no --full) or not possible
-    std::string not_run_reason;
-    bool passed = false;
-    int exit_code = 0;                // as `kvmready smoke` would exit
-    std::string verdict;
-    std::string diagnosis;
-    std::string accel_requested, accel_used;
-    std::string uri;
-    std::string failed_step;          // e.g. "c libvirt [kvm]"
-    std::string failure;              // its failure class
-    std::string failure_message;
-    bool kvm_flavour_pvm = false;
-    double total_ms = 0;
-    std::vector<std::string> steps;   // "c libvirt [tcg] pass 1610 ms", in order
-};
-
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SmokeFacts, ran, not_run_reason, passed, exit_code, verdict, diagnosis, accel_requested,
-                                                accel_used, uri, failed_step, failure, failure_message, kvm_flavour_pvm, total_ms, steps)
+// SmokeFacts (what `check --full` keeps in Facts) is core data: core/facts_smoke.hpp.
+using kvmready::SmokeFacts;
 
 SmokeFacts summarize(const SmokeReport& r, const std::string& uri);
 

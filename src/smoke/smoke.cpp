@@ -172,7 +172,7 @@ SmokeReport run_smoke(const SmokeOptions& o) {
 
     // The guest to boot.
     LibvirtRunConfig cfg;
-    cfg.uri = o.uri;
+    cfg.uri = o.connect_uri;
     cfg.network = o.network;
     cfg.bridge = o.bridge;
     cfg.pool = o.pool;
@@ -335,18 +335,15 @@ SmokeReport run_smoke(const SmokeOptions& o) {
     return r;
 }
 
-SmokeFacts smoke_for_check(const std::string& uri, const std::string& network, const std::string& bridge, const std::string& pool) {
+SmokeFacts smoke_for_check(const Request& request) {
     install_signal_handlers();
     SmokeOptions o;
-    o.uri = uri;
-    o.network = network;
-    o.bridge = bridge;
-    o.pool = pool;
+    static_cast<Request&>(o) = request;
     // A check must not hold the whole report up for long: a stalled KVM boot
     // gives up after 5 s (then TCG gets 15 s).
     o.timeout_s = 15;
     try {
-        return summarize(run_smoke(o), uri);
+        return summarize(run_smoke(o), o.connect_uri);
     } catch (const std::exception& e) {
         SmokeFacts f;
         f.not_run_reason = e.what();

@@ -6,16 +6,15 @@
 
 #include <string>
 
+#include "core/options.hpp"
 #include "smoke/report.hpp"
 
 namespace kvmready::smoke {
 
-struct SmokeOptions {
-    std::string uri = "qemu:///system";
+// The shared request (connect_uri, network, bridge, pool; core/options.hpp)
+// plus what only the smoke run takes.
+struct SmokeOptions : Request {
     std::string accel = "auto";       // kvm, tcg, auto
-    std::string network = "default";
-    std::string bridge;
-    std::string pool = "default";
     std::string guest = "builtin";    // builtin, linux
     std::string kernel;               // --kernel: the file to boot instead of the default
     std::string initrd;               // --initrd: instead of the generated initramfs
@@ -36,6 +35,6 @@ SmokeReport run_smoke(const SmokeOptions& o);
 
 // `kvmready check --full`: the default smoke run (builtin guest, --accel
 // auto) against the URI, network/bridge and pool being judged, summarised.
-SmokeFacts smoke_for_check(const std::string& uri, const std::string& network, const std::string& bridge, const std::string& pool);
+SmokeFacts smoke_for_check(const Request& request);
 
 }  // namespace kvmready::smoke
