@@ -75,7 +75,6 @@ std::string libvirt_socket_for(const std::string& uri, bool (*exists)(const std:
 }  // namespace kvmready::host
 
 #ifdef KVMREADY_HAVE_LIBVIRT
-#include <dlfcn.h>
 #include <fcntl.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
@@ -97,71 +96,13 @@ std::string libvirt_socket_for(const std::string& uri, bool (*exists)(const std:
 #include <thread>
 
 #include "host/libvirt_wire.hpp"
-#include "util/dynlib.hpp"
+#include "host/libvirt_api.hpp"
 
 namespace kvmready::host {
 
 namespace {
 
 std::atomic<bool> g_abandoned{false};
-
-// The libvirt functions the query calls, resolved from libvirt.so.0.
-#define KVMREADY_LIBVIRT_FUNCTIONS(X) \
-    X(virInitialize) \
-    X(virSetErrorFunc) \
-    X(virGetLastErrorMessage) \
-    X(virConnectOpenReadOnly) \
-    X(virConnectOpen) \
-    X(virConnectClose) \
-    X(virConnectGetType) \
-    X(virConnectGetLibVersion) \
-    X(virConnectGetVersion) \
-    X(virConnectGetCapabilities) \
-    X(virConnectGetDomainCapabilities) \
-    X(virConnectListAllNetworks) \
-    X(virNetworkGetName) \
-    X(virNetworkIsActive) \
-    X(virNetworkIsPersistent) \
-    X(virNetworkGetAutostart) \
-    X(virNetworkGetXMLDesc) \
-    X(virNetworkFree) \
-    X(virConnectListAllStoragePools) \
-    X(virStoragePoolGetName) \
-    X(virStoragePoolIsActive) \
-    X(virStoragePoolIsPersistent) \
-    X(virStoragePoolGetAutostart) \
-    X(virStoragePoolGetInfo) \
-    X(virStoragePoolGetXMLDesc) \
-    X(virStoragePoolFree)
-
-struct Api {
-    KVMREADY_LIBVIRT_FUNCTIONS(KVMREADY_API_MEMBER)
-};
-
-// Loaded once per process and never unloaded (an abandoned query may still run in it).
-const Api* load_api(std::string& error) {
-    return util::load_api<Api>(
-        "libvirt.so.0", "libvirt0", [](auto sym, Api& api) { KVMREADY_LIBVIRT_FUNCTIONS(KVMREADY_API_RESOLVE) }, &error);
-}
-
-// Only called once load_api succeeded.
-const Api& lv() {
-    std::string unused;
-    return *load_api(unused);
-}
-
-void quiet(void*, virErrorPtr) {}  // libvirt prints every error to stderr by default
-
-std::string last_error() {
-    const char* m = lv().virGetLastErrorMessage();
-    return m ? m : "unknown libvirt error";
-}
-
-std::string take(char* s) {
-    std::string out = s ? s : "";
-    free(s);
-    return out;
-}
 
 bool path_exists(const std::string& p) {
     struct stat st {};
@@ -299,7 +240,7 @@ public:
             }
         }
         std::string load_error;
-        if (!load_api(load_error)) {
+        if (!vir::load(&load_error)) {
             publish("open", [&](LibvirtSnapshot& s) {
                 s.client = "libvirt.so";
                 s.attempted = false;
@@ -308,19 +249,17 @@ public:
             finish();
             return;
         }
-        lv().virInitialize();
-        lv().virSetErrorFunc(nullptr, quiet);
         // One connection: read-write when this user may have it (root, group
         // libvirt, polkit), which managing domains and domain capabilities
         // need anyway; read-only otherwise. Each extra open costs a round
         // trip and the daemon's per-client setup.
         const auto t0 = std::chrono::steady_clock::now();
-        virConnectPtr c = lv().virConnectOpen(uri.c_str());
-        const std::string rw_error = c ? "" : last_error();
-        if (!c) c = lv().virConnectOpenReadOnly(uri.c_str());
+        virConnectPtr c = vir::api().virConnectOpen(uri.c_str());
+        const std::string rw_error = c ? "" : vir::last_error();
+        if (!c) c = vir::api().virConnectOpenReadOnly(uri.c_str());
         const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         if (!c) {
-            const std::string e = last_error();
+            const std::string e = vir::last_error();
             publish("open", [&](LibvirtSnapshot& s) {
                 s.error = e;
                 s.connect_ms = ms;
@@ -338,10 +277,10 @@ public:
             s.read_write = rw_error.empty();
             s.read_write_error = rw_error;
         });
-        const char* t = lv().virConnectGetType(c);
+        const char* t = vir::api().virConnectGetType(c);
         std::string type = t ? t : "";
         unsigned long lib = 0;
-        const bool lib_ok = lv().virConnectGetLibVersion(c, &lib) == 0;
+        const bool lib_ok = vir::api().virConnectGetLibVersion(c, &lib) == 0;
         publish("version", [&](LibvirtSnapshot& s) {
             s.hypervisor_type = type;
             if (lib_ok) s.library_version = lib;
@@ -355,31 +294,31 @@ public:
             networks(c);
             pools(c);
         });
-        std::string kvm = take(lv().virConnectGetDomainCapabilities(c, nullptr, nullptr, nullptr, "kvm", 0));
-        const std::string kvm_error = kvm.empty() ? last_error() : "";
+        std::string kvm = vir::take(vir::api().virConnectGetDomainCapabilities(c, nullptr, nullptr, nullptr, "kvm", 0));
+        const std::string kvm_error = kvm.empty() ? vir::last_error() : "";
         publish("domcaps-kvm", [&](LibvirtSnapshot& s) {
             s.domcaps_kvm_xml = std::move(kvm);
             s.domcaps_kvm_error = kvm_error;
         });
-        std::string tcg = take(lv().virConnectGetDomainCapabilities(c, nullptr, nullptr, nullptr, "qemu", 0));
-        const std::string tcg_error = tcg.empty() ? last_error() : "";
+        std::string tcg = vir::take(vir::api().virConnectGetDomainCapabilities(c, nullptr, nullptr, nullptr, "qemu", 0));
+        const std::string tcg_error = tcg.empty() ? vir::last_error() : "";
         publish("domcaps-qemu", [&](LibvirtSnapshot& s) {
             s.domcaps_qemu_xml = std::move(tcg);
             s.domcaps_qemu_error = tcg_error;
         });
-        std::string caps = take(lv().virConnectGetCapabilities(c));
-        const std::string caps_error = caps.empty() ? last_error() : "";
+        std::string caps = vir::take(vir::api().virConnectGetCapabilities(c));
+        const std::string caps_error = caps.empty() ? vir::last_error() : "";
         publish("capabilities", [&](LibvirtSnapshot& s) {
             s.capabilities_xml = std::move(caps);
             s.capabilities_error = caps_error;
         });
         unsigned long hv = 0;
-        const bool hv_ok = lv().virConnectGetVersion(c, &hv) == 0;
+        const bool hv_ok = vir::api().virConnectGetVersion(c, &hv) == 0;
         publish("hypervisor-version", [&](LibvirtSnapshot& s) {
             if (hv_ok) s.hypervisor_version = hv;
         });
         objects.join();
-        lv().virConnectClose(c);
+        vir::api().virConnectClose(c);
         finish();
     }
 
@@ -387,18 +326,18 @@ private:
     void networks(virConnectPtr c) {
         std::vector<LibvirtNetwork> out;
         virNetworkPtr* nets = nullptr;
-        const int n = lv().virConnectListAllNetworks(c, &nets, 0);
-        const std::string err = n < 0 ? last_error() : "";
+        const int n = vir::api().virConnectListAllNetworks(c, &nets, 0);
+        const std::string err = n < 0 ? vir::last_error() : "";
         for (int i = 0; i < n; ++i) {
             LibvirtNetwork net;
-            if (const char* name = lv().virNetworkGetName(nets[i])) net.name = name;
-            net.active = lv().virNetworkIsActive(nets[i]) == 1;
-            net.persistent = lv().virNetworkIsPersistent(nets[i]) == 1;
+            if (const char* name = vir::api().virNetworkGetName(nets[i])) net.name = name;
+            net.active = vir::api().virNetworkIsActive(nets[i]) == 1;
+            net.persistent = vir::api().virNetworkIsPersistent(nets[i]) == 1;
             int autostart = 0;
-            net.autostart = lv().virNetworkGetAutostart(nets[i], &autostart) == 0 && autostart;
-            net.xml = take(lv().virNetworkGetXMLDesc(nets[i], 0));
+            net.autostart = vir::api().virNetworkGetAutostart(nets[i], &autostart) == 0 && autostart;
+            net.xml = vir::take(vir::api().virNetworkGetXMLDesc(nets[i], 0));
             out.push_back(std::move(net));
-            lv().virNetworkFree(nets[i]);
+            vir::api().virNetworkFree(nets[i]);
         }
         free(nets);
         publish("networks", [&](LibvirtSnapshot& s) {
@@ -410,25 +349,25 @@ private:
     void pools(virConnectPtr c) {
         std::vector<LibvirtPool> out;
         virStoragePoolPtr* pools = nullptr;
-        const int n = lv().virConnectListAllStoragePools(c, &pools, 0);
-        const std::string err = n < 0 ? last_error() : "";
+        const int n = vir::api().virConnectListAllStoragePools(c, &pools, 0);
+        const std::string err = n < 0 ? vir::last_error() : "";
         for (int i = 0; i < n; ++i) {
             LibvirtPool p;
-            if (const char* name = lv().virStoragePoolGetName(pools[i])) p.name = name;
-            p.active = lv().virStoragePoolIsActive(pools[i]) == 1;
-            p.persistent = lv().virStoragePoolIsPersistent(pools[i]) == 1;
+            if (const char* name = vir::api().virStoragePoolGetName(pools[i])) p.name = name;
+            p.active = vir::api().virStoragePoolIsActive(pools[i]) == 1;
+            p.persistent = vir::api().virStoragePoolIsPersistent(pools[i]) == 1;
             int autostart = 0;
-            p.autostart = lv().virStoragePoolGetAutostart(pools[i], &autostart) == 0 && autostart;
+            p.autostart = vir::api().virStoragePoolGetAutostart(pools[i], &autostart) == 0 && autostart;
             virStoragePoolInfo info {};
-            if (lv().virStoragePoolGetInfo(pools[i], &info) == 0) {
+            if (vir::api().virStoragePoolGetInfo(pools[i], &info) == 0) {
                 p.state = static_cast<int>(info.state);
                 p.capacity = info.capacity;
                 p.allocation = info.allocation;
                 p.available = info.available;
             }
-            p.xml = take(lv().virStoragePoolGetXMLDesc(pools[i], 0));
+            p.xml = vir::take(vir::api().virStoragePoolGetXMLDesc(pools[i], 0));
             out.push_back(std::move(p));
-            lv().virStoragePoolFree(pools[i]);
+            vir::api().virStoragePoolFree(pools[i]);
         }
         free(pools);
         publish("pools", [&](LibvirtSnapshot& s) {
