@@ -90,7 +90,7 @@ void make_private_dir(const std::string& dir) {
 
 class Journal {
 public:
-    explicit Journal(const std::string& path) : file_(open(path)) {}
+    explicit Journal(const std::string& path) : file_(open_journal(path)) {}
     void add(nlohmann::json j) {
         j["time"] = now_iso();
         // Invalid UTF-8 (a binary original) must not make the journal
@@ -99,7 +99,7 @@ public:
     }
 
 private:
-    static std::unique_ptr<host::AppendFile> open(const std::string& path) {
+    static std::unique_ptr<host::AppendFile> open_journal(const std::string& path) {
         try {
             return std::make_unique<host::AppendFile>(path);
         } catch (const std::system_error& e) {

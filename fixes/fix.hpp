@@ -137,7 +137,7 @@ struct OpContext {
     // Messages for the user (progress, what was skipped).
     std::function<void(const std::string&)> log;
 
-    host::Target& system() {
+    host::Target& sys() {
         if (!target) target = host::make_target(root);
         return *target;
     }

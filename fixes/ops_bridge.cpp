@@ -41,7 +41,7 @@ std::string trim_copy(const std::string& s) {
 
 double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
 
-host::RunResult run(OpContext& ctx, const std::vector<std::string>& argv, int timeout_ms = 10000) { return ctx.system().run(argv, timeout_ms); }
+host::RunResult run(OpContext& ctx, const std::vector<std::string>& argv, int timeout_ms = 10000) { return ctx.sys().run(argv, timeout_ms); }
 
 void log(OpContext& ctx, const std::string& s) {
     if (ctx.log) ctx.log(s);

@@ -52,7 +52,7 @@ std::string read_saved(const OpContext& ctx, const std::string& recorded) {
 
 nlohmann::json save_original(OpContext& ctx, const std::string& path, const std::string& slot) {
     FileMeta meta;
-    auto cur = ctx.system().read_file(path, &meta);
+    auto cur = ctx.sys().read_file(path, &meta);
     nlohmann::json rec = {{"path", path}, {"existed", cur.has_value()}};
     if (cur) {
         const std::string copy = saved_path(ctx, slot);
@@ -69,10 +69,10 @@ nlohmann::json save_original(OpContext& ctx, const std::string& path, const std:
 void restore_original(OpContext& ctx, const nlohmann::json& rec, const std::string& temp) {
     const std::string path = rec.at("path");
     if (!rec.value("existed", false)) {
-        ctx.system().remove_file(path);
+        ctx.sys().remove_file(path);
         return;
     }
-    ctx.system().write_file(path, read_saved(ctx, rec.at("copy")),
+    ctx.sys().write_file(path, read_saved(ctx, rec.at("copy")),
                  FileMeta{rec.at("mode").get<unsigned>(), rec.at("uid").get<uint32_t>(), rec.at("gid").get<uint32_t>()}, temp);
 }
 
@@ -93,7 +93,7 @@ std::string recorded_path(const OpContext& ctx, const nlohmann::json& u, std::in
 
 void check_unchanged(OpContext& ctx, const Step& s) {
     const std::string path = s.args.at("path");
-    auto cur = ctx.system().read_file(path);
+    auto cur = ctx.sys().read_file(path);
     const auto& before = s.args.at("before");
     const bool same = before.is_null() ? !cur.has_value() : (cur && *cur == before.get<std::string>());
     if (!same) throw std::runtime_error(fmt::format("{} changed since the plan was made; run `kvmready fix` again", path));
@@ -106,7 +106,7 @@ nlohmann::json missing_parents(OpContext& ctx, const std::string& path) {
     std::string dir = path.substr(0, path.rfind('/'));
     std::vector<std::string> missing;
     while (!dir.empty()) {
-        if (ctx.system().exists(dir)) break;
+        if (ctx.sys().exists(dir)) break;
         missing.push_back(dir);
         dir = dir.substr(0, dir.rfind('/'));
     }
@@ -117,7 +117,7 @@ nlohmann::json missing_parents(OpContext& ctx, const std::string& path) {
 void remove_created_dirs(OpContext& ctx, const nlohmann::json& u) {
     if (!u.contains("created_dirs")) return;
     const auto& dirs = u.at("created_dirs");
-    for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) (void)ctx.system().remove_empty_dir(it->get<std::string>());  // fails when not empty: kept
+    for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) (void)ctx.sys().remove_empty_dir(it->get<std::string>());  // fails when not empty: kept
 }
 
 Op file_write_op() {
@@ -132,17 +132,17 @@ Op file_write_op() {
     };
     op.apply = [](const Step& s, OpContext& ctx, nlohmann::json& undo) {
         const std::string path = s.args.at("path");
-        auto cur = ctx.system().read_file(path);
+        auto cur = ctx.sys().read_file(path);
         // A resumed run finds its own write already in place.
         if (!(cur && *cur == s.args.at("content").get<std::string>())) check_unchanged(ctx, s);
-        ctx.system().write_file(path, s.args.at("content"),
+        ctx.sys().write_file(path, s.args.at("content"),
                      FileMeta{s.args.at("mode").get<unsigned>(), s.args.at("uid").get<uint32_t>(), s.args.at("gid").get<uint32_t>()},
                      undo.at("temp"));
     };
     op.undo = [](const nlohmann::json& u, OpContext& ctx) {
         const std::string path = u.at("path");
-        ctx.system().remove_temp(path, u.at("temp"));
-        auto cur = ctx.system().read_file(path);
+        ctx.sys().remove_temp(path, u.at("temp"));
+        auto cur = ctx.sys().read_file(path);
         const std::string written = u.at("written");
         const bool ours = cur && *cur == written;
         const bool untouched = u.value("existed", false) ? (cur && u.contains("copy") && *cur == read_saved(ctx, u.at("copy"))) : !cur;
@@ -166,13 +166,13 @@ Op file_remove_op() {
     };
     op.apply = [](const Step& s, OpContext& ctx, nlohmann::json&) {
         const std::string path = s.args.at("path");
-        if (!ctx.system().read_file(path)) return;
+        if (!ctx.sys().read_file(path)) return;
         check_unchanged(ctx, s);
-        ctx.system().remove_file(path);
+        ctx.sys().remove_file(path);
     };
     op.undo = [](const nlohmann::json& u, OpContext& ctx) {
         if (!u.value("existed", false)) return;
-        if (ctx.system().read_file(u.at("path"))) return;  // never removed, or recreated since
+        if (ctx.sys().read_file(u.at("path"))) return;  // never removed, or recreated since
         restore_original(ctx, u, u.at("temp"));
     };
     return op;
@@ -182,19 +182,19 @@ Op proc_write_op() {
     Op op;
     op.prepare = [](const Step& s, OpContext& ctx) {
         const std::string path = s.args.at("path");
-        return nlohmann::json{{"path", root_path(ctx, path)}, {"old", ctx.system().read_value(path)}};
+        return nlohmann::json{{"path", root_path(ctx, path)}, {"old", ctx.sys().read_value(path)}};
     };
     op.apply = [](const Step& s, OpContext& ctx, nlohmann::json&) {
         const std::string path = s.args.at("path");
         const std::string want = s.args.at("value");
-        ctx.system().write_value(path, want);
-        const std::string now = ctx.system().read_value(path);
+        ctx.sys().write_value(path, want);
+        const std::string now = ctx.sys().read_value(path);
         // The kernel may grant less (nr_hugepages when memory is short).
         if (now != want)
             throw std::runtime_error(fmt::format("{}: wrote {}, the kernel now reports {}", root_path(ctx, path), want, now));
     };
     op.undo = [](const nlohmann::json& u, OpContext& ctx) {
-        ctx.system().write_value(recorded_path(ctx, u, {"/proc/sys/", "/sys/"}), u.at("old"));
+        ctx.sys().write_value(recorded_path(ctx, u, {"/proc/sys/", "/sys/"}), u.at("old"));
     };
     return op;
 }
@@ -209,7 +209,7 @@ Op command_op() {
     };
     op.apply = [](const Step& s, OpContext& ctx, nlohmann::json& undo) {
         const auto argv = s.args.at("argv").get<std::vector<std::string>>();
-        auto r = ctx.system().run(argv, 60000);
+        auto r = ctx.sys().run(argv, 60000);
         if (!r.started) throw std::runtime_error(fmt::format("{}: {}", argv[0], r.error));
         if (r.timed_out) throw std::runtime_error(fmt::format("{}: no answer within 60 s (killed)", quote_argv(argv)));
         if (r.exit_code != 0) {
@@ -220,7 +220,7 @@ Op command_op() {
         // What the program left, so undo can tell whether anyone edited since.
         int slot = 0;
         for (auto& snap : undo["snapshots"]) {
-            auto cur = ctx.system().read_file(snap.at("path"));
+            auto cur = ctx.sys().read_file(snap.at("path"));
             if (cur) {
                 const std::string copy = saved_path(ctx, fmt::format("after{}", slot));
                 host::write_file_durably(copy, *cur);
@@ -232,7 +232,7 @@ Op command_op() {
     op.undo = [](const nlohmann::json& u, OpContext& ctx) {
         bool restored_all = !u.at("snapshots").empty();
         for (const auto& snap : u.at("snapshots")) {
-            auto cur = ctx.system().read_file(snap.at("path"));
+            auto cur = ctx.sys().read_file(snap.at("path"));
             const bool untouched = snap.value("existed", false) ? (cur && *cur == read_saved(ctx, snap.at("copy"))) : !cur;
             if (untouched) continue;
             // No "after" copy: the run died between the program and its
@@ -250,7 +250,7 @@ Op command_op() {
             else throw std::runtime_error(fmt::format("files changed by `{}` were edited since; not restored", quote_argv(u.at("argv"))));
             return;
         }
-        auto r = ctx.system().run(undo_argv, 60000);
+        auto r = ctx.sys().run(undo_argv, 60000);
         std::string err = r.started ? r.err : r.error;
         while (!err.empty() && err.back() == '\n') err.pop_back();
         if (!r.started || r.exit_code != 0) throw std::runtime_error(fmt::format("{} failed: {}", quote_argv(undo_argv), err));
@@ -262,7 +262,7 @@ Op node_perms_op() {
     Op op;
     op.prepare = [](const Step& s, OpContext& ctx) {
         const std::string path = s.args.at("path");
-        const FileMeta m = ctx.system().node_meta(path);
+        const FileMeta m = ctx.sys().node_meta(path);
         return nlohmann::json{{"path", root_path(ctx, path)}, {"mode", m.mode}, {"uid", m.uid}, {"gid", m.gid}};
     };
     op.apply = [](const Step& s, OpContext& ctx, nlohmann::json&) {
@@ -272,10 +272,10 @@ Op node_perms_op() {
         std::vector<char> buf(1 << 16);
         if (::getgrnam_r(group.c_str(), &gr, buf.data(), buf.size(), &found) != 0 || !found)
             throw std::runtime_error(fmt::format("group {} does not exist", group));
-        ctx.system().set_node_perms(s.args.at("path"), s.args.at("mode"), 0, found->gr_gid);
+        ctx.sys().set_node_perms(s.args.at("path"), s.args.at("mode"), 0, found->gr_gid);
     };
     op.undo = [](const nlohmann::json& u, OpContext& ctx) {
-        ctx.system().set_node_perms(recorded_path(ctx, u, {"/dev/"}), u.at("mode"), u.at("uid"), u.at("gid"));
+        ctx.sys().set_node_perms(recorded_path(ctx, u, {"/dev/"}), u.at("mode"), u.at("uid"), u.at("gid"));
     };
     return op;
 }
@@ -293,7 +293,7 @@ Op module_reload_op() {
     Op op;
     op.prepare = [](const Step& s, OpContext& ctx) {
         const std::string m = s.args.at("module"), p = s.args.at("param");
-        std::string old = ctx.system().read_value("/sys/module/" + m + "/parameters/" + p);
+        std::string old = ctx.sys().read_value("/sys/module/" + m + "/parameters/" + p);
         if (old == "Y") old = "1";
         if (old == "N") old = "0";
         return nlohmann::json{{"module", m}, {"param", p}, {"old", old}};
@@ -305,9 +305,9 @@ Op module_reload_op() {
         run_checked(t, {"modprobe", m, p + "=" + v});
     };
     op.apply = [reload](const Step& s, OpContext& ctx, nlohmann::json&) {
-        reload(ctx.system(), s.args.at("module"), s.args.at("param"), s.args.at("value"));
+        reload(ctx.sys(), s.args.at("module"), s.args.at("param"), s.args.at("value"));
     };
-    op.undo = [reload](const nlohmann::json& u, OpContext& ctx) { reload(ctx.system(), u.at("module"), u.at("param"), u.at("old")); };
+    op.undo = [reload](const nlohmann::json& u, OpContext& ctx) { reload(ctx.sys(), u.at("module"), u.at("param"), u.at("old")); };
     return op;
 }
 

@@ -402,7 +402,7 @@ Op pool_build() {
         // rmdir never removes content, nor follows a symlink.
         auto created = u.value("created", std::vector<std::string>{});
         for (auto it = created.rbegin(); it != created.rend(); ++it) {
-            const int e = ctx.system().remove_empty_dir(*it);
+            const int e = ctx.sys().remove_empty_dir(*it);
             if (e == 0) continue;
             if (e == ENOTEMPTY || e == EEXIST) {
                 say(ctx, fmt::format("{} is left in place: it has content now", *it));
@@ -513,7 +513,7 @@ Op daemon_start() {
         const auto t0 = Clock::now();
         // NAME -d forks into the background once it is set up and returns;
         // the daemon's own stdio goes to /dev/null (its log: /var/log/libvirt).
-        auto r = ctx.system().run({bin, "-d"}, 60000);
+        auto r = ctx.sys().run({bin, "-d"}, 60000);
         if (!r.started) throw std::runtime_error(fmt::format("cannot run {}: {}", bin, r.error));
         if (r.exit_code != 0)
             throw std::runtime_error(fmt::format("{} -d failed (exit status {}){}{}", bin, r.exit_code, r.err.empty() ? "" : ": ",
@@ -529,11 +529,11 @@ Op daemon_start() {
                 // done still knows which process to stop.
                 host::write_file_durably(pid_note_path(ctx), Json{{"pid", pid}, {"start", u["start"]}, {"name", name}}.dump() + "\n");
             }
-            if (pid && (sock.empty() || ctx.system().socket_answers(sock))) break;
+            if (pid && (sock.empty() || ctx.sys().socket_answers(sock))) break;
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
         }
         if (!pid) throw std::runtime_error(fmt::format("{} -d returned but no {} process is named in {}", bin, name, pidfile));
-        if (!sock.empty() && !ctx.system().socket_answers(sock))
+        if (!sock.empty() && !ctx.sys().socket_answers(sock))
             throw std::runtime_error(fmt::format("{} runs (PID {}) but does not listen at {} after {} s: read /var/log/libvirt/{}.log", name,
                                                  pid, sock, wait_ms / 1000, name));
         u["action"] = "started";
@@ -561,7 +561,7 @@ Op daemon_start() {
             say(ctx, fmt::format("{} (PID {}) has stopped already", name, pid));
             return;
         }
-        if (const int e = ctx.system().signal(pid, SIGTERM); e != 0 && e != ESRCH)
+        if (const int e = ctx.sys().signal(pid, SIGTERM); e != 0 && e != ESRCH)
             throw std::runtime_error(fmt::format("kill {} ({}): {}", pid, name, std::strerror(e)));
         const auto t0 = Clock::now();
         while (Clock::now() - t0 < std::chrono::seconds(10)) {
@@ -569,7 +569,7 @@ Op daemon_start() {
             if (!now || now->start != i->start) return;
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
         }
-        (void)ctx.system().signal(pid, SIGKILL);
+        (void)ctx.sys().signal(pid, SIGKILL);
         say(ctx, fmt::format("{} (PID {}) ignored SIGTERM for 10 s: killed", name, pid));
     };
     return op;
@@ -583,8 +583,8 @@ Op systemd_enable_now() {
         const std::string sc = s.args.value("systemctl", std::string("systemctl"));
         Json units = Json::array();
         for (const auto& unit : s.args.value("units", std::vector<std::string>{})) {
-            auto e = ctx.system().run({sc, "is-enabled", unit}, 10000);
-            auto a = ctx.system().run({sc, "is-active", unit}, 10000);
+            auto e = ctx.sys().run({sc, "is-enabled", unit}, 10000);
+            auto a = ctx.sys().run({sc, "is-active", unit}, 10000);
             units.push_back({{"unit", unit}, {"enabled", trimmed(e.out)}, {"active", trimmed(a.out)}});
         }
         return Json{{"systemctl", sc}, {"units", units}};
@@ -592,7 +592,7 @@ Op systemd_enable_now() {
     op.apply = [](const Step& s, OpContext& ctx, Json&) {
         std::vector<std::string> argv = {s.args.value("systemctl", std::string("systemctl")), "enable", "--now"};
         for (const auto& u : s.args.value("units", std::vector<std::string>{})) argv.push_back(u);
-        auto r = ctx.system().run(argv, 120000);
+        auto r = ctx.sys().run(argv, 120000);
         if (r.exit_code != 0)
             throw std::runtime_error(fmt::format("{} failed ({}): {}", quote_argv(argv),
                                                  r.timed_out ? "timed out" : r.started ? fmt::format("exit status {}", r.exit_code) : r.error,
@@ -609,7 +609,7 @@ Op systemd_enable_now() {
         }
         for (const auto& argv : {stop, disable}) {
             if (argv.size() == 2) continue;
-            auto r = ctx.system().run(argv, 120000);
+            auto r = ctx.sys().run(argv, 120000);
             if (r.exit_code != 0) throw std::runtime_error(fmt::format("{} failed: {}{}", quote_argv(argv), trimmed(r.err), r.error));
         }
     };

@@ -23,6 +23,7 @@ LibvirtConnection::~LibvirtConnection() = default;
 void LibvirtConnection::set_keepalive(int, unsigned) {}
 bool LibvirtConnection::alive() { return false; }
 bool LibvirtConnection::failed() { return false; }
+std::string LibvirtConnection::current_error() { return ""; }
 LibvirtObject LibvirtConnection::lookup(LibvirtKind, const std::string&) { return {}; }
 LibvirtObject LibvirtConnection::lookup_uuid(LibvirtKind, const std::string&) { return {}; }
 LibvirtObject LibvirtConnection::define(LibvirtKind, const std::string&) { return {}; }
@@ -59,7 +60,7 @@ namespace {
 
 using vir::api;
 
-LibvirtError current_error() {
+LibvirtError capture_error() {
     LibvirtError e;
     e.message = vir::last_error();
     e.code = vir::last_code();
@@ -124,7 +125,7 @@ std::unique_ptr<LibvirtConnection> LibvirtConnection::open(const std::string& ur
     }
     virConnectPtr c = api().virConnectOpen(uri.c_str());
     if (!c) {
-        if (error) *error = current_error();
+        if (error) *error = capture_error();
         return nullptr;
     }
     return std::unique_ptr<LibvirtConnection>(new LibvirtConnection(c));
@@ -135,9 +136,11 @@ LibvirtConnection::~LibvirtConnection() {
 }
 
 bool LibvirtConnection::failed() {
-    error_ = current_error();
+    error_ = capture_error();
     return false;
 }
+
+std::string LibvirtConnection::current_error() { return vir::last_error(); }
 
 void LibvirtConnection::set_keepalive(int interval_s, unsigned count) { api().virConnectSetKeepAlive(conn(c_), interval_s, count); }
 bool LibvirtConnection::alive() { return api().virConnectIsAlive(conn(c_)) == 1; }

@@ -66,6 +66,9 @@ public:
 
     // The error of the last call that failed (on this thread).
     [[nodiscard]] const LibvirtError& error() const { return error_; }
+    // libvirt's error message on this thread right now (every call resets
+    // it, so after a call that succeeded: "no error").
+    [[nodiscard]] static std::string current_error();
 
     // A daemon that stops answering closes the connection after about
     // interval*count seconds, and every blocked call returns.

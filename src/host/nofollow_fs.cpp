@@ -252,6 +252,28 @@ void create_empty_file(const std::string& path, unsigned mode) {
 
 int set_mode(const std::string& path, unsigned mode) { return ::chmod(path.c_str(), mode) == 0 ? 0 : errno; }
 
+void create_disk_image(const std::string& path, const std::string& head, size_t size) {
+    Fd f(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644));
+    if (!f.ok()) throw std::runtime_error(fmt::format("cannot write {}", path));
+    write_all(f.get(), head, path);
+    if (size > head.size() && ::ftruncate(f.get(), static_cast<off_t>(size)) != 0) throw std::runtime_error(fmt::format("cannot write {}", path));
+}
+
+GrowingFile::GrowingFile(const std::string& path) : fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {}
+
+GrowingFile::~GrowingFile() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+std::string GrowingFile::read_new() {
+    std::string out;
+    if (fd_ < 0) return out;
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(fd_, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+    return out;
+}
+
 std::string read_value(const std::string& path) {
     int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) throw std::runtime_error(fmt::format("{}: {}", path, std::strerror(errno)));
@@ -291,6 +313,108 @@ void set_node_perms(const std::string& path, unsigned mode, uint32_t uid, uint32
     int rc = ::fchownat(fd.get(), "", uid, gid, AT_EMPTY_PATH);
     if (rc == 0) rc = ::chmod(via.c_str(), mode);
     if (rc != 0) throw std::runtime_error(fmt::format("{}: {}", path, std::strerror(errno)));
+}
+
+bool replace_file(const std::string& out, const std::string& data, unsigned mode, std::string* error) {
+    std::string tmpl = out + ".tmp.XXXXXX";
+    std::vector<char> buf(tmpl.begin(), tmpl.end());
+    buf.push_back('\0');
+    int fd = ::mkstemp(buf.data());
+    if (fd < 0) {
+        *error = fmt::format("cannot create a file next to {}: {}", out, std::strerror(errno));
+        return false;
+    }
+    std::string tmp = buf.data();
+    const char* p = data.data();
+    size_t left = data.size();
+    int err = 0;
+    while (left > 0) {
+        ssize_t n = ::write(fd, p, left);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            err = errno;
+            break;
+        }
+        p += n;
+        left -= static_cast<size_t>(n);
+    }
+    if (!err && ::fchmod(fd, mode) != 0) err = errno;
+    if (::close(fd) != 0 && !err) err = errno;
+    if (!err && ::rename(tmp.c_str(), out.c_str()) != 0) err = errno;
+    if (err) {
+        ::unlink(tmp.c_str());
+        *error = fmt::format("cannot write {}: {}", out, std::strerror(err));
+        return false;
+    }
+    return true;
+}
+
+std::error_code make_dirs(const std::string& path) {
+    std::error_code ec;
+    std::filesystem::create_directories(path, ec);
+    return ec;
+}
+
+PendingFile::PendingFile(const std::string& out) : out_(out) {
+    const std::filesystem::path target(out);
+    const std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : std::filesystem::path(".");
+    tmp_ = (dir / (target.filename().string() + ".partial-XXXXXX")).string();
+    fd_ = ::mkstemp(tmp_.data());
+    if (fd_ < 0) {
+        error_ = errno;
+        return;
+    }
+    created_ = true;
+    ::fchmod(fd_, 0600);  // a bundle describes a host: owner-only until the user shares it
+}
+
+PendingFile::~PendingFile() {
+    if (fd_ >= 0) ::close(fd_);
+    if (created_ && !committed_) ::unlink(tmp_.c_str());
+}
+
+int PendingFile::sync() { return ::fsync(fd_) == 0 ? 0 : errno; }
+
+int PendingFile::commit(bool replace) {
+    ::close(fd_);
+    fd_ = -1;
+    if (::renameat2(AT_FDCWD, tmp_.c_str(), AT_FDCWD, out_.c_str(), replace ? 0 : RENAME_NOREPLACE) < 0) return errno;
+    committed_ = true;
+    return 0;
+}
+
+int open_regular_file(const std::string& path, int* err, unsigned* mode) {
+    Fd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+    if (!fd.ok()) {
+        *err = errno;
+        return -1;
+    }
+    struct stat st {};
+    if (::fstat(fd.get(), &st) < 0 || !S_ISREG(st.st_mode)) {
+        *err = 0;
+        *mode = st.st_mode;
+        return -1;
+    }
+    ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) & ~O_NONBLOCK);
+    return fd.release();
+}
+
+NewFile::NewFile(const std::string& path) : fd_(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644)) {
+    if (fd_ < 0) error_ = errno;
+}
+
+NewFile::~NewFile() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+int NewFile::write(const char* data, size_t n) {
+    for (size_t off = 0; off < n;) {
+        const ssize_t w = ::write(fd_, data + off, n - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) return errno;
+        off += static_cast<size_t>(w);
+    }
+    return 0;
 }
 
 }  // namespace kvmready::host

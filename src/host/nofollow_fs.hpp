@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <vector>
 
 namespace kvmready::host {
@@ -62,6 +63,78 @@ void copy_file(const std::string& from, const std::string& to, unsigned mode);
 void create_empty_file(const std::string& path, unsigned mode);
 // chmod(2): 0 or errno.
 int set_mode(const std::string& path, unsigned mode);
+// Replaces path with data through a unique temp file next to it (mkstemp,
+// chmod mode, rename); false with *error naming the file.
+bool replace_file(const std::string& path, const std::string& data, unsigned mode, std::string* error);
+// A new file (O_EXCL) holding `head` and then zeros up to size bytes (a
+// sparse disk image). Throws.
+void create_disk_image(const std::string& path, const std::string& head, size_t size);
+
+// A file another process appends to (a guest's serial log): opened once,
+// read_new() returns what was added since the last call.
+class GrowingFile {
+public:
+    explicit GrowingFile(const std::string& path);  // not open when it cannot be opened
+    ~GrowingFile();
+    GrowingFile(const GrowingFile&) = delete;
+    GrowingFile& operator=(const GrowingFile&) = delete;
+    [[nodiscard]] bool is_open() const { return fd_ >= 0; }
+    std::string read_new();
+
+private:
+    int fd_ = -1;
+};
+
+// create_directories: 0 or the error.
+std::error_code make_dirs(const std::string& path);
+
+// A file a command produces (a support bundle): written to OUT.partial-XXXXXX
+// (mkstemp, 0600) beside it, moved into place by commit(), removed when
+// destroyed uncommitted. Errors: errno values, the caller words them.
+class PendingFile {
+public:
+    explicit PendingFile(const std::string& out);
+    ~PendingFile();
+    PendingFile(const PendingFile&) = delete;
+    PendingFile& operator=(const PendingFile&) = delete;
+    // -1 when mkstemp failed (error() says why).
+    [[nodiscard]] int fd() const { return fd_; }
+    [[nodiscard]] int error() const { return error_; }
+    [[nodiscard]] const std::string& temp_path() const { return tmp_; }
+    // fsync: 0 or errno.
+    int sync();
+    // close, then rename over out (replace: else RENAME_NOREPLACE): 0 or errno.
+    int commit(bool replace);
+
+private:
+    std::string out_, tmp_;
+    int fd_ = -1;
+    int error_ = 0;
+    bool created_ = false, committed_ = false;
+};
+
+// Opens a file to read that must be a regular file, without blocking on a
+// FIFO or a device: the fd, or -1 with *err (errno) or, for a file of
+// another type, *err 0 and *mode its st_mode.
+int open_regular_file(const std::string& path, int* err, unsigned* mode);
+
+// A new file (O_CREAT|O_EXCL|O_NOFOLLOW, 0644) written in pieces: a
+// duplicate, or one where a directory or symlink stands, is refused.
+class NewFile {
+public:
+    explicit NewFile(const std::string& path);
+    ~NewFile();
+    NewFile(const NewFile&) = delete;
+    NewFile& operator=(const NewFile&) = delete;
+    [[nodiscard]] bool ok() const { return fd_ >= 0; }
+    [[nodiscard]] int error() const { return error_; }
+    // All of data: 0 or errno.
+    int write(const char* data, size_t n);
+
+private:
+    int fd_ = -1;
+    int error_ = 0;
+};
 
 // A procfs/sysfs value (first 4 KiB, trailing newline and blanks dropped);
 // throws naming the path.
