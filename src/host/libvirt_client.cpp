@@ -20,6 +20,26 @@ std::unique_ptr<LibvirtConnection> LibvirtConnection::open(const std::string&, L
     return nullptr;
 }
 LibvirtConnection::~LibvirtConnection() = default;
+std::unique_ptr<LibvirtConnection> LibvirtConnection::open_read_only(const std::string& uri, LibvirtError* error) { return open(uri, error); }
+std::string LibvirtConnection::hypervisor_type() { return ""; }
+std::optional<unsigned long> LibvirtConnection::library_version() { return std::nullopt; }
+std::optional<unsigned long> LibvirtConnection::hypervisor_version() { return std::nullopt; }
+std::string LibvirtConnection::capabilities(std::string* error) {
+    *error = unavailable();
+    return "";
+}
+std::string LibvirtConnection::domain_capabilities(const std::string&, std::string* error) {
+    *error = unavailable();
+    return "";
+}
+std::vector<LibvirtNetwork> LibvirtConnection::list_networks(std::string* error) {
+    *error = unavailable();
+    return {};
+}
+std::vector<LibvirtPool> LibvirtConnection::list_pools(std::string* error) {
+    *error = unavailable();
+    return {};
+}
 void LibvirtConnection::set_keepalive(int, unsigned) {}
 bool LibvirtConnection::alive() { return false; }
 bool LibvirtConnection::failed() { return false; }
@@ -131,8 +151,98 @@ std::unique_ptr<LibvirtConnection> LibvirtConnection::open(const std::string& ur
     return std::unique_ptr<LibvirtConnection>(new LibvirtConnection(c));
 }
 
+std::unique_ptr<LibvirtConnection> LibvirtConnection::open_read_only(const std::string& uri, LibvirtError* error) {
+    std::string why;
+    if (!vir::load(&why)) {
+        if (error) error->message = why;
+        return nullptr;
+    }
+    virConnectPtr c = api().virConnectOpenReadOnly(uri.c_str());
+    if (!c) {
+        if (error) *error = capture_error();
+        return nullptr;
+    }
+    return std::unique_ptr<LibvirtConnection>(new LibvirtConnection(c));
+}
+
 LibvirtConnection::~LibvirtConnection() {
     if (c_) api().virConnectClose(conn(c_));
+}
+
+std::string LibvirtConnection::hypervisor_type() {
+    const char* t = api().virConnectGetType(conn(c_));
+    return t ? t : "";
+}
+
+std::optional<unsigned long> LibvirtConnection::library_version() {
+    unsigned long v = 0;
+    if (api().virConnectGetLibVersion(conn(c_), &v) != 0) return std::nullopt;
+    return v;
+}
+
+std::optional<unsigned long> LibvirtConnection::hypervisor_version() {
+    unsigned long v = 0;
+    if (api().virConnectGetVersion(conn(c_), &v) != 0) return std::nullopt;
+    return v;
+}
+
+std::string LibvirtConnection::capabilities(std::string* error) {
+    std::string xml = vir::take(api().virConnectGetCapabilities(conn(c_)));
+    *error = xml.empty() ? vir::last_error() : "";
+    return xml;
+}
+
+std::string LibvirtConnection::domain_capabilities(const std::string& virttype, std::string* error) {
+    std::string xml = vir::take(api().virConnectGetDomainCapabilities(conn(c_), nullptr, nullptr, nullptr, virttype.c_str(), 0));
+    *error = xml.empty() ? vir::last_error() : "";
+    return xml;
+}
+
+std::vector<LibvirtNetwork> LibvirtConnection::list_networks(std::string* error) {
+    std::vector<LibvirtNetwork> out;
+    virNetworkPtr* nets = nullptr;
+    const int n = api().virConnectListAllNetworks(conn(c_), &nets, 0);
+    *error = n < 0 ? vir::last_error() : "";
+    for (int i = 0; i < n; ++i) {
+        LibvirtNetwork net;
+        if (const char* name = api().virNetworkGetName(nets[i])) net.name = name;
+        net.active = api().virNetworkIsActive(nets[i]) == 1;
+        net.persistent = api().virNetworkIsPersistent(nets[i]) == 1;
+        int autostart = 0;
+        net.autostart = api().virNetworkGetAutostart(nets[i], &autostart) == 0 && autostart;
+        net.xml = vir::take(api().virNetworkGetXMLDesc(nets[i], 0));
+        out.push_back(std::move(net));
+        api().virNetworkFree(nets[i]);
+    }
+    std::free(nets);
+    return out;
+}
+
+std::vector<LibvirtPool> LibvirtConnection::list_pools(std::string* error) {
+    std::vector<LibvirtPool> out;
+    virStoragePoolPtr* pools = nullptr;
+    const int n = api().virConnectListAllStoragePools(conn(c_), &pools, 0);
+    *error = n < 0 ? vir::last_error() : "";
+    for (int i = 0; i < n; ++i) {
+        LibvirtPool p;
+        if (const char* name = api().virStoragePoolGetName(pools[i])) p.name = name;
+        p.active = api().virStoragePoolIsActive(pools[i]) == 1;
+        p.persistent = api().virStoragePoolIsPersistent(pools[i]) == 1;
+        int autostart = 0;
+        p.autostart = api().virStoragePoolGetAutostart(pools[i], &autostart) == 0 && autostart;
+        virStoragePoolInfo info {};
+        if (api().virStoragePoolGetInfo(pools[i], &info) == 0) {
+            p.state = static_cast<int>(info.state);
+            p.capacity = info.capacity;
+            p.allocation = info.allocation;
+            p.available = info.available;
+        }
+        p.xml = vir::take(api().virStoragePoolGetXMLDesc(pools[i], 0));
+        out.push_back(std::move(p));
+        api().virStoragePoolFree(pools[i]);
+    }
+    std::free(pools);
+    return out;
 }
 
 bool LibvirtConnection::failed() {

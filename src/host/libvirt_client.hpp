@@ -15,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include "host/libvirt.hpp"
+
 namespace kvmready::host {
 
 // Why the last call failed, as libvirt said it.
@@ -60,6 +62,9 @@ public:
     // nullptr with *error on failure.
     static std::unique_ptr<LibvirtConnection> open(const std::string& uri, LibvirtError* error);
 
+    // A read-only connection (virConnectOpenReadOnly), for who may not manage.
+    static std::unique_ptr<LibvirtConnection> open_read_only(const std::string& uri, LibvirtError* error);
+
     ~LibvirtConnection();
     LibvirtConnection(const LibvirtConnection&) = delete;
     LibvirtConnection& operator=(const LibvirtConnection&) = delete;
@@ -74,6 +79,17 @@ public:
     // interval*count seconds, and every blocked call returns.
     void set_keepalive(int interval_s, unsigned count);
     bool alive();
+
+    // ---- what the probe reads (src/host/libvirt_live.cpp). These leave
+    // error() alone and say why in *error ("" when answered): the probe
+    // calls them from two threads on one connection.
+    std::string hypervisor_type();
+    std::optional<unsigned long> library_version();
+    std::optional<unsigned long> hypervisor_version();
+    std::string capabilities(std::string* error);
+    std::string domain_capabilities(const std::string& virttype, std::string* error);
+    std::vector<LibvirtNetwork> list_networks(std::string* error);
+    std::vector<LibvirtPool> list_pools(std::string* error);
 
     // ---- networks and pools (kind network or pool)
     // Empty when absent (error().not_found) or the lookup failed.
