@@ -1,7 +1,6 @@
 #include "fixes/engine.hpp"
 
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,15 +14,18 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <sstream>
+#include <system_error>
 
 #include <fmt/format.h>
 
 #include "core/errors.hpp"
-#include "fixes/safe_fs.hpp"
 #include "host/bounded_read.hpp"
+#include "host/nofollow_fs.hpp"
+#include "host/target.hpp"
 #include "util/utf8.hpp"
 
 namespace kvmready::fix {
@@ -83,33 +85,28 @@ void make_private_dir(const std::string& dir) {
         require_trusted(dir, true);
         return;
     }
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (ec) throw ExitError(kExitCantCreat, fmt::format("{}: {}", dir, ec.message()));
-    ::chmod(dir.c_str(), 0700);
+    if (const int e = host::make_private_dir(dir)) throw ExitError(kExitCantCreat, fmt::format("{}: {}", dir, std::generic_category().message(e)));
 }
 
 class Journal {
 public:
-    explicit Journal(const std::string& path) : path_(path) {
-        fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd_ < 0) throw ExitError(kExitCantCreat, fmt::format("{}: {}", path, std::strerror(errno)));
-    }
-    ~Journal() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    Journal(const Journal&) = delete;
-    Journal& operator=(const Journal&) = delete;
+    explicit Journal(const std::string& path) : file_(open_journal(path)) {}
     void add(nlohmann::json j) {
         j["time"] = now_iso();
         // Invalid UTF-8 (a binary original) must not make the journal
         // unwritable: escaped as everywhere (util/utf8.hpp).
-        append_durably(fd_, util::dump_json(j) + "\n");
+        file_->append(util::dump_json(j) + "\n");
     }
 
 private:
-    std::string path_;
-    int fd_ = -1;
+    static std::unique_ptr<host::AppendFile> open_journal(const std::string& path) {
+        try {
+            return std::make_unique<host::AppendFile>(path);
+        } catch (const std::system_error& e) {
+            throw ExitError(kExitCantCreat, fmt::format("{}: {}", path, std::strerror(e.code().value())));
+        }
+    }
+    std::unique_ptr<host::AppendFile> file_;
 };
 
 RunInfo load_run(const std::string& dir, const std::string& id) {
@@ -175,7 +172,7 @@ void kill_point(int idx, bool after) {
     if (!k || !*k) return;
     const std::string v(k);
     const bool want_after = v.back() == '+';
-    if (std::atoi(v.c_str()) == idx && want_after == after) ::kill(::getpid(), SIGKILL);
+    if (std::atoi(v.c_str()) == idx && want_after == after) host::kill_self();
 }
 
 // The root an undo writes under is this invocation's, never the journal's
@@ -266,18 +263,15 @@ std::vector<RunInfo> list_runs(const std::string& state) {
 StateLock::StateLock(const std::string& state) {
     make_private_dir(state);
     const std::string path = state + "/lock";
-    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd_ < 0) throw ExitError(kExitCantCreat, fmt::format("{}: {}", path, std::strerror(errno)));
-    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-        ::close(fd_);
-        fd_ = -1;
-        throw ExitError(kExitTempFail, fmt::format("another `kvmready fix` is running (it holds {}); try again when it is done", path));
-    }
+    int err = 0;
+    bool held = false;
+    fd_ = host::lock_file(path, &err, &held);
+    if (fd_ >= 0) return;
+    if (!held) throw ExitError(kExitCantCreat, fmt::format("{}: {}", path, std::strerror(err)));
+    throw ExitError(kExitTempFail, fmt::format("another `kvmready fix` is running (it holds {}); try again when it is done", path));
 }
 
-StateLock::~StateLock() {
-    if (fd_ >= 0) ::close(fd_);
-}
+StateLock::~StateLock() { host::unlock_file(fd_); }
 
 std::optional<RunInfo> interrupted_run(const std::string& state) {
     auto runs = list_runs(state);

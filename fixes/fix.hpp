@@ -17,6 +17,7 @@
 #include "core/facts.hpp"
 #include "core/runner.hpp"
 #include "host/host.hpp"
+#include "host/target.hpp"
 
 namespace kvmready::fix {
 
@@ -122,11 +123,19 @@ std::string unified_diff(const std::string& path, const std::optional<std::strin
 
 struct OpContext {
     std::string root;        // "" live, else the target root
+    // Everything an op changes goes through the target (host/target.hpp);
+    // unset: the live system, or the directory `root` names.
+    std::shared_ptr<host::Target> target;
     std::string run_dir;     // this run's journal directory
     std::string connect_uri;
     int step_index = 0;
     // Messages for the user (progress, what was skipped).
     std::function<void(const std::string&)> log;
+
+    host::Target& sys() {
+        if (!target) target = host::make_target(root);
+        return *target;
+    }
 };
 
 struct Op {

@@ -1,14 +1,12 @@
 // The primitive ops every file-based and runtime fix is made of.
 #include <fcntl.h>
+#include <grp.h>
+#include <unistd.h>
 
 #include <algorithm>
-#include <grp.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <sstream>
 #include <stdexcept>
 #include <vector>
@@ -16,13 +14,14 @@
 #include <fmt/format.h>
 
 #include "fixes/fix.hpp"
-#include "fixes/safe_fs.hpp"
 #include "host/bounded_read.hpp"
-#include "host/process.hpp"
+#include "host/target.hpp"
 
 namespace kvmready::fix {
 
 namespace {
+
+using host::FileMeta;
 
 std::string temp_name_for(const OpContext& ctx, const std::string& path) {
     const std::string leaf = path.substr(path.rfind('/') + 1);
@@ -51,13 +50,13 @@ std::string read_saved(const OpContext& ctx, const std::string& recorded) {
     return std::move(*r.data);
 }
 
-nlohmann::json save_original(const OpContext& ctx, const std::string& path, const std::string& slot) {
+nlohmann::json save_original(OpContext& ctx, const std::string& path, const std::string& slot) {
     FileMeta meta;
-    auto cur = read_nofollow(ctx.root, path, &meta);
+    auto cur = ctx.sys().read_file(path, &meta);
     nlohmann::json rec = {{"path", path}, {"existed", cur.has_value()}};
     if (cur) {
         const std::string copy = saved_path(ctx, slot);
-        write_file_durably(copy, *cur);
+        host::write_file_durably(copy, *cur);
         rec["copy"] = copy;
         rec["mode"] = meta.mode;
         rec["uid"] = meta.uid;
@@ -67,31 +66,34 @@ nlohmann::json save_original(const OpContext& ctx, const std::string& path, cons
 }
 
 // Puts a saved original back (or removes what did not exist before).
-void restore_original(const OpContext& ctx, const nlohmann::json& rec, const std::string& temp) {
+void restore_original(OpContext& ctx, const nlohmann::json& rec, const std::string& temp) {
     const std::string path = rec.at("path");
     if (!rec.value("existed", false)) {
-        remove_nofollow(ctx.root, path);
+        ctx.sys().remove_file(path);
         return;
     }
-    write_atomic(ctx.root, path, read_saved(ctx, rec.at("copy")),
+    ctx.sys().write_file(path, read_saved(ctx, rec.at("copy")),
                  FileMeta{rec.at("mode").get<unsigned>(), rec.at("uid").get<uint32_t>(), rec.at("gid").get<uint32_t>()}, temp);
 }
 
+// The journal records runtime paths with the root prefixed (as the user
+// would find them); the target applies the root itself.
 std::string root_path(const OpContext& ctx, const std::string& path) { return ctx.root + path; }
 
 // A path an undo record names (with the root prefixed, as prepare wrote it):
-// only where this op could have written, under this run's root.
+// only where this op could have written, under this run's root. Returned as
+// the target sees it (root removed).
 std::string recorded_path(const OpContext& ctx, const nlohmann::json& u, std::initializer_list<const char*> under) {
     const std::string path = u.at("path").get<std::string>();
     const bool ok = path.find("/../") == std::string::npos && !path.ends_with("/..") &&
                     std::any_of(under.begin(), under.end(), [&](const char* p) { return path.rfind(ctx.root + p, 0) == 0; });
     if (!ok) throw std::runtime_error(fmt::format("{}: the journal names a path this fix never writes; refusing", path));
-    return path;
+    return path.substr(ctx.root.size());
 }
 
-void check_unchanged(const OpContext& ctx, const Step& s) {
+void check_unchanged(OpContext& ctx, const Step& s) {
     const std::string path = s.args.at("path");
-    auto cur = read_nofollow(ctx.root, path);
+    auto cur = ctx.sys().read_file(path);
     const auto& before = s.args.at("before");
     const bool same = before.is_null() ? !cur.has_value() : (cur && *cur == before.get<std::string>());
     if (!same) throw std::runtime_error(fmt::format("{} changed since the plan was made; run `kvmready fix` again", path));
@@ -99,13 +101,12 @@ void check_unchanged(const OpContext& ctx, const Step& s) {
 
 // Parent directories write_atomic will create, outermost first, so undo can
 // remove them again (only if still empty).
-nlohmann::json missing_parents(const OpContext& ctx, const std::string& path) {
+nlohmann::json missing_parents(OpContext& ctx, const std::string& path) {
     nlohmann::json out = nlohmann::json::array();
     std::string dir = path.substr(0, path.rfind('/'));
     std::vector<std::string> missing;
     while (!dir.empty()) {
-        struct stat st{};
-        if (::lstat((ctx.root + dir).c_str(), &st) == 0) break;
+        if (ctx.sys().exists(dir)) break;
         missing.push_back(dir);
         dir = dir.substr(0, dir.rfind('/'));
     }
@@ -113,10 +114,10 @@ nlohmann::json missing_parents(const OpContext& ctx, const std::string& path) {
     return out;
 }
 
-void remove_created_dirs(const OpContext& ctx, const nlohmann::json& u) {
+void remove_created_dirs(OpContext& ctx, const nlohmann::json& u) {
     if (!u.contains("created_dirs")) return;
     const auto& dirs = u.at("created_dirs");
-    for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) ::rmdir((ctx.root + it->get<std::string>()).c_str());  // fails when not empty: kept
+    for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) (void)ctx.sys().remove_empty_dir(it->get<std::string>());  // fails when not empty: kept
 }
 
 Op file_write_op() {
@@ -131,17 +132,17 @@ Op file_write_op() {
     };
     op.apply = [](const Step& s, OpContext& ctx, nlohmann::json& undo) {
         const std::string path = s.args.at("path");
-        auto cur = read_nofollow(ctx.root, path);
+        auto cur = ctx.sys().read_file(path);
         // A resumed run finds its own write already in place.
         if (!(cur && *cur == s.args.at("content").get<std::string>())) check_unchanged(ctx, s);
-        write_atomic(ctx.root, path, s.args.at("content"),
+        ctx.sys().write_file(path, s.args.at("content"),
                      FileMeta{s.args.at("mode").get<unsigned>(), s.args.at("uid").get<uint32_t>(), s.args.at("gid").get<uint32_t>()},
                      undo.at("temp"));
     };
     op.undo = [](const nlohmann::json& u, OpContext& ctx) {
         const std::string path = u.at("path");
-        remove_temp(ctx.root, path, u.at("temp"));
-        auto cur = read_nofollow(ctx.root, path);
+        ctx.sys().remove_temp(path, u.at("temp"));
+        auto cur = ctx.sys().read_file(path);
         const std::string written = u.at("written");
         const bool ours = cur && *cur == written;
         const bool untouched = u.value("existed", false) ? (cur && u.contains("copy") && *cur == read_saved(ctx, u.at("copy"))) : !cur;
@@ -165,57 +166,36 @@ Op file_remove_op() {
     };
     op.apply = [](const Step& s, OpContext& ctx, nlohmann::json&) {
         const std::string path = s.args.at("path");
-        if (!read_nofollow(ctx.root, path)) return;
+        if (!ctx.sys().read_file(path)) return;
         check_unchanged(ctx, s);
-        remove_nofollow(ctx.root, path);
+        ctx.sys().remove_file(path);
     };
     op.undo = [](const nlohmann::json& u, OpContext& ctx) {
         if (!u.value("existed", false)) return;
-        if (read_nofollow(ctx.root, u.at("path"))) return;  // never removed, or recreated since
+        if (ctx.sys().read_file(u.at("path"))) return;  // never removed, or recreated since
         restore_original(ctx, u, u.at("temp"));
     };
     return op;
 }
 
-std::string read_value(const std::string& path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) throw std::runtime_error(fmt::format("{}: {}", path, std::strerror(errno)));
-    char buf[4096];
-    ssize_t n = ::read(fd, buf, sizeof buf - 1);
-    const int e = errno;
-    ::close(fd);
-    if (n < 0) throw std::runtime_error(fmt::format("{}: {}", path, std::strerror(e)));
-    std::string v(buf, static_cast<size_t>(n));
-    while (!v.empty() && (v.back() == '\n' || v.back() == ' ')) v.pop_back();
-    return v;
-}
-
-void write_value(const std::string& path, const std::string& value) {
-    int fd = ::open(path.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) throw std::runtime_error(fmt::format("{}: {}", path, std::strerror(errno)));
-    const std::string v = value + "\n";
-    ssize_t n = ::write(fd, v.data(), v.size());
-    const int e = errno;
-    ::close(fd);
-    if (n != static_cast<ssize_t>(v.size())) throw std::runtime_error(fmt::format("writing {} to {}: {}", value, path, std::strerror(e)));
-}
-
 Op proc_write_op() {
     Op op;
     op.prepare = [](const Step& s, OpContext& ctx) {
-        const std::string path = root_path(ctx, s.args.at("path"));
-        return nlohmann::json{{"path", path}, {"old", read_value(path)}};
+        const std::string path = s.args.at("path");
+        return nlohmann::json{{"path", root_path(ctx, path)}, {"old", ctx.sys().read_value(path)}};
     };
     op.apply = [](const Step& s, OpContext& ctx, nlohmann::json&) {
-        const std::string path = root_path(ctx, s.args.at("path"));
+        const std::string path = s.args.at("path");
         const std::string want = s.args.at("value");
-        write_value(path, want);
-        const std::string now = read_value(path);
+        ctx.sys().write_value(path, want);
+        const std::string now = ctx.sys().read_value(path);
         // The kernel may grant less (nr_hugepages when memory is short).
         if (now != want)
-            throw std::runtime_error(fmt::format("{}: wrote {}, the kernel now reports {}", path, want, now));
+            throw std::runtime_error(fmt::format("{}: wrote {}, the kernel now reports {}", root_path(ctx, path), want, now));
     };
-    op.undo = [](const nlohmann::json& u, OpContext& ctx) { write_value(recorded_path(ctx, u, {"/proc/sys/", "/sys/"}), u.at("old")); };
+    op.undo = [](const nlohmann::json& u, OpContext& ctx) {
+        ctx.sys().write_value(recorded_path(ctx, u, {"/proc/sys/", "/sys/"}), u.at("old"));
+    };
     return op;
 }
 
@@ -229,7 +209,7 @@ Op command_op() {
     };
     op.apply = [](const Step& s, OpContext& ctx, nlohmann::json& undo) {
         const auto argv = s.args.at("argv").get<std::vector<std::string>>();
-        auto r = host::run_process(argv, 60000);
+        auto r = ctx.sys().run(argv, 60000);
         if (!r.started) throw std::runtime_error(fmt::format("{}: {}", argv[0], r.error));
         if (r.timed_out) throw std::runtime_error(fmt::format("{}: no answer within 60 s (killed)", quote_argv(argv)));
         if (r.exit_code != 0) {
@@ -240,10 +220,10 @@ Op command_op() {
         // What the program left, so undo can tell whether anyone edited since.
         int slot = 0;
         for (auto& snap : undo["snapshots"]) {
-            auto cur = read_nofollow(ctx.root, snap.at("path"));
+            auto cur = ctx.sys().read_file(snap.at("path"));
             if (cur) {
                 const std::string copy = saved_path(ctx, fmt::format("after{}", slot));
-                write_file_durably(copy, *cur);
+                host::write_file_durably(copy, *cur);
                 snap["after"] = copy;
             }
             ++slot;
@@ -252,7 +232,7 @@ Op command_op() {
     op.undo = [](const nlohmann::json& u, OpContext& ctx) {
         bool restored_all = !u.at("snapshots").empty();
         for (const auto& snap : u.at("snapshots")) {
-            auto cur = read_nofollow(ctx.root, snap.at("path"));
+            auto cur = ctx.sys().read_file(snap.at("path"));
             const bool untouched = snap.value("existed", false) ? (cur && *cur == read_saved(ctx, snap.at("copy"))) : !cur;
             if (untouched) continue;
             // No "after" copy: the run died between the program and its
@@ -270,7 +250,7 @@ Op command_op() {
             else throw std::runtime_error(fmt::format("files changed by `{}` were edited since; not restored", quote_argv(u.at("argv"))));
             return;
         }
-        auto r = host::run_process(undo_argv, 60000);
+        auto r = ctx.sys().run(undo_argv, 60000);
         std::string err = r.started ? r.err : r.error;
         while (!err.empty() && err.back() == '\n') err.pop_back();
         if (!r.started || r.exit_code != 0) throw std::runtime_error(fmt::format("{} failed: {}", quote_argv(undo_argv), err));
@@ -281,43 +261,27 @@ Op command_op() {
 Op node_perms_op() {
     Op op;
     op.prepare = [](const Step& s, OpContext& ctx) {
-        const std::string path = root_path(ctx, s.args.at("path"));
-        struct stat st{};
-        if (::lstat(path.c_str(), &st) != 0) throw std::runtime_error(fmt::format("{}: {}", path, std::strerror(errno)));
-        return nlohmann::json{{"path", path}, {"mode", st.st_mode & 07777}, {"uid", st.st_uid}, {"gid", st.st_gid}};
+        const std::string path = s.args.at("path");
+        const FileMeta m = ctx.sys().node_meta(path);
+        return nlohmann::json{{"path", root_path(ctx, path)}, {"mode", m.mode}, {"uid", m.uid}, {"gid", m.gid}};
     };
-    auto set = [](const std::string& path, unsigned mode, uint32_t uid, uint32_t gid) {
-        // O_PATH|O_NOFOLLOW pins the node itself; a symlink is refused.
-        int fd = ::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0) throw std::runtime_error(fmt::format("{}: {}", path, std::strerror(errno)));
-        struct stat st{};
-        ::fstat(fd, &st);
-        if (S_ISLNK(st.st_mode)) {
-            ::close(fd);
-            throw std::runtime_error(fmt::format("{}: is a symbolic link; refusing", path));
-        }
-        const std::string via = fmt::format("/proc/self/fd/{}", fd);
-        int rc = ::fchownat(fd, "", uid, gid, AT_EMPTY_PATH);
-        if (rc == 0) rc = ::chmod(via.c_str(), mode);
-        const int e = errno;
-        ::close(fd);
-        if (rc != 0) throw std::runtime_error(fmt::format("{}: {}", path, std::strerror(e)));
-    };
-    op.apply = [set](const Step& s, OpContext& ctx, nlohmann::json&) {
+    op.apply = [](const Step& s, OpContext& ctx, nlohmann::json&) {
         const std::string group = s.args.at("group");
         struct group gr{};
         struct group* found = nullptr;
         std::vector<char> buf(1 << 16);
         if (::getgrnam_r(group.c_str(), &gr, buf.data(), buf.size(), &found) != 0 || !found)
             throw std::runtime_error(fmt::format("group {} does not exist", group));
-        set(root_path(ctx, s.args.at("path")), s.args.at("mode"), 0, found->gr_gid);
+        ctx.sys().set_node_perms(s.args.at("path"), s.args.at("mode"), 0, found->gr_gid);
     };
-    op.undo = [set](const nlohmann::json& u, OpContext& ctx) { set(recorded_path(ctx, u, {"/dev/"}), u.at("mode"), u.at("uid"), u.at("gid")); };
+    op.undo = [](const nlohmann::json& u, OpContext& ctx) {
+        ctx.sys().set_node_perms(recorded_path(ctx, u, {"/dev/"}), u.at("mode"), u.at("uid"), u.at("gid"));
+    };
     return op;
 }
 
-void run_checked(const std::vector<std::string>& argv) {
-    auto r = host::run_process(argv, 60000);
+void run_checked(host::Target& t, const std::vector<std::string>& argv) {
+    auto r = t.run(argv, 60000);
     if (!r.started) throw std::runtime_error(fmt::format("{}: {}", argv[0], r.error));
     if (r.exit_code != 0)
         throw std::runtime_error(fmt::format("{} exited with {}: {}", quote_argv(argv), r.exit_code, r.timed_out ? "timed out" : r.err));
@@ -327,21 +291,23 @@ void run_checked(const std::vector<std::string>& argv) {
 // value. Either direction only while nothing holds the module.
 Op module_reload_op() {
     Op op;
-    op.prepare = [](const Step& s, OpContext&) {
+    op.prepare = [](const Step& s, OpContext& ctx) {
         const std::string m = s.args.at("module"), p = s.args.at("param");
-        std::string old = read_value("/sys/module/" + m + "/parameters/" + p);
+        std::string old = ctx.sys().read_value("/sys/module/" + m + "/parameters/" + p);
         if (old == "Y") old = "1";
         if (old == "N") old = "0";
         return nlohmann::json{{"module", m}, {"param", p}, {"old", old}};
     };
-    auto reload = [](const std::string& m, const std::string& p, const std::string& v) {
-        const std::string refs = read_value("/sys/module/" + m + "/refcnt");
+    auto reload = [](host::Target& t, const std::string& m, const std::string& p, const std::string& v) {
+        const std::string refs = t.read_value("/sys/module/" + m + "/refcnt");
         if (refs != "0") throw std::runtime_error(fmt::format("{} is in use ({} references): not reloaded", m, refs));
-        run_checked({"rmmod", m});  // only the vendor module: kvm keeps its runtime settings
-        run_checked({"modprobe", m, p + "=" + v});
+        run_checked(t, {"rmmod", m});  // only the vendor module: kvm keeps its runtime settings
+        run_checked(t, {"modprobe", m, p + "=" + v});
     };
-    op.apply = [reload](const Step& s, OpContext&, nlohmann::json&) { reload(s.args.at("module"), s.args.at("param"), s.args.at("value")); };
-    op.undo = [reload](const nlohmann::json& u, OpContext&) { reload(u.at("module"), u.at("param"), u.at("old")); };
+    op.apply = [reload](const Step& s, OpContext& ctx, nlohmann::json&) {
+        reload(ctx.sys(), s.args.at("module"), s.args.at("param"), s.args.at("value"));
+    };
+    op.undo = [reload](const nlohmann::json& u, OpContext& ctx) { reload(ctx.sys(), u.at("module"), u.at("param"), u.at("old")); };
     return op;
 }
 

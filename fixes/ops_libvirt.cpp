@@ -17,18 +17,16 @@
 //    daemon started at the recorded time (the PID is also written to the run
 //    directory at once, for a run killed before the step was marked done).
 //
-// libvirt is loaded with dlopen (util/dynlib.hpp). Every call can block for
+// libvirt is reached through the host layer's client (host/libvirt_client.hpp,
+// loaded with dlopen on first use). Every call can block for
 // ever on a hung daemon (the socket accepts, nobody answers), so each op's
 // libvirt work runs on its own thread with deadlines: 5 s to connect (a
 // stopped daemon is reported within seconds and nothing is changed), 30 s for
 // the work. An abandoned thread never goes on to change anything after its
 // connection was given up, and main() leaves with _Exit (see main_cli.cpp).
 // No keepalive: it needs libvirt's event loop, which smoke owns in-process.
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -47,15 +45,10 @@
 #include "fixes/fix.hpp"
 #include "fixes/fixes.hpp"
 #include "fixes/libvirt_fix.hpp"
-#include "fixes/safe_fs.hpp"
-#include "host/process.hpp"
+#include "host/libvirt_client.hpp"
+#include "host/nofollow_fs.hpp"
+#include "host/target.hpp"
 
-#ifdef KVMREADY_HAVE_LIBVIRT
-#include <libvirt/libvirt.h>
-#include <libvirt/virterror.h>
-
-#include "util/dynlib.hpp"
-#endif
 
 namespace kvmready::fix {
 
@@ -82,74 +75,9 @@ std::string rec(const Json& u, const char* key) { return u.value(key, std::strin
 
 #ifdef KVMREADY_HAVE_LIBVIRT
 
-#define KVMREADY_FIX_LIBVIRT_FUNCTIONS(X) \
-    X(virInitialize) \
-    X(virSetErrorFunc) \
-    X(virGetLastError) \
-    X(virGetLastErrorMessage) \
-    X(virConnectOpen) \
-    X(virConnectClose) \
-    X(virNetworkLookupByName) \
-    X(virNetworkLookupByUUIDString) \
-    X(virNetworkDefineXML) \
-    X(virNetworkCreate) \
-    X(virNetworkDestroy) \
-    X(virNetworkUndefine) \
-    X(virNetworkSetAutostart) \
-    X(virNetworkGetAutostart) \
-    X(virNetworkIsActive) \
-    X(virNetworkIsPersistent) \
-    X(virNetworkGetXMLDesc) \
-    X(virNetworkFree) \
-    X(virStoragePoolLookupByName) \
-    X(virStoragePoolLookupByUUIDString) \
-    X(virStoragePoolDefineXML) \
-    X(virStoragePoolBuild) \
-    X(virStoragePoolCreate) \
-    X(virStoragePoolDestroy) \
-    X(virStoragePoolUndefine) \
-    X(virStoragePoolSetAutostart) \
-    X(virStoragePoolGetAutostart) \
-    X(virStoragePoolIsActive) \
-    X(virStoragePoolIsPersistent) \
-    X(virStoragePoolGetXMLDesc) \
-    X(virStoragePoolFree) \
-    X(virConnectListAllDomains) \
-    X(virDomainGetXMLDesc) \
-    X(virDomainGetName) \
-    X(virDomainFree)
-
-struct FixLibvirtApi {
-    KVMREADY_FIX_LIBVIRT_FUNCTIONS(KVMREADY_API_MEMBER)
-};
-
-const FixLibvirtApi* api_or_null(std::string* error) {
-    return util::load_api<FixLibvirtApi>(
-        "libvirt.so.0", "libvirt0", [](auto sym, FixLibvirtApi& api) { KVMREADY_FIX_LIBVIRT_FUNCTIONS(KVMREADY_API_RESOLVE) }, error);
-}
-
-const FixLibvirtApi& vir() {
-    static const FixLibvirtApi* a = api_or_null(nullptr);
-    return *a;
-}
-
-void quiet(void*, virErrorPtr) {}
-
-std::string last_error() {
-    const char* m = vir().virGetLastErrorMessage();
-    return m ? m : "unknown libvirt error";
-}
-
-int last_code() {
-    virErrorPtr e = vir().virGetLastError();
-    return e ? e->code : 0;
-}
-
-std::string take_string(char* s) {
-    std::string out = s ? s : "";
-    std::free(s);
-    return out;
-}
+using host::LibvirtConnection;
+using host::LibvirtKind;
+using host::LibvirtObject;
 
 std::string uuid_in(const std::string& xml) {
     const auto a = xml.find("<uuid>");
@@ -158,150 +86,63 @@ std::string uuid_in(const std::string& xml) {
 }
 
 // Running guests with an interface on network `name`.
-std::vector<std::string> guests_on_network(virConnectPtr c, const std::string& name) {
+std::vector<std::string> guests_on_network(LibvirtConnection& c, const std::string& name) {
     std::vector<std::string> out;
-    virDomainPtr* doms = nullptr;
-    const int n = vir().virConnectListAllDomains(c, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
-    if (n < 0) throw std::runtime_error("listing running guests: " + last_error());
+    auto doms = c.active_domains();
+    if (!doms) throw std::runtime_error("listing running guests: " + c.error().message);
     const std::string a = "network='" + lv::xml_escape(name) + "'", b = "network=\"" + lv::xml_escape(name) + "\"";
-    for (int i = 0; i < n; ++i) {
-        const std::string xml = take_string(vir().virDomainGetXMLDesc(doms[i], 0));
-        if (xml.find(a) != std::string::npos || xml.find(b) != std::string::npos) {
-            const char* dn = vir().virDomainGetName(doms[i]);
-            out.push_back(dn ? dn : "?");
-        }
-        vir().virDomainFree(doms[i]);
-    }
-    std::free(doms);
+    for (const auto& [dn, xml] : *doms)
+        if (xml.find(a) != std::string::npos || xml.find(b) != std::string::npos) out.push_back(dn);
     return out;
 }
 
 // A network and a storage pool share one lifecycle (define, start,
-// autostart, and back) through different calls.
+// autostart, and back) through different calls; the client picks them.
 struct Kind {
     const char* noun;   // "network", "pool"
     const char* virsh;  // "net", "pool"
-    int not_found;      // libvirt's error code for "no such object"
-    void* (*by_name)(virConnectPtr, const char*);
-    void* (*by_uuid)(virConnectPtr, const char*);
-    void* (*define)(virConnectPtr, const char*);
-    int (*create)(void*);
-    int (*destroy)(void*);
-    int (*undefine)(void*);
-    int (*set_autostart)(void*, int);
-    int (*get_autostart)(void*, int*);
-    int (*is_active)(void*);
-    int (*is_persistent)(void*);
-    char* (*xml)(void*);
-    void (*release)(void*);
+    LibvirtKind kind;
     // Running guests stopping it would cut off (nullptr: stopping is harmless).
-    std::vector<std::string> (*users)(virConnectPtr, const std::string&);
+    std::vector<std::string> (*users)(LibvirtConnection&, const std::string&);
 };
 
 const Kind& network_kind() {
-    using P = virNetworkPtr;
-    static const Kind k = {
-        "network",
-        "net",
-        VIR_ERR_NO_NETWORK,
-        [](virConnectPtr c, const char* n) -> void* { return vir().virNetworkLookupByName(c, n); },
-        [](virConnectPtr c, const char* u) -> void* { return vir().virNetworkLookupByUUIDString(c, u); },
-        [](virConnectPtr c, const char* x) -> void* { return vir().virNetworkDefineXML(c, x); },
-        [](void* p) { return vir().virNetworkCreate(static_cast<P>(p)); },
-        [](void* p) { return vir().virNetworkDestroy(static_cast<P>(p)); },
-        [](void* p) { return vir().virNetworkUndefine(static_cast<P>(p)); },
-        [](void* p, int a) { return vir().virNetworkSetAutostart(static_cast<P>(p), a); },
-        [](void* p, int* a) { return vir().virNetworkGetAutostart(static_cast<P>(p), a); },
-        [](void* p) { return vir().virNetworkIsActive(static_cast<P>(p)); },
-        [](void* p) { return vir().virNetworkIsPersistent(static_cast<P>(p)); },
-        [](void* p) { return vir().virNetworkGetXMLDesc(static_cast<P>(p), 0); },
-        [](void* p) { vir().virNetworkFree(static_cast<P>(p)); },
-        guests_on_network,
-    };
+    static const Kind k = {"network", "net", LibvirtKind::network, guests_on_network};
     return k;
 }
 
 const Kind& pool_kind() {
-    using P = virStoragePoolPtr;
-    static const Kind k = {
-        "pool",
-        "pool",
-        VIR_ERR_NO_STORAGE_POOL,
-        [](virConnectPtr c, const char* n) -> void* { return vir().virStoragePoolLookupByName(c, n); },
-        [](virConnectPtr c, const char* u) -> void* { return vir().virStoragePoolLookupByUUIDString(c, u); },
-        [](virConnectPtr c, const char* x) -> void* { return vir().virStoragePoolDefineXML(c, x, 0); },
-        [](void* p) { return vir().virStoragePoolCreate(static_cast<P>(p), 0); },
-        [](void* p) { return vir().virStoragePoolDestroy(static_cast<P>(p)); },
-        [](void* p) { return vir().virStoragePoolUndefine(static_cast<P>(p)); },
-        [](void* p, int a) { return vir().virStoragePoolSetAutostart(static_cast<P>(p), a); },
-        [](void* p, int* a) { return vir().virStoragePoolGetAutostart(static_cast<P>(p), a); },
-        [](void* p) { return vir().virStoragePoolIsActive(static_cast<P>(p)); },
-        [](void* p) { return vir().virStoragePoolIsPersistent(static_cast<P>(p)); },
-        [](void* p) { return vir().virStoragePoolGetXMLDesc(static_cast<P>(p), 0); },
-        [](void* p) { vir().virStoragePoolFree(static_cast<P>(p)); },
-        // Stopping a directory pool leaves its files alone, and running
-        // guests keep their open disks.
-        nullptr,
-    };
+    // Stopping a directory pool leaves its files alone, and running guests
+    // keep their open disks.
+    static const Kind k = {"pool", "pool", LibvirtKind::pool, nullptr};
     return k;
 }
 
-// One looked-up object, freed on scope exit.
-class Obj {
-public:
-    Obj(const Kind& k, void* p) : k_(&k), p_(p) {}
-    ~Obj() {
-        if (p_) k_->release(p_);
-    }
-    Obj(Obj&& o) noexcept : k_(o.k_), p_(std::exchange(o.p_, nullptr)) {}
-    Obj(const Obj&) = delete;
-    Obj& operator=(const Obj&) = delete;
-    Obj& operator=(Obj&&) = delete;
-    explicit operator bool() const { return p_ != nullptr; }
-    [[nodiscard]] void* get() const { return p_; }
-    [[nodiscard]] bool active() const { return k_->is_active(p_) == 1; }
-    [[nodiscard]] bool persistent() const { return k_->is_persistent(p_) == 1; }
-    [[nodiscard]] bool autostart() const {
-        int a = 0;
-        return k_->get_autostart(p_, &a) == 0 && a == 1;
-    }
-
-private:
-    const Kind* k_;
-    void* p_;
-};
-
-// An empty Obj when there is no such object; throws on any other error.
-Obj by_name(const Kind& k, virConnectPtr c, const std::string& name) {
-    Obj o(k, k.by_name(c, name.c_str()));
-    if (!o && last_code() != k.not_found) throw std::runtime_error(fmt::format("looking up {} {}: {}", k.noun, name, last_error()));
+// An empty object when there is no such object; throws on any other error.
+LibvirtObject by_name(const Kind& k, LibvirtConnection& c, const std::string& name) {
+    LibvirtObject o = c.lookup(k.kind, name);
+    if (!o && !c.error().not_found) throw std::runtime_error(fmt::format("looking up {} {}: {}", k.noun, name, c.error().message));
     return o;
 }
 
-Obj by_uuid(const Kind& k, virConnectPtr c, const std::string& uuid) {
-    if (uuid.empty()) return Obj(k, nullptr);
-    Obj o(k, k.by_uuid(c, uuid.c_str()));
-    if (!o && last_code() != k.not_found) throw std::runtime_error(fmt::format("looking up {} {}: {}", k.noun, uuid, last_error()));
+LibvirtObject by_uuid(const Kind& k, LibvirtConnection& c, const std::string& uuid) {
+    if (uuid.empty()) return {};
+    LibvirtObject o = c.lookup_uuid(k.kind, uuid);
+    if (!o && !c.error().not_found) throw std::runtime_error(fmt::format("looking up {} {}: {}", k.noun, uuid, c.error().message));
     return o;
 }
 
-Obj must_exist(const Kind& k, virConnectPtr c, const std::string& name) {
-    Obj o = by_name(k, c, name);
+LibvirtObject must_exist(const Kind& k, LibvirtConnection& c, const std::string& name) {
+    LibvirtObject o = by_name(k, c, name);
     if (!o) throw std::runtime_error(fmt::format("{} {} is not defined", k.noun, name));
     return o;
 }
 
-using Work = std::function<Json(virConnectPtr)>;
+using Work = std::function<Json(LibvirtConnection&)>;
 
 // Runs work(conn) on its own thread with the deadlines described at the top.
 Json with_libvirt(const std::string& uri, const std::string& what, Work work) {
-    std::string err;
-    if (!api_or_null(&err)) throw std::runtime_error(err + ": not done: " + what);
-    static std::once_flag init;
-    std::call_once(init, [] {
-        vir().virInitialize();
-        vir().virSetErrorFunc(nullptr, quiet);
-    });
+    if (std::string err = LibvirtConnection::unavailable(); !err.empty()) throw std::runtime_error(err + ": not done: " + what);
     struct Shared {
         std::mutex m;
         std::condition_variable cv;
@@ -312,32 +153,29 @@ Json with_libvirt(const std::string& uri, const std::string& what, Work work) {
     };
     auto sh = std::make_shared<Shared>();
     std::thread([sh, uri, work = std::move(work)] {
-        virConnectPtr c = vir().virConnectOpen(uri.c_str());
+        host::LibvirtError open_error;
+        std::unique_ptr<LibvirtConnection> c = LibvirtConnection::open(uri, &open_error);
         if (!c) {
-            const std::string e = last_error();
             std::lock_guard<std::mutex> g(sh->m);
-            sh->error = fmt::format("cannot connect to libvirt at {}: {}", uri, e);
+            sh->error = fmt::format("cannot connect to libvirt at {}: {}", uri, open_error.message);
             sh->phase = 2;
             sh->cv.notify_all();
             return;
         }
         {
             std::lock_guard<std::mutex> g(sh->m);
-            if (sh->abandoned) {  // reported as not done: must stay so
-                vir().virConnectClose(c);
-                return;
-            }
+            if (sh->abandoned) return;  // reported as not done: must stay so (c closes)
             sh->phase = 1;
             sh->cv.notify_all();
         }
         Json r;
         std::string e;
         try {
-            r = work(c);
+            r = work(*c);
         } catch (const std::exception& ex) {
             e = ex.what();
         }
-        vir().virConnectClose(c);
+        c.reset();
         std::lock_guard<std::mutex> g(sh->m);
         sh->result = std::move(r);
         sh->error = std::move(e);
@@ -370,10 +208,10 @@ Op define_op(const Kind& k) {
     Op op;
     op.prepare = [&k](const Step& s, OpContext& ctx) {
         const std::string name = arg(s, "name");
-        Json now = with_libvirt(uri_of(ctx), fmt::format("looking up {} {}", k.noun, name), [&k, name](virConnectPtr c) {
-            Obj o = by_name(k, c, name);
+        Json now = with_libvirt(uri_of(ctx), fmt::format("looking up {} {}", k.noun, name), [&k, name](LibvirtConnection& c) {
+            LibvirtObject o = by_name(k, c, name);
             if (!o) return Json{{"exists", false}};
-            return Json{{"exists", true}, {"persistent", o.persistent()}, {"old_uuid", uuid_in(take_string(k.xml(o.get())))}};
+            return Json{{"exists", true}, {"persistent", c.persistent(o)}, {"old_uuid", uuid_in(c.xml(o))}};
         });
         return Json{{"name", name},
                     {"uuid", lv::random_uuid()},
@@ -383,13 +221,13 @@ Op define_op(const Kind& k) {
     };
     op.apply = [&k](const Step& s, OpContext& ctx, Json& u) {
         const std::string name = arg(s, "name"), xml = lv::with_uuid(arg(s, "xml"), rec(u, "uuid"));
-        Json r = with_libvirt(uri_of(ctx), fmt::format("defining {} {}", k.noun, name), [&k, name, xml](virConnectPtr c) {
-            Obj o = by_name(k, c, name);
-            if (o && o.persistent()) return Json{{"action", "none"}};
+        Json r = with_libvirt(uri_of(ctx), fmt::format("defining {} {}", k.noun, name), [&k, name, xml](LibvirtConnection& c) {
+            LibvirtObject o = by_name(k, c, name);
+            if (o && c.persistent(o)) return Json{{"action", "none"}};
             // Active but transient: keep it exactly as it runs, persistently.
-            const std::string use = o ? take_string(k.xml(o.get())) : xml;
-            Obj d(k, k.define(c, use.c_str()));
-            if (!d) throw std::runtime_error(fmt::format("{} {} {}: {}", o ? "making persistent" : "defining", k.noun, name, last_error()));
+            const std::string use = o ? c.xml(o) : xml;
+            LibvirtObject d = c.define(k.kind, use);
+            if (!d) throw std::runtime_error(fmt::format("{} {} {}: {}", o ? "making persistent" : "defining", k.noun, name, c.error().message));
             return Json{{"action", o ? "made-persistent" : "defined"}};
         });
         u["action"] = r.value("action", "");
@@ -400,13 +238,13 @@ Op define_op(const Kind& k) {
         if (u.value("existed", false) && u.value("was_persistent", false)) return;  // it was there before: not ours
         const bool made_persistent = u.value("existed", false);
         const std::string uuid = made_persistent ? rec(u, "old_uuid") : rec(u, "uuid");
-        Json r = with_libvirt(uri_of(ctx), fmt::format("undefining {} {}", k.noun, name), [&k, name, uuid, made_persistent](virConnectPtr c) {
-            Obj o = by_uuid(k, c, uuid);
-            if (!o || !o.persistent()) return Json{{"action", "none"}};
-            if (!made_persistent && o.active())
+        Json r = with_libvirt(uri_of(ctx), fmt::format("undefining {} {}", k.noun, name), [&k, name, uuid, made_persistent](LibvirtConnection& c) {
+            LibvirtObject o = by_uuid(k, c, uuid);
+            if (!o || !c.persistent(o)) return Json{{"action", "none"}};
+            if (!made_persistent && c.active(o))
                 throw std::runtime_error(fmt::format("{} {} is active, so it is left defined (stop it first: virsh {}-destroy {})", k.noun,
                                                      name, k.virsh, name));
-            if (k.undefine(o.get()) != 0) throw std::runtime_error(fmt::format("undefining {} {}: {}", k.noun, name, last_error()));
+            if (!c.undefine(o)) throw std::runtime_error(fmt::format("undefining {} {}: {}", k.noun, name, c.error().message));
             return Json{{"action", made_persistent ? "transient-again" : "undefined"}};
         });
         if (r.value("action", "") == "none") say(ctx, fmt::format("{} {} as this run defined it is gone already", k.noun, name));
@@ -420,18 +258,18 @@ Op start_op(const Kind& k) {
     Op op;
     op.prepare = [&k](const Step& s, OpContext& ctx) {
         const std::string name = arg(s, "name");
-        Json r = with_libvirt(uri_of(ctx), fmt::format("looking up {} {}", k.noun, name), [&k, name](virConnectPtr c) {
-            Obj o = by_name(k, c, name);
-            return Json{{"active", o && o.active()}};
+        Json r = with_libvirt(uri_of(ctx), fmt::format("looking up {} {}", k.noun, name), [&k, name](LibvirtConnection& c) {
+            LibvirtObject o = by_name(k, c, name);
+            return Json{{"active", o && c.active(o)}};
         });
         return Json{{"name", name}, {"was_active", r.value("active", false)}};
     };
     op.apply = [&k](const Step& s, OpContext& ctx, Json& u) {
         const std::string name = arg(s, "name");
-        Json r = with_libvirt(uri_of(ctx), fmt::format("starting {} {}", k.noun, name), [&k, name](virConnectPtr c) {
-            Obj o = must_exist(k, c, name);
-            if (o.active()) return Json{{"action", "none"}};
-            if (k.create(o.get()) != 0) throw std::runtime_error(fmt::format("starting {} {}: {}", k.noun, name, last_error()));
+        Json r = with_libvirt(uri_of(ctx), fmt::format("starting {} {}", k.noun, name), [&k, name](LibvirtConnection& c) {
+            LibvirtObject o = must_exist(k, c, name);
+            if (c.active(o)) return Json{{"action", "none"}};
+            if (!c.start(o)) throw std::runtime_error(fmt::format("starting {} {}: {}", k.noun, name, c.error().message));
             return Json{{"action", "started"}};
         });
         u["action"] = r.value("action", "");
@@ -440,9 +278,9 @@ Op start_op(const Kind& k) {
     op.undo = [&k](const Json& u, OpContext& ctx) {
         if (u.value("was_active", false)) return;
         const std::string name = rec(u, "name");
-        with_libvirt(uri_of(ctx), fmt::format("stopping {} {}", k.noun, name), [&k, name](virConnectPtr c) {
-            Obj o = by_name(k, c, name);
-            if (!o || !o.active()) return Json();
+        with_libvirt(uri_of(ctx), fmt::format("stopping {} {}", k.noun, name), [&k, name](LibvirtConnection& c) {
+            LibvirtObject o = by_name(k, c, name);
+            if (!o || !c.active(o)) return Json();
             if (k.users) {
                 std::string list;
                 for (const auto& g : k.users(c, name)) list += (list.empty() ? "" : ", ") + g;
@@ -450,7 +288,7 @@ Op start_op(const Kind& k) {
                     throw std::runtime_error(
                         fmt::format("{} {} is left running: guests use it ({}); stop them and undo again", k.noun, name, list));
             }
-            if (k.destroy(o.get()) != 0) throw std::runtime_error(fmt::format("stopping {} {}: {}", k.noun, name, last_error()));
+            if (!c.stop(o)) throw std::runtime_error(fmt::format("stopping {} {}: {}", k.noun, name, c.error().message));
             return Json();
         });
     };
@@ -462,18 +300,18 @@ Op autostart_op(const Kind& k) {
     Op op;
     op.prepare = [&k](const Step& s, OpContext& ctx) {
         const std::string name = arg(s, "name");
-        Json r = with_libvirt(uri_of(ctx), fmt::format("looking up {} {}", k.noun, name), [&k, name](virConnectPtr c) {
-            Obj o = by_name(k, c, name);
-            return Json{{"autostart", o && o.autostart()}};
+        Json r = with_libvirt(uri_of(ctx), fmt::format("looking up {} {}", k.noun, name), [&k, name](LibvirtConnection& c) {
+            LibvirtObject o = by_name(k, c, name);
+            return Json{{"autostart", o && c.autostart(o)}};
         });
         return Json{{"name", name}, {"was_autostart", r.value("autostart", false)}};
     };
     op.apply = [&k](const Step& s, OpContext& ctx, Json& u) {
         const std::string name = arg(s, "name");
-        Json r = with_libvirt(uri_of(ctx), fmt::format("marking {} {} to start at boot", k.noun, name), [&k, name](virConnectPtr c) {
-            Obj o = must_exist(k, c, name);
-            if (o.autostart()) return Json{{"action", "none"}};
-            if (k.set_autostart(o.get(), 1) != 0) throw std::runtime_error(fmt::format("autostart for {} {}: {}", k.noun, name, last_error()));
+        Json r = with_libvirt(uri_of(ctx), fmt::format("marking {} {} to start at boot", k.noun, name), [&k, name](LibvirtConnection& c) {
+            LibvirtObject o = must_exist(k, c, name);
+            if (c.autostart(o)) return Json{{"action", "none"}};
+            if (!c.set_autostart(o, true)) throw std::runtime_error(fmt::format("autostart for {} {}: {}", k.noun, name, c.error().message));
             return Json{{"action", "set"}};
         });
         u["action"] = r.value("action", "");
@@ -481,11 +319,11 @@ Op autostart_op(const Kind& k) {
     op.undo = [&k](const Json& u, OpContext& ctx) {
         if (u.value("was_autostart", false)) return;
         const std::string name = rec(u, "name");
-        with_libvirt(uri_of(ctx), fmt::format("clearing autostart of {} {}", k.noun, name), [&k, name](virConnectPtr c) {
-            Obj o = by_name(k, c, name);
-            if (!o || !o.persistent() || !o.autostart()) return Json();
-            if (k.set_autostart(o.get(), 0) != 0)
-                throw std::runtime_error(fmt::format("clearing autostart of {} {}: {}", k.noun, name, last_error()));
+        with_libvirt(uri_of(ctx), fmt::format("clearing autostart of {} {}", k.noun, name), [&k, name](LibvirtConnection& c) {
+            LibvirtObject o = by_name(k, c, name);
+            if (!o || !c.persistent(o) || !c.autostart(o)) return Json();
+            if (!c.set_autostart(o, false))
+                throw std::runtime_error(fmt::format("clearing autostart of {} {}: {}", k.noun, name, c.error().message));
             return Json();
         });
     };
@@ -499,12 +337,12 @@ Op network_restart() {
     op.prepare = [](const Step& s, OpContext&) { return Json{{"name", arg(s, "name")}}; };
     op.apply = [](const Step& s, OpContext& ctx, Json&) {
         const std::string name = arg(s, "name");
-        with_libvirt(uri_of(ctx), "restarting network " + name, [name](virConnectPtr c) {
+        with_libvirt(uri_of(ctx), "restarting network " + name, [name](LibvirtConnection& c) {
             const Kind& k = network_kind();
-            Obj o = must_exist(k, c, name);
-            if (o.active() && k.destroy(o.get()) != 0) throw std::runtime_error(fmt::format("stopping network {}: {}", name, last_error()));
-            if (k.create(o.get()) != 0)
-                throw std::runtime_error(fmt::format("starting network {} again: {} (it is now stopped)", name, last_error()));
+            LibvirtObject o = must_exist(k, c, name);
+            if (c.active(o) && !c.stop(o)) throw std::runtime_error(fmt::format("stopping network {}: {}", name, c.error().message));
+            if (!c.start(o))
+                throw std::runtime_error(fmt::format("starting network {} again: {} (it is now stopped)", name, c.error().message));
             return Json();
         });
     };
@@ -553,10 +391,9 @@ Op pool_build() {
             u["action"] = "none";
             return;
         }
-        with_libvirt(uri_of(ctx), "building pool " + name, [name](virConnectPtr c) {
-            Obj o = must_exist(pool_kind(), c, name);
-            if (vir().virStoragePoolBuild(static_cast<virStoragePoolPtr>(o.get()), 0) != 0)
-                throw std::runtime_error(fmt::format("building pool {}: {}", name, last_error()));
+        with_libvirt(uri_of(ctx), "building pool " + name, [name](LibvirtConnection& c) {
+            LibvirtObject o = must_exist(pool_kind(), c, name);
+            if (!c.build_pool(o)) throw std::runtime_error(fmt::format("building pool {}: {}", name, c.error().message));
             return Json();
         });
         u["action"] = "built";
@@ -565,12 +402,13 @@ Op pool_build() {
         // rmdir never removes content, nor follows a symlink.
         auto created = u.value("created", std::vector<std::string>{});
         for (auto it = created.rbegin(); it != created.rend(); ++it) {
-            if (::rmdir(it->c_str()) == 0 || errno == ENOENT) continue;
-            if (errno == ENOTEMPTY || errno == EEXIST) {
+            const int e = ctx.sys().remove_empty_dir(*it);
+            if (e == 0) continue;
+            if (e == ENOTEMPTY || e == EEXIST) {
                 say(ctx, fmt::format("{} is left in place: it has content now", *it));
                 return;
             }
-            throw std::runtime_error(fmt::format("removing {}: {}", *it, std::strerror(errno)));
+            throw std::runtime_error(fmt::format("removing {}: {}", *it, std::strerror(e)));
         }
     };
     return op;
@@ -656,18 +494,6 @@ int running(const std::string& name, const std::string& pidfile) {
     return i && i->comm == name.substr(0, 15) ? pid : 0;
 }
 
-bool socket_answers(const std::string& path) {
-    sockaddr_un a {};
-    if (path.empty() || path.size() >= sizeof a.sun_path) return false;
-    a.sun_family = AF_UNIX;
-    std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
-    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return false;
-    const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    ::close(fd);
-    return ok;
-}
-
 std::string pid_note_path(const OpContext& ctx) { return fmt::format("{}/step-{}-daemon.json", ctx.run_dir, ctx.step_index); }
 
 Op daemon_start() {
@@ -687,7 +513,7 @@ Op daemon_start() {
         const auto t0 = Clock::now();
         // NAME -d forks into the background once it is set up and returns;
         // the daemon's own stdio goes to /dev/null (its log: /var/log/libvirt).
-        auto r = host::run_process({bin, "-d"}, 60000);
+        auto r = ctx.sys().run({bin, "-d"}, 60000);
         if (!r.started) throw std::runtime_error(fmt::format("cannot run {}: {}", bin, r.error));
         if (r.exit_code != 0)
             throw std::runtime_error(fmt::format("{} -d failed (exit status {}){}{}", bin, r.exit_code, r.err.empty() ? "" : ": ",
@@ -701,13 +527,13 @@ Op daemon_start() {
                 u["start"] = i ? i->start : 0;
                 // Durable at once: a run killed before this step is marked
                 // done still knows which process to stop.
-                write_file_durably(pid_note_path(ctx), Json{{"pid", pid}, {"start", u["start"]}, {"name", name}}.dump() + "\n");
+                host::write_file_durably(pid_note_path(ctx), Json{{"pid", pid}, {"start", u["start"]}, {"name", name}}.dump() + "\n");
             }
-            if (pid && (sock.empty() || socket_answers(sock))) break;
+            if (pid && (sock.empty() || ctx.sys().socket_answers(sock))) break;
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
         }
         if (!pid) throw std::runtime_error(fmt::format("{} -d returned but no {} process is named in {}", bin, name, pidfile));
-        if (!sock.empty() && !socket_answers(sock))
+        if (!sock.empty() && !ctx.sys().socket_answers(sock))
             throw std::runtime_error(fmt::format("{} runs (PID {}) but does not listen at {} after {} s: read /var/log/libvirt/{}.log", name,
                                                  pid, sock, wait_ms / 1000, name));
         u["action"] = "started";
@@ -735,14 +561,15 @@ Op daemon_start() {
             say(ctx, fmt::format("{} (PID {}) has stopped already", name, pid));
             return;
         }
-        if (::kill(pid, SIGTERM) != 0 && errno != ESRCH) throw std::runtime_error(fmt::format("kill {} ({}): {}", pid, name, std::strerror(errno)));
+        if (const int e = ctx.sys().signal(pid, SIGTERM); e != 0 && e != ESRCH)
+            throw std::runtime_error(fmt::format("kill {} ({}): {}", pid, name, std::strerror(e)));
         const auto t0 = Clock::now();
         while (Clock::now() - t0 < std::chrono::seconds(10)) {
             auto now = proc_info(pid);
             if (!now || now->start != i->start) return;
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
         }
-        ::kill(pid, SIGKILL);
+        (void)ctx.sys().signal(pid, SIGKILL);
         say(ctx, fmt::format("{} (PID {}) ignored SIGTERM for 10 s: killed", name, pid));
     };
     return op;
@@ -752,26 +579,26 @@ Op daemon_start() {
 // what was not active before.
 Op systemd_enable_now() {
     Op op;
-    op.prepare = [](const Step& s, OpContext&) {
+    op.prepare = [](const Step& s, OpContext& ctx) {
         const std::string sc = s.args.value("systemctl", std::string("systemctl"));
         Json units = Json::array();
         for (const auto& unit : s.args.value("units", std::vector<std::string>{})) {
-            auto e = host::run_process({sc, "is-enabled", unit}, 10000);
-            auto a = host::run_process({sc, "is-active", unit}, 10000);
+            auto e = ctx.sys().run({sc, "is-enabled", unit}, 10000);
+            auto a = ctx.sys().run({sc, "is-active", unit}, 10000);
             units.push_back({{"unit", unit}, {"enabled", trimmed(e.out)}, {"active", trimmed(a.out)}});
         }
         return Json{{"systemctl", sc}, {"units", units}};
     };
-    op.apply = [](const Step& s, OpContext&, Json&) {
+    op.apply = [](const Step& s, OpContext& ctx, Json&) {
         std::vector<std::string> argv = {s.args.value("systemctl", std::string("systemctl")), "enable", "--now"};
         for (const auto& u : s.args.value("units", std::vector<std::string>{})) argv.push_back(u);
-        auto r = host::run_process(argv, 120000);
+        auto r = ctx.sys().run(argv, 120000);
         if (r.exit_code != 0)
             throw std::runtime_error(fmt::format("{} failed ({}): {}", quote_argv(argv),
                                                  r.timed_out ? "timed out" : r.started ? fmt::format("exit status {}", r.exit_code) : r.error,
                                                  trimmed(r.err)));
     };
-    op.undo = [](const Json& u, OpContext&) {
+    op.undo = [](const Json& u, OpContext& ctx) {
         const std::string sc = rec(u, "systemctl");
         std::vector<std::string> disable = {sc, "disable"}, stop = {sc, "stop"};
         for (const auto& x : u.value("units", Json::array())) {
@@ -782,7 +609,7 @@ Op systemd_enable_now() {
         }
         for (const auto& argv : {stop, disable}) {
             if (argv.size() == 2) continue;
-            auto r = host::run_process(argv, 120000);
+            auto r = ctx.sys().run(argv, 120000);
             if (r.exit_code != 0) throw std::runtime_error(fmt::format("{} failed: {}{}", quote_argv(argv), trimmed(r.err), r.error));
         }
     };

@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 
 #include "fixes/fix.hpp"
-#include "fixes/safe_fs.hpp"
+#include "host/nofollow_fs.hpp"
 #include "util/text.hpp"
 
 namespace kvmready::fix {
@@ -25,7 +25,7 @@ std::vector<const Finding*> PlanInput::wanting(const std::string& fix_id) const 
 }
 
 std::optional<std::string> PlanInput::target_file(const std::string& path) const {
-    return read_nofollow(options.root, path);
+    return host::read_nofollow(options.root, path);
 }
 
 Step write_file(const std::string& path, std::optional<std::string> before, std::string content, unsigned mode, uint32_t uid,

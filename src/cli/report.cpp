@@ -13,6 +13,7 @@
 #include "core/errors.hpp"
 #include "core/runner.hpp"
 #include "fixes/fix.hpp"
+#include "host/nofollow_fs.hpp"
 #include "host/recording_host.hpp"
 #include "output/output.hpp"
 #include "report/bundle.hpp"
@@ -63,16 +64,13 @@ std::vector<std::string> human_users(const host::Host& h) {
 class TempDir {
 public:
     TempDir() {
-        char tmpl[] = "/tmp/kvmready-report-XXXXXX";
-        if (!::mkdtemp(tmpl)) throw ExitError(kExitCantCreat, "cannot create a temporary directory");
-        path_ = tmpl;
+        auto made = host::make_temp_dir("/tmp", "kvmready-report-");
+        if (!made) throw ExitError(kExitCantCreat, "cannot create a temporary directory");
+        path_ = *made;
     }
     TempDir(const TempDir&) = delete;
     TempDir& operator=(const TempDir&) = delete;
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
+    ~TempDir() { host::remove_tree(path_); }
     [[nodiscard]] const std::string& path() const { return path_; }
 private:
     std::string path_;

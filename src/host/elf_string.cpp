@@ -3,6 +3,7 @@
 // Its banner is a single string literal in .rodata (~1.8 MB of an 18 MB
 // binary), which a chunked search finds in a fraction of a millisecond.
 #include "host/elf_string.hpp"
+#include "host/unique_fd.hpp"
 
 #include <elf.h>
 #include <fcntl.h>
@@ -17,12 +18,6 @@ namespace kvmready::host {
 
 namespace {
 
-struct Fd {
-    int fd = -1;
-    ~Fd() {
-        if (fd >= 0) ::close(fd);
-    }
-};
 
 bool pread_all(int fd, void* buf, size_t len, off_t off) {
     auto* p = static_cast<char*>(buf);
@@ -46,20 +41,20 @@ std::optional<std::string> fail(std::string* why, std::string reason) {
 
 std::optional<std::string> elf_rodata_string(const std::string& path, std::string_view prefix, std::string* why) {
     constexpr uint64_t kMaxSection = 64ull << 20;  // a sane .rodata; refuse absurd headers
-    Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY)};
-    if (f.fd < 0) return fail(why, std::string("cannot open: ") + std::strerror(errno));
+    UniqueFd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY)};
+    if (f.get() < 0) return fail(why, std::string("cannot open: ") + std::strerror(errno));
     Elf64_Ehdr eh{};
-    if (!pread_all(f.fd, &eh, sizeof eh, 0) || std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
+    if (!pread_all(f.get(), &eh, sizeof eh, 0) || std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
         eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_shentsize != sizeof(Elf64_Shdr) || eh.e_shnum == 0 ||
         eh.e_shstrndx >= eh.e_shnum)
         return fail(why, "not a 64-bit ELF file with section headers");
     std::vector<Elf64_Shdr> sh(eh.e_shnum);
-    if (!pread_all(f.fd, sh.data(), sh.size() * sizeof(Elf64_Shdr), static_cast<off_t>(eh.e_shoff)))
+    if (!pread_all(f.get(), sh.data(), sh.size() * sizeof(Elf64_Shdr), static_cast<off_t>(eh.e_shoff)))
         return fail(why, "truncated section header table");
     const Elf64_Shdr& names = sh[eh.e_shstrndx];
     if (names.sh_size > kMaxSection) return fail(why, "section name table too large");
     std::string strtab(names.sh_size, '\0');
-    if (!pread_all(f.fd, strtab.data(), strtab.size(), static_cast<off_t>(names.sh_offset)))
+    if (!pread_all(f.get(), strtab.data(), strtab.size(), static_cast<off_t>(names.sh_offset)))
         return fail(why, "truncated section name table");
     for (const auto& s : sh) {
         if (s.sh_name >= strtab.size() || std::strcmp(strtab.c_str() + s.sh_name, ".rodata") != 0) continue;
@@ -72,7 +67,7 @@ std::optional<std::string> elf_rodata_string(const std::string& path, std::strin
         const uint64_t begin = s.sh_offset, stop = s.sh_offset + s.sh_size;
         for (uint64_t off = begin; off < stop;) {
             const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), stop - off));
-            if (!pread_all(f.fd, buf.data(), want, static_cast<off_t>(off))) return fail(why, "truncated .rodata");
+            if (!pread_all(f.get(), buf.data(), want, static_cast<off_t>(off))) return fail(why, "truncated .rodata");
             const std::string_view chunk(buf.data(), want);
             if (const size_t at = chunk.find(prefix); at != std::string_view::npos) {
                 std::string out;
@@ -80,7 +75,7 @@ std::optional<std::string> elf_rodata_string(const std::string& path, std::strin
                 char piece[256];
                 while (pos < stop && out.size() < 4096) {
                     const size_t n = static_cast<size_t>(std::min<uint64_t>(sizeof piece, stop - pos));
-                    if (!pread_all(f.fd, piece, n, static_cast<off_t>(pos))) break;
+                    if (!pread_all(f.get(), piece, n, static_cast<off_t>(pos))) break;
                     const std::string_view v(piece, n);
                     const size_t nul = v.find('\0');
                     out.append(v.substr(0, nul));

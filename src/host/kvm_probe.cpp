@@ -1,4 +1,5 @@
 #include "host/kvm_probe.hpp"
+#include "host/unique_fd.hpp"
 
 #include <fcntl.h>
 #include <linux/kvm.h>
@@ -31,18 +32,7 @@ namespace kvmready::host {
 
 namespace {
 
-// Owns a file descriptor so that every early return closes what was opened.
-class Fd {
-public:
-    explicit Fd(int fd = -1) : fd_(fd) {}
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    ~Fd() { if (fd_ >= 0) ::close(fd_); }
-    [[nodiscard]] int get() const { return fd_; }
-    [[nodiscard]] bool ok() const { return fd_ >= 0; }
-private:
-    int fd_;
-};
+using Fd = UniqueFd;
 
 // Real-mode guest: write "KVM" to the serial port, then HLT. No in-kernel
 // irqchip is created, so HLT exits to us instead of blocking in the kernel.

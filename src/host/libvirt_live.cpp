@@ -75,10 +75,7 @@ std::string libvirt_socket_for(const std::string& uri, bool (*exists)(const std:
 }  // namespace kvmready::host
 
 #ifdef KVMREADY_HAVE_LIBVIRT
-#include <dlfcn.h>
 #include <fcntl.h>
-#include <libvirt/libvirt.h>
-#include <libvirt/virterror.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -97,71 +94,13 @@ std::string libvirt_socket_for(const std::string& uri, bool (*exists)(const std:
 #include <thread>
 
 #include "host/libvirt_wire.hpp"
-#include "util/dynlib.hpp"
+#include "host/libvirt_client.hpp"
 
 namespace kvmready::host {
 
 namespace {
 
 std::atomic<bool> g_abandoned{false};
-
-// The libvirt functions the query calls, resolved from libvirt.so.0.
-#define KVMREADY_LIBVIRT_FUNCTIONS(X) \
-    X(virInitialize) \
-    X(virSetErrorFunc) \
-    X(virGetLastErrorMessage) \
-    X(virConnectOpenReadOnly) \
-    X(virConnectOpen) \
-    X(virConnectClose) \
-    X(virConnectGetType) \
-    X(virConnectGetLibVersion) \
-    X(virConnectGetVersion) \
-    X(virConnectGetCapabilities) \
-    X(virConnectGetDomainCapabilities) \
-    X(virConnectListAllNetworks) \
-    X(virNetworkGetName) \
-    X(virNetworkIsActive) \
-    X(virNetworkIsPersistent) \
-    X(virNetworkGetAutostart) \
-    X(virNetworkGetXMLDesc) \
-    X(virNetworkFree) \
-    X(virConnectListAllStoragePools) \
-    X(virStoragePoolGetName) \
-    X(virStoragePoolIsActive) \
-    X(virStoragePoolIsPersistent) \
-    X(virStoragePoolGetAutostart) \
-    X(virStoragePoolGetInfo) \
-    X(virStoragePoolGetXMLDesc) \
-    X(virStoragePoolFree)
-
-struct Api {
-    KVMREADY_LIBVIRT_FUNCTIONS(KVMREADY_API_MEMBER)
-};
-
-// Loaded once per process and never unloaded (an abandoned query may still run in it).
-const Api* load_api(std::string& error) {
-    return util::load_api<Api>(
-        "libvirt.so.0", "libvirt0", [](auto sym, Api& api) { KVMREADY_LIBVIRT_FUNCTIONS(KVMREADY_API_RESOLVE) }, &error);
-}
-
-// Only called once load_api succeeded.
-const Api& lv() {
-    std::string unused;
-    return *load_api(unused);
-}
-
-void quiet(void*, virErrorPtr) {}  // libvirt prints every error to stderr by default
-
-std::string last_error() {
-    const char* m = lv().virGetLastErrorMessage();
-    return m ? m : "unknown libvirt error";
-}
-
-std::string take(char* s) {
-    std::string out = s ? s : "";
-    free(s);
-    return out;
-}
 
 bool path_exists(const std::string& p) {
     struct stat st {};
@@ -298,8 +237,7 @@ public:
                 return;
             }
         }
-        std::string load_error;
-        if (!load_api(load_error)) {
+        if (std::string load_error = LibvirtConnection::unavailable(); !load_error.empty()) {
             publish("open", [&](LibvirtSnapshot& s) {
                 s.client = "libvirt.so";
                 s.attempted = false;
@@ -308,21 +246,19 @@ public:
             finish();
             return;
         }
-        lv().virInitialize();
-        lv().virSetErrorFunc(nullptr, quiet);
         // One connection: read-write when this user may have it (root, group
         // libvirt, polkit), which managing domains and domain capabilities
         // need anyway; read-only otherwise. Each extra open costs a round
         // trip and the daemon's per-client setup.
         const auto t0 = std::chrono::steady_clock::now();
-        virConnectPtr c = lv().virConnectOpen(uri.c_str());
-        const std::string rw_error = c ? "" : last_error();
-        if (!c) c = lv().virConnectOpenReadOnly(uri.c_str());
+        LibvirtError rw, ro;
+        std::unique_ptr<LibvirtConnection> c = LibvirtConnection::open(uri, &rw);
+        const std::string rw_error = c ? "" : rw.message;
+        if (!c) c = LibvirtConnection::open_read_only(uri, &ro);
         const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         if (!c) {
-            const std::string e = last_error();
             publish("open", [&](LibvirtSnapshot& s) {
-                s.error = e;
+                s.error = ro.message;
                 s.connect_ms = ms;
                 s.client = "libvirt.so";
             });
@@ -338,99 +274,59 @@ public:
             s.read_write = rw_error.empty();
             s.read_write_error = rw_error;
         });
-        const char* t = lv().virConnectGetType(c);
-        std::string type = t ? t : "";
-        unsigned long lib = 0;
-        const bool lib_ok = lv().virConnectGetLibVersion(c, &lib) == 0;
+        std::string type = c->hypervisor_type();
+        const auto lib = c->library_version();
         publish("version", [&](LibvirtSnapshot& s) {
             s.hypervisor_type = type;
-            if (lib_ok) s.library_version = lib;
+            if (lib) s.library_version = *lib;
         });
         // libvirt's client multiplexes concurrent calls on one connection and
         // the daemon answers them on its worker threads: networks and pools
         // go beside the capability calls. The capability calls can take
         // seconds (the daemon probes QEMU when its cache is stale); libvirt
         // refuses domain capabilities on read-only connections.
-        std::thread objects([this, c] {
-            networks(c);
-            pools(c);
+        std::thread objects([this, conn = c.get()] {
+            networks(*conn);
+            pools(*conn);
         });
-        std::string kvm = take(lv().virConnectGetDomainCapabilities(c, nullptr, nullptr, nullptr, "kvm", 0));
-        const std::string kvm_error = kvm.empty() ? last_error() : "";
+        std::string kvm_error, tcg_error, caps_error;
+        std::string kvm = c->domain_capabilities("kvm", &kvm_error);
         publish("domcaps-kvm", [&](LibvirtSnapshot& s) {
             s.domcaps_kvm_xml = std::move(kvm);
             s.domcaps_kvm_error = kvm_error;
         });
-        std::string tcg = take(lv().virConnectGetDomainCapabilities(c, nullptr, nullptr, nullptr, "qemu", 0));
-        const std::string tcg_error = tcg.empty() ? last_error() : "";
+        std::string tcg = c->domain_capabilities("qemu", &tcg_error);
         publish("domcaps-qemu", [&](LibvirtSnapshot& s) {
             s.domcaps_qemu_xml = std::move(tcg);
             s.domcaps_qemu_error = tcg_error;
         });
-        std::string caps = take(lv().virConnectGetCapabilities(c));
-        const std::string caps_error = caps.empty() ? last_error() : "";
+        std::string caps = c->capabilities(&caps_error);
         publish("capabilities", [&](LibvirtSnapshot& s) {
             s.capabilities_xml = std::move(caps);
             s.capabilities_error = caps_error;
         });
-        unsigned long hv = 0;
-        const bool hv_ok = lv().virConnectGetVersion(c, &hv) == 0;
+        const auto hv = c->hypervisor_version();
         publish("hypervisor-version", [&](LibvirtSnapshot& s) {
-            if (hv_ok) s.hypervisor_version = hv;
+            if (hv) s.hypervisor_version = *hv;
         });
         objects.join();
-        lv().virConnectClose(c);
+        c.reset();
         finish();
     }
 
 private:
-    void networks(virConnectPtr c) {
-        std::vector<LibvirtNetwork> out;
-        virNetworkPtr* nets = nullptr;
-        const int n = lv().virConnectListAllNetworks(c, &nets, 0);
-        const std::string err = n < 0 ? last_error() : "";
-        for (int i = 0; i < n; ++i) {
-            LibvirtNetwork net;
-            if (const char* name = lv().virNetworkGetName(nets[i])) net.name = name;
-            net.active = lv().virNetworkIsActive(nets[i]) == 1;
-            net.persistent = lv().virNetworkIsPersistent(nets[i]) == 1;
-            int autostart = 0;
-            net.autostart = lv().virNetworkGetAutostart(nets[i], &autostart) == 0 && autostart;
-            net.xml = take(lv().virNetworkGetXMLDesc(nets[i], 0));
-            out.push_back(std::move(net));
-            lv().virNetworkFree(nets[i]);
-        }
-        free(nets);
+    void networks(LibvirtConnection& c) {
+        std::string err;
+        std::vector<LibvirtNetwork> out = c.list_networks(&err);
         publish("networks", [&](LibvirtSnapshot& s) {
             s.networks = std::move(out);
             s.networks_error = err;
         });
     }
 
-    void pools(virConnectPtr c) {
-        std::vector<LibvirtPool> out;
-        virStoragePoolPtr* pools = nullptr;
-        const int n = lv().virConnectListAllStoragePools(c, &pools, 0);
-        const std::string err = n < 0 ? last_error() : "";
-        for (int i = 0; i < n; ++i) {
-            LibvirtPool p;
-            if (const char* name = lv().virStoragePoolGetName(pools[i])) p.name = name;
-            p.active = lv().virStoragePoolIsActive(pools[i]) == 1;
-            p.persistent = lv().virStoragePoolIsPersistent(pools[i]) == 1;
-            int autostart = 0;
-            p.autostart = lv().virStoragePoolGetAutostart(pools[i], &autostart) == 0 && autostart;
-            virStoragePoolInfo info {};
-            if (lv().virStoragePoolGetInfo(pools[i], &info) == 0) {
-                p.state = static_cast<int>(info.state);
-                p.capacity = info.capacity;
-                p.allocation = info.allocation;
-                p.available = info.available;
-            }
-            p.xml = take(lv().virStoragePoolGetXMLDesc(pools[i], 0));
-            out.push_back(std::move(p));
-            lv().virStoragePoolFree(pools[i]);
-        }
-        free(pools);
+    void pools(LibvirtConnection& c) {
+        std::string err;
+        std::vector<LibvirtPool> out = c.list_pools(&err);
         publish("pools", [&](LibvirtSnapshot& s) {
             s.pools = std::move(out);
             s.pools_error = err;

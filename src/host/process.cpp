@@ -70,6 +70,26 @@ Spawned spawn_piped(const std::vector<std::string>& argv) {
     return sp;
 }
 
+Child::~Child() {
+    kill_and_reap();
+    if (out_ >= 0) ::close(out_);
+    if (err_ >= 0) ::close(err_);
+}
+
+bool Child::try_reap() {
+    if (pid_ <= 0 || reaped_) return reaped_;
+    if (::waitpid(pid_, &status_, WNOHANG) == pid_) reaped_ = true;
+    return reaped_;
+}
+
+void Child::kill_and_reap() {
+    if (pid_ <= 0 || reaped_) return;
+    ::kill(-pid_, SIGKILL);
+    while (::waitpid(pid_, &status_, 0) < 0 && errno == EINTR) {
+    }
+    reaped_ = true;
+}
+
 RunResult run_process(const std::vector<std::string>& argv, int timeout_ms) {
     RunResult r;
     if (argv.empty()) {

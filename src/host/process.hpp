@@ -37,6 +37,31 @@ struct Spawned {
 // does with them.
 Spawned spawn_piped(const std::vector<std::string>& argv);
 
+// A spawned child the caller watches itself (QEMU with its console on
+// stdout): owns the pipes; killed (its whole process group) and reaped
+// when it goes out of scope.
+class Child {
+public:
+    explicit Child(const Spawned& sp) : pid_(sp.pid), out_(sp.out), err_(sp.err) {}
+    ~Child();
+    Child(const Child&) = delete;
+    Child& operator=(const Child&) = delete;
+    [[nodiscard]] int out() const { return out_; }
+    [[nodiscard]] int err() const { return err_; }
+    // Reaped now or earlier (no waiting).
+    bool try_reap();
+    void kill_and_reap();
+    [[nodiscard]] bool reaped() const { return reaped_; }
+    // The wait status once reaped.
+    [[nodiscard]] int status() const { return status_; }
+
+private:
+    pid_t pid_ = -1;
+    int out_ = -1, err_ = -1;
+    int status_ = 0;
+    bool reaped_ = false;
+};
+
 // spawn_piped, then both outputs read until exit or the deadline.
 RunResult run_process(const std::vector<std::string>& argv, int timeout_ms);
 

@@ -20,6 +20,8 @@
 
 #include "core/errors.hpp"
 #include "host/bounded_read.hpp"
+#include "host/nofollow_fs.hpp"
+#include "host/unique_fd.hpp"
 #include "report/redact.hpp"
 #include "util/dynlib.hpp"
 #include "util/utf8.hpp"
@@ -150,17 +152,13 @@ uint64_t write_bundle(BundleContents c, const std::string& out, bool force) {
     std::sort(dirs.begin(), dirs.end());
     std::sort(files.begin(), files.end());
 
-    const fs::path target(out);
-    const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-    std::string tmpl = (dir / (target.filename().string() + ".partial-XXXXXX")).string();
-    int fd = ::mkstemp(tmpl.data());
-    if (fd < 0) throw ExitError(kExitCantCreat, fmt::format("cannot create {}: {}", tmpl, std::strerror(errno)));
-    ::fchmod(fd, 0600);  // a bundle describes a host: owner-only until the user shares it
+    host::PendingFile file(out);
+    if (file.fd() < 0) throw ExitError(kExitCantCreat, fmt::format("cannot create {}: {}", file.temp_path(), std::strerror(file.error())));
     archive* a = la().archive_write_new();
     la().archive_write_add_filter_gzip(a);
     la().archive_write_set_format_pax_restricted(a);
     try {
-        if (la().archive_write_open_fd(a, fd) != ARCHIVE_OK) throw ExitError(kExitCantCreat, "cannot start bundle archive");
+        if (la().archive_write_open_fd(a, file.fd()) != ARCHIVE_OK) throw ExitError(kExitCantCreat, "cannot start bundle archive");
         add_entry(a, std::string(kBundleTop), "", true);
         add_entry(a, std::string(kBundleTop) + "/host", "", true);
         for (const auto& d : dirs) add_entry(a, d, "", true);
@@ -168,18 +166,12 @@ uint64_t write_bundle(BundleContents c, const std::string& out, bool force) {
         if (la().archive_write_close(a) != ARCHIVE_OK) throw ExitError(kExitCantCreat, "finishing bundle archive failed");
         la().archive_write_free(a);
         a = nullptr;
-        if (::fsync(fd) < 0) throw ExitError(kExitCantCreat, fmt::format("fsync {}: {}", tmpl, std::strerror(errno)));
-        ::close(fd);
-        fd = -1;
+        if (const int e = file.sync()) throw ExitError(kExitCantCreat, fmt::format("fsync {}: {}", file.temp_path(), std::strerror(e)));
         // Without --force, never replace a file that appeared meanwhile.
-        const int flags = force ? 0 : RENAME_NOREPLACE;
-        if (::renameat2(AT_FDCWD, tmpl.c_str(), AT_FDCWD, out.c_str(), flags) < 0)
-            throw ExitError(errno == EEXIST ? kExitUsage : kExitCantCreat,
-                            fmt::format("cannot move bundle to {}: {}", out, std::strerror(errno)));
+        if (const int e = file.commit(force))
+            throw ExitError(e == EEXIST ? kExitUsage : kExitCantCreat, fmt::format("cannot move bundle to {}: {}", out, std::strerror(e)));
     } catch (...) {
         if (a) la().archive_write_free(a);
-        if (fd >= 0) ::close(fd);
-        ::unlink(tmpl.c_str());
         throw;
     }
     return fs::file_size(out);
@@ -219,10 +211,7 @@ void throw_if_interrupted(const std::string& path) {
 }  // namespace
 
 OpenedBundle::~OpenedBundle() {
-    if (!tmp_.empty()) {
-        std::error_code ec;
-        fs::remove_all(tmp_, ec);
-    }
+    if (!tmp_.empty()) host::remove_tree(tmp_);
     if (g_guarded) {
         ::sigaction(SIGINT, &g_old_int, nullptr);
         ::sigaction(SIGTERM, &g_old_term, nullptr);
@@ -278,17 +267,13 @@ void unpack(const std::string& path, const std::string& dir, const BundleLimits&
     auto fail = [&](const std::string& why) { throw DataError(fmt::format("{}: not a readable kvmready bundle: {}", path, why)); };
     auto lib_error = [&](const char* fallback) { return std::string(la().archive_error_string(a) ? la().archive_error_string(a) : fallback); };
     // The archive itself: a FIFO or device would block or never end.
-    const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    if (fd < 0) throw NoInputError(fmt::format("--from {}: {}", path, std::strerror(errno)));
-    struct FdCloser {
-        int fd;
-        ~FdCloser() { ::close(fd); }
-    } fd_closer{fd};
-    struct stat st {};
-    if (::fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-        throw NoInputError(fmt::format("--from {}: is {}, not a bundle file or directory", path, host::describe_file_type(st.st_mode)));
-    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-    if (la().archive_read_open_fd(a, fd, 65536) != ARCHIVE_OK) fail(lib_error("cannot open"));
+    int open_error = 0;
+    unsigned mode = 0;
+    const host::UniqueFd fd(host::open_regular_file(path, &open_error, &mode));
+    if (!fd.ok() && open_error) throw NoInputError(fmt::format("--from {}: {}", path, std::strerror(open_error)));
+    if (!fd.ok())
+        throw NoInputError(fmt::format("--from {}: is {}, not a bundle file or directory", path, host::describe_file_type(mode)));
+    if (la().archive_read_open_fd(a, fd.get(), 65536) != ARCHIVE_OK) fail(lib_error("cannot open"));
     uint64_t total = 0, entries = 0;
     std::vector<char> buf(65536);
     archive_entry* e = nullptr;
@@ -308,54 +293,36 @@ void unpack(const std::string& path, const std::string& dir, const BundleLimits&
         if (la().archive_entry_hardlink(e)) fail(fmt::format("{} is a hard link", member));
         const auto type = la().archive_entry_filetype(e);
         const fs::path dest = fs::path(dir) / name;
-        std::error_code ec;
         if (type == AE_IFDIR) {
-            fs::create_directories(dest, ec);
-            if (ec) fail(fmt::format("{}: cannot create the directory: {}", member, ec.message()));
+            if (const auto ec = host::make_dirs(dest.string())) fail(fmt::format("{}: cannot create the directory: {}", member, ec.message()));
             continue;
         }
         if (type != AE_IFREG) fail(fmt::format("{} is not a regular file or directory", member));
         const auto size = la().archive_entry_size(e);
         if (size < 0 || static_cast<uint64_t>(size) > limits.member_bytes)
             fail(fmt::format("{} is larger than {} bytes (--bundle-limit member_bytes=N)", member, limits.member_bytes));
-        fs::create_directories(dest.parent_path(), ec);
-        if (ec) fail(fmt::format("{}: cannot create its directory: {}", member, ec.message()));
+        if (const auto ec = host::make_dirs(dest.parent_path().string()))
+            fail(fmt::format("{}: cannot create its directory: {}", member, ec.message()));
         // O_EXCL|O_NOFOLLOW: a duplicate member, or one where a directory
         // already stands, is refused rather than overwritten or followed.
-        const int out = ::open(dest.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-        if (out < 0) fail(fmt::format("{}: cannot extract: {}", member, std::strerror(errno)));
+        host::NewFile out(dest.string());
+        if (!out.ok()) fail(fmt::format("{}: cannot extract: {}", member, std::strerror(out.error())));
         uint64_t written = 0;
         for (;;) {
             const la_ssize_t n = la().archive_read_data(a, buf.data(), buf.size());
-            if (n < 0) {
-                ::close(out);
-                fail(fmt::format("{}: {}", member, lib_error("truncated data")));
-            }
+            if (n < 0) fail(fmt::format("{}: {}", member, lib_error("truncated data")));
             if (n == 0) break;
-            if (g_interrupt) {
-                ::close(out);
-                throw_if_interrupted(path);
-            }
+            if (g_interrupt) throw_if_interrupted(path);
             written += static_cast<uint64_t>(n);
             total += static_cast<uint64_t>(n);
             if (written > limits.member_bytes || total > limits.bytes) {
-                ::close(out);
                 fail(written > limits.member_bytes
                          ? fmt::format("{} is larger than {} bytes (--bundle-limit member_bytes=N)", member, limits.member_bytes)
                          : fmt::format("larger than {} bytes unpacked (--bundle-limit bytes=N)", limits.bytes));
             }
-            for (la_ssize_t off = 0; off < n;) {
-                const ssize_t w = ::write(out, buf.data() + off, static_cast<size_t>(n - off));
-                if (w < 0 && errno == EINTR) continue;
-                if (w < 0) {
-                    const int err = errno;
-                    ::close(out);
-                    throw ExitError(kExitCantCreat, fmt::format("{}: unpacking {} into {}: {}", path, member, dir, std::strerror(err)));
-                }
-                off += w;
-            }
+            if (const int err = out.write(buf.data(), static_cast<size_t>(n)))
+                throw ExitError(kExitCantCreat, fmt::format("{}: unpacking {} into {}: {}", path, member, dir, std::strerror(err)));
         }
-        ::close(out);
     }
 }
 
@@ -372,9 +339,11 @@ std::unique_ptr<OpenedBundle> open_bundle(const std::string& path, const BundleL
     } else {
         guard_signals();  // before the directory exists: no window where a signal leaves it
         const char* tmpdir = std::getenv("TMPDIR");
-        std::string tmpl = fmt::format("{}/kvmready-bundle-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
-        if (!::mkdtemp(tmpl.data())) throw ExitError(kExitCantCreat, fmt::format("mkdtemp {}: {}", tmpl, std::strerror(errno)));
-        b->tmp_ = tmpl;  // removed by ~OpenedBundle, also when unpack throws or a signal comes
+        const std::string parent = tmpdir && *tmpdir ? tmpdir : "/tmp";
+        int err = 0;
+        auto made = host::make_temp_dir(parent, "kvmready-bundle-", &err);
+        if (!made) throw ExitError(kExitCantCreat, fmt::format("mkdtemp {}/kvmready-bundle-XXXXXX: {}", parent, std::strerror(err)));
+        b->tmp_ = *made;  // removed by ~OpenedBundle, also when unpack throws or a signal comes
         unpack(path, b->tmp_, limits);
         top = fs::path(b->tmp_) / kBundleTop;
     }

@@ -25,6 +25,7 @@
 
 #include <fmt/format.h>
 
+#include "host/nofollow_fs.hpp"
 #include "util/dynlib.hpp"
 
 namespace kvmready::smoke {
@@ -213,40 +214,6 @@ std::set<std::string> parse_builtin(const std::string& text) {
     return out;
 }
 
-bool write_file_atomically(const fs::path& out, const std::string& data, std::string* error) {
-    std::string tmpl = out.string() + ".tmp.XXXXXX";
-    std::vector<char> buf(tmpl.begin(), tmpl.end());
-    buf.push_back('\0');
-    int fd = ::mkstemp(buf.data());
-    if (fd < 0) {
-        *error = fmt::format("cannot create a file next to {}: {}", out.string(), std::strerror(errno));
-        return false;
-    }
-    std::string tmp = buf.data();
-    const char* p = data.data();
-    size_t left = data.size();
-    int err = 0;
-    while (left > 0) {
-        ssize_t n = ::write(fd, p, left);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            err = errno;
-            break;
-        }
-        p += n;
-        left -= static_cast<size_t>(n);
-    }
-    if (!err && ::fchmod(fd, 0644) != 0) err = errno;
-    if (::close(fd) != 0 && !err) err = errno;
-    if (!err && ::rename(tmp.c_str(), out.c_str()) != 0) err = errno;
-    if (err) {
-        ::unlink(tmp.c_str());
-        *error = fmt::format("cannot write {}: {}", out.string(), std::strerror(err));
-        return false;
-    }
-    return true;
-}
-
 }  // namespace
 
 std::optional<std::string> kernel_release(const fs::path& image, std::string* error) {
@@ -375,7 +342,7 @@ std::optional<InitramfsResult> write_initramfs(const fs::path& out, const Initra
     if (!list.empty()) cpio.file("modules.list", 0644, list);
 
     const std::string& data = cpio.finish();
-    if (!write_file_atomically(out, data, error)) return std::nullopt;
+    if (!host::replace_file(out.string(), data, 0644, error)) return std::nullopt;
     res.bytes = data.size();
     return res;
 }

@@ -5,23 +5,21 @@
 // file in the run directory that the tool polls; libvirt relabels it (and the
 // kernel) for its QEMU user, which is why both live in a private directory
 // and never in /boot.
+//
+// libvirt is reached through the host layer's client (host/libvirt_client.hpp),
+// files through its primitives (host/nofollow_fs.hpp).
 #include "smoke/libvirt_run.hpp"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <sys/random.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
-#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <mutex>
@@ -31,23 +29,20 @@
 #include <fmt/format.h>
 
 #include "core/facts_virt.hpp"
+#include "host/libvirt_client.hpp"
+#include "host/nofollow_fs.hpp"
 #include "smoke/common.hpp"
 #include "smoke/serial_protocol.hpp"
-
-#ifdef KVMREADY_HAVE_LIBVIRT
-#include <libvirt/libvirt.h>
-#include <libvirt/virterror.h>
-
-#include "util/dynlib.hpp"
 #include "util/text.hpp"
-#endif
 
 namespace kvmready::smoke {
 
 namespace {
 
-namespace fs = std::filesystem;
-
+using host::DomainState;
+using host::LibvirtConnection;
+using host::LibvirtKind;
+using host::LibvirtObject;
 using util::shell_quote;
 using util::xml_escape;
 
@@ -66,101 +61,13 @@ std::string read_tail(const std::string& path, size_t n) {
     return tail_of(ss.str(), n);
 }
 
-}  // namespace
-
-#ifndef KVMREADY_HAVE_LIBVIRT
-
-std::string libvirt_client_unavailable() { return "kvmready was built without libvirt's headers (libvirt-dev)"; }
-
-SmokeStep run_libvirt(const LibvirtRunConfig& cfg, std::vector<std::string>*, std::vector<std::string>*) {
-    SmokeStep s;
-    s.id = cfg.step_id;
-    s.name = cfg.step_name;
-    s.accel = cfg.accel;
-    s.failure = "prerequisite";
-    s.message = libvirt_client_unavailable();
-    return s;
-}
-
-#else
-
-namespace {
-
-#define KVMREADY_SMOKE_LIBVIRT_FUNCTIONS(X) \
-    X(virInitialize) \
-    X(virEventRegisterDefaultImpl) \
-    X(virEventRunDefaultImpl) \
-    X(virConnectSetKeepAlive) \
-    X(virConnectIsAlive) \
-    X(virSetErrorFunc) \
-    X(virGetLastError) \
-    X(virGetLastErrorMessage) \
-    X(virConnectOpen) \
-    X(virConnectClose) \
-    X(virStoragePoolLookupByName) \
-    X(virStoragePoolIsActive) \
-    X(virStoragePoolFree) \
-    X(virStorageVolCreateXML) \
-    X(virStorageVolGetPath) \
-    X(virStorageVolUpload) \
-    X(virStorageVolDelete) \
-    X(virStorageVolFree) \
-    X(virStreamNew) \
-    X(virStreamSend) \
-    X(virStreamFinish) \
-    X(virStreamAbort) \
-    X(virStreamFree) \
-    X(virNetworkLookupByName) \
-    X(virNetworkIsActive) \
-    X(virNetworkGetXMLDesc) \
-    X(virNetworkUpdate) \
-    X(virNetworkRef) \
-    X(virNetworkFree) \
-    X(virDomainCreateXML) \
-    X(virDomainGetState) \
-    X(virDomainDestroy) \
-    X(virDomainFree)
-
-struct SmokeLibvirtApi {
-    KVMREADY_SMOKE_LIBVIRT_FUNCTIONS(KVMREADY_API_MEMBER)
-};
-
-const SmokeLibvirtApi* api_or_null(std::string* error) {
-    return util::load_api<SmokeLibvirtApi>(
-        "libvirt.so.0", "libvirt0",
-        [](auto sym, SmokeLibvirtApi& api) { KVMREADY_SMOKE_LIBVIRT_FUNCTIONS(KVMREADY_API_RESOLVE) }, error);
-}
-
-const SmokeLibvirtApi& lv() {
-    static const SmokeLibvirtApi* a = api_or_null(nullptr);
-    return *a;
-}
-
-void quiet(void*, virErrorPtr) {}
-
-std::string last_error() {
-    const char* m = lv().virGetLastErrorMessage();
-    return m ? m : "unknown libvirt error";
-}
-
-int last_code() {
-    virErrorPtr e = lv().virGetLastError();
-    return e ? e->code : 0;
-}
-
-bool denied(int code, const std::string& msg) {
-    return code == VIR_ERR_AUTH_FAILED || code == VIR_ERR_AUTH_CANCELLED || code == VIR_ERR_OPERATION_DENIED ||
-           code == VIR_ERR_ACCESS_DENIED || code == VIR_ERR_AUTH_UNAVAILABLE || msg.find("Permission denied") != std::string::npos;
-}
-
 // virConnectOpen blocks for ever on a daemon that accepts and never answers:
 // open on a thread and abandon it at the deadline (the process _exit()s at
 // the end of the command, so the abandoned thread never sees destructors).
 struct OpenResult {
-    virConnectPtr conn = nullptr;
+    std::unique_ptr<LibvirtConnection> conn;
     bool timed_out = false;
-    int code = 0;
-    std::string error;
+    host::LibvirtError error;
 };
 
 OpenResult open_with_deadline(const std::string& uri, int timeout_ms) {
@@ -173,19 +80,11 @@ OpenResult open_with_deadline(const std::string& uri, int timeout_ms) {
     };
     auto sh = std::make_shared<Shared>();
     std::thread([sh, uri] {
-        virConnectPtr c = lv().virConnectOpen(uri.c_str());
         OpenResult r;
-        r.conn = c;
-        if (!c) {
-            r.error = last_error();
-            r.code = last_code();
-        }
+        r.conn = LibvirtConnection::open(uri, &r.error);
         std::lock_guard<std::mutex> g(sh->m);
-        if (sh->abandoned) {
-            if (c) lv().virConnectClose(c);
-            return;
-        }
-        sh->r = r;
+        if (sh->abandoned) return;  // r.conn closes
+        sh->r = std::move(r);
         sh->done = true;
         sh->cv.notify_all();
     }).detach();
@@ -194,10 +93,10 @@ OpenResult open_with_deadline(const std::string& uri, int timeout_ms) {
         sh->abandoned = true;
         OpenResult r;
         r.timed_out = true;
-        r.error = fmt::format("the libvirt daemon at {} accepted the connection but did not answer within {} ms", uri, timeout_ms);
+        r.error.message = fmt::format("the libvirt daemon at {} accepted the connection but did not answer within {} ms", uri, timeout_ms);
         return r;
     }
-    return sh->r;
+    return std::move(sh->r);
 }
 
 struct Expect {
@@ -280,464 +179,479 @@ std::string domain_xml(const LibvirtRunConfig& cfg, const std::string& name, con
         cfg.accel == "tcg" ? "qemu" : "kvm", name, cfg.memory_mib, os, xml_escape(cfg.pool), vol, nic, xml_escape(dir));
 }
 
-void copy_file(const std::string& from, const std::string& to) {
-    std::error_code ec;
-    fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
-    if (ec) throw std::runtime_error(fmt::format("cannot copy {} to {}: {}", from, to, ec.message()));
-    ::chmod(to.c_str(), 0644);
-}
+// Not a C++ exception: a failure already recorded in the step; the run goes
+// straight to teardown.
+struct Stop {};
 
-}  // namespace
+// One run through libvirt: what it made (so teardown removes exactly that)
+// and what the guest reported.
+class LibvirtRun {
+public:
+    LibvirtRun(const LibvirtRunConfig& cfg, std::vector<std::string>* kept, std::vector<std::string>* cleanup)
+        : cfg_(cfg), kept_(kept), cleanup_(cleanup), t0_(Clock::now()) {}
 
-std::string libvirt_client_unavailable() {
-    std::string err;
-    api_or_null(&err);
-    return err;
-}
+    SmokeStep run();
 
-SmokeStep run_libvirt(const LibvirtRunConfig& cfg_in, std::vector<std::string>* kept, std::vector<std::string>* cleanup) {
-    const auto t0 = Clock::now();
-    LibvirtRunConfig cfg = cfg_in;  // the Linux guest's command line gains a DHCP hint below
-    SmokeStep s;
-    s.id = cfg.step_id;
-    s.name = cfg.step_name;
-    s.accel = cfg.accel;
-    s.ran = true;
-    auto fail = [&s](const std::string& cls, const std::string& msg) {
-        if (s.failure.empty()) {
-            s.failure = cls;
-            s.message = msg;
+private:
+    void fail(const std::string& cls, const std::string& msg) {
+        if (s_.failure.empty()) {
+            s_.failure = cls;
+            s_.message = msg;
         }
-    };
-    if (std::string e = libvirt_client_unavailable(); !e.empty()) {
-        s.ran = false;
-        fail("prerequisite", e);
-        return s;
     }
-    lv().virInitialize();
-    lv().virSetErrorFunc(nullptr, quiet);
-    // libvirt's keepalive needs its event loop: with it, a daemon that stops
-    // answering mid-run (hung, SIGSTOPped) closes the connection after ~4 s
-    // and every blocked call returns, instead of the run hanging forever.
-    // The loop thread lives as long as the process.
-    static std::once_flag event_loop;
-    std::call_once(event_loop, [] {
-        if (lv().virEventRegisterDefaultImpl() == 0)
-            std::thread([] {
-                for (;;) lv().virEventRunDefaultImpl();
-            }).detach();
-    });
+    [[noreturn]] void stop(const std::string& cls, const std::string& msg) {
+        fail(cls, msg);
+        throw Stop{};
+    }
+    bool cancelled() const { return cfg_.cancelled && cfg_.cancelled(); }
+    std::string qemu_log() const { return "/var/log/libvirt/qemu/" + name_ + ".log"; }
 
+    void name_things();
+    bool open_connection();
+    void check_pool();
+    void check_network();
+    void reserve_dhcp(LibvirtObject net);
+    void make_run_dir();
+    void make_volume();
+    void start_domain();
+    void watch();
+    void drain_serial();
+    bool parse_markers();
+    enum class Watch { go_on, stop, reparse };
+    Watch check_domain();
+    bool past_deadline();
+    void judge();
+    void teardown();
+    void teardown_kept();
+
+    LibvirtRunConfig cfg_;  // the Linux guest's command line gains a DHCP hint
+    std::vector<std::string>* kept_;
+    std::vector<std::string>* cleanup_;
+    Clock::time_point t0_;
+    SmokeStep s_;
+    std::string name_, vol_name_, nonce_, mac_, dir_;
+
+    std::unique_ptr<LibvirtConnection> conn_;
+    LibvirtObject pool_, vol_, dom_;
+    LibvirtObject dhcp_net_;   // holds this run's DHCP reservation
+    std::string dhcp_host_;    // <host mac ip/> as added
+    bool dir_made_ = false;
+    bool domain_started_ = false;
+    std::string vol_path_;
+
+    // The serial console and what the guest said on it.
+    std::unique_ptr<host::GrowingFile> console_;
+    std::string serial_;       // everything read so far
+    std::string pending_;      // not yet parsed
+    Clock::time_point started_;
+    double first_marker_at_ = -1, last_at_ = 0;
+    bool done_ = false, guest_failed_ = false, ended_ = false, paused_ = false;
+};
+
+void LibvirtRun::name_things() {
     const std::string suffix = fmt::format("{}-{}", ::getpid(), random_hex(4));
-    const std::string name = "kvmready-smoke-" + suffix;
-    const std::string vol_name = name + ".raw";
-    const std::string nonce = random_hex(32);
+    name_ = "kvmready-smoke-" + suffix;
+    vol_name_ = name_ + ".raw";
+    nonce_ = random_hex(32);
     const std::string mac_tail = random_hex(3);
-    const std::string mac = fmt::format("52:54:00:{}:{}:{}", mac_tail.substr(0, 2), mac_tail.substr(2, 2), mac_tail.substr(4, 2));
-    std::string parent = cfg.run_dir_parent;
+    mac_ = fmt::format("52:54:00:{}:{}:{}", mac_tail.substr(0, 2), mac_tail.substr(2, 2), mac_tail.substr(4, 2));
+    std::string parent = cfg_.run_dir_parent;
     if (parent.empty()) {
         const char* t = std::getenv("TMPDIR");
         parent = t && *t ? t : "/var/tmp";
     }
-    const std::string dir = parent + "/" + name;
-    s.details["uri"] = cfg.uri;
-    s.details["domain"] = name;
-    s.details["pool"] = cfg.pool;
-    s.details["volume"] = vol_name;
-    if (cfg.bridge.empty()) s.details["network"] = cfg.network;
-    else s.details["bridge"] = cfg.bridge;
-    s.details["run_dir"] = dir;
-    s.details["mac"] = mac;
-    s.details["nonce"] = nonce;
+    dir_ = parent + "/" + name_;
+    s_.details["uri"] = cfg_.uri;
+    s_.details["domain"] = name_;
+    s_.details["pool"] = cfg_.pool;
+    s_.details["volume"] = vol_name_;
+    if (cfg_.bridge.empty()) s_.details["network"] = cfg_.network;
+    else s_.details["bridge"] = cfg_.bridge;
+    s_.details["run_dir"] = dir_;
+    s_.details["mac"] = mac_;
+    s_.details["nonce"] = nonce_;
+}
 
-    virConnectPtr conn = nullptr;
-    virStoragePoolPtr pool = nullptr;
-    virStorageVolPtr vol = nullptr;
-    virDomainPtr dom = nullptr;
-    bool dir_made = false;
-    std::string vol_path;
-    std::string serial;             // everything read so far
-    bool domain_started = false;
-    virNetworkPtr dhcp_net = nullptr;  // holds this run's DHCP reservation
-    std::string dhcp_host;             // <host mac ip/> as added
+// False when the daemon could not be reached (nothing to tear down).
+bool LibvirtRun::open_connection() {
+    OpenResult o = open_with_deadline(cfg_.uri, 5000);
+    if (o.conn) {
+        conn_ = std::move(o.conn);
+        conn_->set_keepalive(1, 3);
+        return true;
+    }
+    if (o.timed_out) fail("prerequisite", o.error.message);
+    else if (o.error.denied)
+        fail("not_permitted", fmt::format("libvirt refused the connection to {}: {} (run as root or as a member of group libvirt)", cfg_.uri,
+                                          o.error.message));
+    else fail("prerequisite", fmt::format("cannot connect to libvirt at {}: {} (is the libvirt daemon running?)", cfg_.uri, o.error.message));
+    return false;
+}
 
-    auto cancelled = [&] { return cfg.cancelled && cfg.cancelled(); };
+void LibvirtRun::check_pool() {
+    pool_ = conn_->lookup(LibvirtKind::pool, cfg_.pool);
+    if (!pool_) {
+        const auto& e = conn_->error();
+        if (e.denied) stop("not_permitted", fmt::format("libvirt refused to look up storage pool '{}': {}", cfg_.pool, e.message));
+        stop("prerequisite", fmt::format("storage pool '{}' does not exist at {} (define one: virsh pool-define-as {} dir --target "
+                                         "/var/lib/libvirt/images; virsh pool-build {}; virsh pool-start {})",
+                                         cfg_.pool, cfg_.uri, cfg_.pool, cfg_.pool, cfg_.pool));
+    }
+    if (!conn_->active(pool_))
+        stop("prerequisite", fmt::format("storage pool '{}' is not active (virsh -c {} pool-start {})", cfg_.pool, cfg_.uri, cfg_.pool));
+}
 
-    auto teardown = [&] {
-        const auto td = Clock::now();
-        std::string qemu_log = "/var/log/libvirt/qemu/" + name + ".log";
-        if (!s.passed && domain_started) s.qemu_log_tail = read_tail(qemu_log, 2048);
-        if (cfg.keep) {
-            if (dom) lv().virDomainFree(dom);
-            if (vol) lv().virStorageVolFree(vol);
-            if (pool) lv().virStoragePoolFree(pool);
-            // A kept domain must outlive the connection: it was started without AUTODESTROY.
-            if (conn) lv().virConnectClose(conn);
-            if (kept) {
-                if (domain_started) kept->push_back("domain " + name);
-                if (vol) kept->push_back("volume " + vol_name + " in pool " + cfg.pool);
-                if (dir_made) kept->push_back("directory " + dir);
-                if (dhcp_net) kept->push_back("DHCP reservation " + dhcp_host + " in network " + cfg.network + " (live only)");
-            }
-            if (cleanup) {
-                const std::string virsh = "virsh -c " + shell_quote(cfg.uri);
-                if (domain_started) cleanup->push_back(virsh + " destroy " + name);
-                if (vol) cleanup->push_back(virsh + " vol-delete --pool " + shell_quote(cfg.pool) + " " + vol_name);
-                if (dir_made) cleanup->push_back("rm -rf -- " + shell_quote(dir));
-                if (domain_started) cleanup->push_back("rm -f -- " + qemu_log);
-                if (dhcp_net)
-                    cleanup->push_back(virsh + " net-update " + shell_quote(cfg.network) + " delete ip-dhcp-host " + shell_quote(dhcp_host) +
-                                       " --live");
-            }
-            if (dhcp_net) lv().virNetworkFree(dhcp_net);
-            s.split.teardown_ms = ms_since(td);
-            return;
-        }
-        auto lap = [&, t = Clock::now()](const char* what) mutable {
-            s.details["teardown"][what] = std::round(ms_since(t) * 10) / 10;
-            t = Clock::now();
-        };
-        if (dom && s.passed) {
-            // The guest powers off after `done`; letting QEMU exit on its own
-            // is faster than virDomainDestroy's SIGTERM-and-poll.
-            const auto until = Clock::now() + std::chrono::milliseconds(1500);
-            int state = 0, reason = 0;
-            while (Clock::now() < until && lv().virDomainGetState(dom, &state, &reason, 0) == 0 && state != VIR_DOMAIN_SHUTOFF)
-                std::this_thread::sleep_for(std::chrono::milliseconds(2));
-            lap("poweroff_wait_ms");
-        }
-        if (dom) {
-            lv().virDomainDestroy(dom);  // fails harmlessly when the guest already powered off
-            lv().virDomainFree(dom);
-            lap("destroy_ms");
-        }
-        if (vol) {
-            if (lv().virStorageVolDelete(vol, 0) < 0) {
-                s.details["cleanup_error"] = fmt::format("volume {}: {}", vol_name, last_error());
-                // A daemon that stopped answering cannot delete it; the file of
-                // a local directory pool can still go (the pool forgets it at
-                // its next refresh).
-                if (!vol_path.empty() && ::unlink(vol_path.c_str()) == 0) s.details["volume_unlinked"] = vol_path;
-            }
-            lv().virStorageVolFree(vol);
-            lap("volume_ms");
-        }
-        if (dhcp_net) {
-            if (lv().virNetworkUpdate(dhcp_net, VIR_NETWORK_UPDATE_COMMAND_DELETE, VIR_NETWORK_SECTION_IP_DHCP_HOST, -1, dhcp_host.c_str(),
-                                      VIR_NETWORK_UPDATE_AFFECT_LIVE) < 0)
-                s.details["cleanup_error"] = fmt::format("DHCP reservation {}: {}", dhcp_host, last_error());
-            lv().virNetworkFree(dhcp_net);
-            lap("dhcp_reservation_ms");
-        }
-        if (pool) lv().virStoragePoolFree(pool);
-        if (conn) lv().virConnectClose(conn);
-        lap("close_ms");
-        if (dir_made) {
-            std::error_code ec;
-            fs::remove_all(dir, ec);
-        }
-        // libvirt keeps one QEMU log per domain name; ours are unique, so it is
-        // litter once the run is over (removable only where we may: root, local).
-        if (domain_started) ::unlink(qemu_log.c_str());
-        s.split.teardown_ms = ms_since(td);
-    };
+void LibvirtRun::check_network() {
+    if (!cfg_.bridge.empty()) return;
+    LibvirtObject net = conn_->lookup(LibvirtKind::network, cfg_.network);
+    if (!net) stop("prerequisite", fmt::format("libvirt network '{}' does not exist at {}", cfg_.network, cfg_.uri));
+    const bool active = conn_->active(net);
+    if (cfg_.linux_guest && active) reserve_dhcp(std::move(net));
+    if (!active)
+        stop("prerequisite", fmt::format("libvirt network '{}' is not active (virsh -c {} net-start {})", cfg_.network, cfg_.uri, cfg_.network));
+}
 
-    try {
-        // --- connect, pool, network
-        const OpenResult o = open_with_deadline(cfg.uri, 5000);
-        if (!o.conn) {
-            if (o.timed_out) fail("prerequisite", o.error);
-            else if (denied(o.code, o.error))
-                fail("not_permitted", fmt::format("libvirt refused the connection to {}: {} (run as root or as a member of group libvirt)",
-                                                  cfg.uri, o.error));
-            else fail("prerequisite", fmt::format("cannot connect to libvirt at {}: {} (is the libvirt daemon running?)", cfg.uri, o.error));
-            s.elapsed_ms = ms_since(t0);
-            return s;
-        }
-        conn = o.conn;
-        lv().virConnectSetKeepAlive(conn, 1, 3);
-        pool = lv().virStoragePoolLookupByName(conn, cfg.pool.c_str());
-        if (!pool) {
-            const int code = last_code();
-            const std::string e = last_error();
-            if (denied(code, e)) fail("not_permitted", fmt::format("libvirt refused to look up storage pool '{}': {}", cfg.pool, e));
-            else
-                fail("prerequisite", fmt::format("storage pool '{}' does not exist at {} (define one: virsh pool-define-as {} dir --target "
-                                                 "/var/lib/libvirt/images; virsh pool-build {}; virsh pool-start {})",
-                                                 cfg.pool, cfg.uri, cfg.pool, cfg.pool, cfg.pool));
-            throw 0;
-        }
-        if (lv().virStoragePoolIsActive(pool) != 1) {
-            fail("prerequisite", fmt::format("storage pool '{}' is not active (virsh -c {} pool-start {})", cfg.pool, cfg.uri, cfg.pool));
-            throw 0;
-        }
-        if (cfg.bridge.empty()) {
-            virNetworkPtr net = lv().virNetworkLookupByName(conn, cfg.network.c_str());
-            if (!net) {
-                fail("prerequisite", fmt::format("libvirt network '{}' does not exist at {}", cfg.network, cfg.uri));
-                throw 0;
-            }
-            const int active = lv().virNetworkIsActive(net);
-            if (cfg.linux_guest && active == 1) {
-                // libvirt's dnsmasq pings a dynamic address for 3 s before it
-                // offers it, most of the Linux guest's run. A reservation for
-                // this run's MAC (live only, removed at teardown) is offered at
-                // once. Without one, the guest asks for a hinted free address.
-                char* xml = lv().virNetworkGetXMLDesc(net, 0);
-                VirtNetwork vn;
-                if (xml) parse_network_xml(xml, vn);
-                std::free(xml);
-                if (const std::string ip = dhcp_hint(vn); !ip.empty()) {
-                    const std::string host = fmt::format("<host mac='{}' ip='{}'/>", mac, ip);
-                    if (lv().virNetworkUpdate(net, VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, VIR_NETWORK_SECTION_IP_DHCP_HOST, -1,
-                                              host.c_str(), VIR_NETWORK_UPDATE_AFFECT_LIVE) == 0) {
-                        dhcp_host = host;
-                        dhcp_net = net;
-                        lv().virNetworkRef(net);
-                        s.details["dhcp_reservation"] = ip;
-                    } else {
-                        s.details["dhcp_reservation_error"] = last_error();
-                        cfg.cmdline += " kvmready.dhcp_hint=" + ip;
-                    }
-                }
-            }
-            lv().virNetworkFree(net);
-            if (active != 1) {
-                fail("prerequisite",
-                     fmt::format("libvirt network '{}' is not active (virsh -c {} net-start {})", cfg.network, cfg.uri, cfg.network));
-                throw 0;
-            }
-        }
+// libvirt's dnsmasq pings a dynamic address for 3 s before it offers it,
+// most of the Linux guest's run. A reservation for this run's MAC (live
+// only, removed at teardown) is offered at once. Without one, the guest
+// asks for a hinted free address.
+void LibvirtRun::reserve_dhcp(LibvirtObject net) {
+    const std::string xml = conn_->xml(net);
+    VirtNetwork vn;
+    if (!xml.empty()) parse_network_xml(xml, vn);
+    const std::string ip = dhcp_hint(vn);
+    if (ip.empty()) return;
+    const std::string host = fmt::format("<host mac='{}' ip='{}'/>", mac_, ip);
+    if (conn_->update_dhcp_host(net, true, host)) {
+        dhcp_host_ = host;
+        dhcp_net_ = std::move(net);
+        s_.details["dhcp_reservation"] = ip;
+    } else {
+        s_.details["dhcp_reservation_error"] = conn_->error().message;
+        cfg_.cmdline += " kvmready.dhcp_hint=" + ip;
+    }
+}
+
+// Only the daemon's QEMU user must traverse the run directory.
+void LibvirtRun::make_run_dir() {
+    if (const int e = host::make_dir(dir_, 0711))
+        stop(e == EACCES || e == EPERM ? "not_permitted" : "prerequisite", fmt::format("cannot create {}: {}", dir_, std::strerror(e)));
+    dir_made_ = true;
+    host::copy_file(cfg_.kernel, dir_ + "/guest", 0644);
+    if (!cfg_.initrd.empty()) host::copy_file(cfg_.initrd, dir_ + "/initrd", 0644);
+    // Pre-created so the log belongs to us and libvirt only relabels it.
+    host::create_empty_file(dir_ + "/serial.log", 0644);
+}
+
+// A 1 MiB volume with the nonce in sector 0.
+void LibvirtRun::make_volume() {
+    const std::string vol_xml = fmt::format(
+        "<volume><name>{}</name><capacity unit='bytes'>1048576</capacity><allocation unit='bytes'>0</allocation>"
+        "<target><format type='raw'/></target></volume>",
+        vol_name_);
+    vol_ = conn_->create_volume(pool_, vol_xml);
+    if (!vol_) {
+        const auto& e = conn_->error();
+        stop(e.denied ? "not_permitted" : "prerequisite", fmt::format("cannot create a volume in pool '{}': {}", cfg_.pool, e.message));
+    }
+    vol_path_ = conn_->volume_path(vol_);
+    if (!vol_path_.empty()) s_.details["volume_path"] = vol_path_;
+    std::string sector = "KVMREADY-NONCE " + nonce_ + "\n";
+    sector.resize(512, '\0');
+    if (!conn_->upload(vol_, sector))
+        stop("prerequisite", fmt::format("cannot write the nonce into volume {}: {}", vol_name_, conn_->error().message));
+}
+
+void LibvirtRun::start_domain() {
+    const std::string xml = domain_xml(cfg_, name_, dir_, vol_name_, mac_, !cfg_.initrd.empty());
+    const auto ts = Clock::now();
+    dom_ = conn_->create_domain(xml, !cfg_.keep);
+    s_.split.start_ms = ms_since(ts);
+    if (!dom_) {
+        const auto& e = conn_->error();
+        std::string cls = "start_failed";
+        if (e.denied) cls = "not_permitted";
+        else if (e.message.find("emulator") != std::string::npos || e.message.find("no QEMU") != std::string::npos ||
+                 e.message.find("Cannot find") != std::string::npos)
+            cls = "prerequisite";
+        stop(cls, fmt::format("libvirt could not start the {} guest: {}", cfg_.accel == "tcg" ? "TCG (type qemu)" : "KVM", e.message));
+    }
+    domain_started_ = true;
+    started_ = Clock::now();
+}
+
+void LibvirtRun::drain_serial() {
+    if (!console_->is_open()) return;
+    const std::string got = console_->read_new();
+    serial_ += got;
+    pending_ += got;
+}
+
+// Parses the complete lines read so far; true once the guest said done or
+// reported a failed stage.
+bool LibvirtRun::parse_markers() {
+    const Expect expect{nonce_, mac_, cfg_.linux_guest};
+    size_t nl;
+    while ((nl = pending_.find('\n')) != std::string::npos) {
+        const std::string line = pending_.substr(0, nl);
+        pending_.erase(0, nl + 1);
+        const auto m = parse_marker(line);
+        if (!m) continue;
+        SmokeStage st;
+        st.name = m->stage;
+        st.at_ms = ms_since(started_);
+        st.ms = st.at_ms - last_at_;
+        last_at_ = st.at_ms;
+        st.values = m->values;
+        if (first_marker_at_ < 0) first_marker_at_ = st.at_ms;
+        judge_stage(*m, expect, st);
+        s_.last_stage = st.name;
+        if (st.status == "fail") guest_failed_ = true;
+        if (m->stage == "done" && m->ok) done_ = true;
+        s_.stages.push_back(st);
+    }
+    return done_ || guest_failed_;
+}
+
+// stop: the daemon is gone, or the domain stopped (ended_/paused_) and every
+// line it wrote is parsed; reparse: it stopped, with lines still to parse.
+LibvirtRun::Watch LibvirtRun::check_domain() {
+    const auto state = conn_->domain_state(dom_);
+    if (!state && !conn_->alive()) {
+        // The keepalive gave up: the daemon is hung or gone; the domain dies
+        // with our connection once it recovers.
+        const std::string log = qemu_log();
+        s_.details["left_to_the_daemon"] = log;
+        fail("daemon_lost", fmt::format("the libvirt daemon stopped answering {:.1f} s into the run ({}){}; when it recovers it destroys the "
+                                        "domain (auto-destroy) and may write its log {} again (rm -f -- {})",
+                                        ms_since(started_) / 1000, conn_->current_error(),
+                                        s_.last_stage.empty() ? "" : "; last stage reached: " + s_.last_stage, log, log));
+        return Watch::stop;
+    }
+    if (!state || *state == DomainState::shutoff || *state == DomainState::shutdown || *state == DomainState::crashed) ended_ = true;
+    else if (*state == DomainState::paused) paused_ = true;
+    if (!ended_ && !paused_) return Watch::go_on;
+    // Whatever the guest wrote just before it stopped.
+    if (console_->is_open()) {
+        drain_serial();
+        if (!pending_.empty() && pending_.back() != '\n') pending_ += '\n';
+    }
+    return pending_.find("KVMREADY ") == std::string::npos ? Watch::stop : Watch::reparse;  // parse them first, decide next round
+}
+
+bool LibvirtRun::past_deadline() {
+    const double now = ms_since(started_);
+    const bool no_marker = first_marker_at_ < 0;
+    if (!(now >= cfg_.timeout_ms || (no_marker && cfg_.first_marker_ms > 0 && now >= cfg_.first_marker_ms))) return false;
+    if (serial_.empty()) fail("no_serial_output", fmt::format("no serial output at all within {:.1f} s of the start", now / 1000));
+    else if (no_marker)
+        fail("stalled_before_first_marker",
+             fmt::format("the console printed {} bytes but the guest's first marker never came within {:.1f} s", serial_.size(), now / 1000));
+    else fail("timeout", fmt::format("timed out after {:.1f} s; last stage reached: {}", now / 1000, s_.last_stage));
+    return true;
+}
+
+// Polls the serial log and the domain until the guest is done, fails, stops,
+// or the deadline passes.
+void LibvirtRun::watch() {
+    console_ = std::make_unique<host::GrowingFile>(dir_ + "/serial.log");
+    auto last_state_check = Clock::now() - std::chrono::seconds(1);
+    for (;;) {
+        drain_serial();
+        if (parse_markers()) break;
         if (cancelled()) {
-            fail("interrupted", "interrupted before the guest started");
-            throw 0;
+            fail("interrupted", s_.last_stage.empty() ? "interrupted before the guest's first marker" : "interrupted after stage " + s_.last_stage);
+            break;
         }
+        if (ms_since(last_state_check) >= 50) {
+            last_state_check = Clock::now();
+            const Watch w = check_domain();
+            if (w == Watch::stop) break;
+            if (w == Watch::reparse) continue;
+        }
+        if (past_deadline()) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    console_.reset();
+    if (first_marker_at_ >= 0) {
+        s_.split.boot_ms = first_marker_at_;
+        s_.split.stages_ms = last_at_ - first_marker_at_;
+    }
+}
 
-        // --- run directory: only the daemon's QEMU user must traverse it.
-        if (::mkdir(dir.c_str(), 0711) != 0) {
-            const int e = errno;
-            fail(e == EACCES || e == EPERM ? "not_permitted" : "prerequisite", fmt::format("cannot create {}: {}", dir, std::strerror(e)));
-            throw 0;
+// What the run's end means, once watching stopped.
+void LibvirtRun::judge() {
+    if (paused_ || ended_) {
+        const std::string log = read_tail(qemu_log(), 8192);
+        if (log.find("KVM internal error") != std::string::npos || log.find("KVM: entry failed") != std::string::npos)
+            fail("kvm_internal_error", "QEMU reported a KVM internal error and stopped the guest");
+        else if (paused_)
+            fail(first_marker_at_ < 0 ? "stalled_before_first_marker" : "guest_failure",
+                 "QEMU paused the guest (an emulation error or a crash)" +
+                     (s_.last_stage.empty() ? std::string(" before its first marker") : " after stage " + s_.last_stage));
+    }
+    if (guest_failed_) {
+        const auto& st = s_.stages.back();
+        fail(st.name == "disk" && st.values.count("nonce") ? "wrong_nonce"
+             : st.name == "nic" && st.values.count("mac") && st.detail.find("MAC") != std::string::npos ? "wrong_mac"
+                                                                                                        : "guest_failure",
+             fmt::format("stage {} failed: {}", st.name, st.detail));
+    } else if (done_) {
+        std::vector<std::string> needed = {"boot", "disk", "nic"};
+        if (cfg_.linux_guest) needed.push_back("net");
+        for (const auto& n : needed) {
+            bool seen = false;
+            for (const auto& st : s_.stages) seen = seen || (st.name == n && st.status == "pass");
+            if (!seen) {
+                fail("guest_failure", fmt::format("the guest said done without reporting stage {}", n));
+                SmokeStage miss;
+                miss.name = n;
+                miss.status = "not_reached";
+                s_.stages.push_back(miss);
+            }
         }
-        dir_made = true;
-        ::chmod(dir.c_str(), 0711);
-        copy_file(cfg.kernel, dir + "/guest");
-        if (!cfg.initrd.empty()) copy_file(cfg.initrd, dir + "/initrd");
-        {
-            // Pre-created so the log belongs to us and libvirt only relabels it.
-            const int fd = ::open((dir + "/serial.log").c_str(), O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0644);
-            if (fd < 0) throw std::runtime_error(fmt::format("cannot create {}/serial.log: {}", dir, std::strerror(errno)));
-            ::fchmod(fd, 0644);
-            ::close(fd);
-        }
+    } else if (ended_ && s_.failure.empty()) {
+        if (serial_.empty()) fail("no_serial_output", "the guest stopped without any serial output");
+        else if (first_marker_at_ < 0)
+            fail("stalled_before_first_marker", fmt::format("the guest stopped {:.1f} s after the start, before its first marker ({} bytes of "
+                                                            "console output)",
+                                                            ms_since(started_) / 1000, serial_.size()));
+        else fail("guest_failure", "the guest stopped after stage " + s_.last_stage + " without saying done");
+    }
+    s_.passed = s_.failure.empty() && done_;
+}
 
-        // --- volume with the nonce in sector 0
-        const std::string vol_xml = fmt::format(
-            "<volume><name>{}</name><capacity unit='bytes'>1048576</capacity><allocation unit='bytes'>0</allocation>"
-            "<target><format type='raw'/></target></volume>",
-            vol_name);
-        vol = lv().virStorageVolCreateXML(pool, vol_xml.c_str(), 0);
-        if (!vol) {
-            const int code = last_code();
-            const std::string e = last_error();
-            fail(denied(code, e) ? "not_permitted" : "prerequisite", fmt::format("cannot create a volume in pool '{}': {}", cfg.pool, e));
-            throw 0;
-        }
-        if (char* p = lv().virStorageVolGetPath(vol)) {
-            vol_path = p;
-            std::free(p);
-            s.details["volume_path"] = vol_path;
-        }
-        {
-            std::string sector = "KVMREADY-NONCE " + nonce + "\n";
-            sector.resize(512, '\0');
-            virStreamPtr st = lv().virStreamNew(conn, 0);
-            bool ok = st && lv().virStorageVolUpload(vol, st, 0, sector.size(), 0) == 0;
-            size_t sent = 0;
-            while (ok && sent < sector.size()) {
-                const int n = lv().virStreamSend(st, sector.data() + sent, sector.size() - sent);
-                if (n < 0) ok = false;
-                else sent += static_cast<size_t>(n);
-            }
-            if (ok) ok = lv().virStreamFinish(st) == 0;
-            const std::string e = ok ? "" : last_error();
-            if (!ok && st) lv().virStreamAbort(st);
-            if (st) lv().virStreamFree(st);
-            if (!ok) {
-                fail("prerequisite", fmt::format("cannot write the nonce into volume {}: {}", vol_name, e));
-                throw 0;
-            }
-        }
-        s.split.prepare_ms = ms_since(t0);
+// --keep: everything stays, and the step says how to remove it.
+void LibvirtRun::teardown_kept() {
+    const bool had_vol = static_cast<bool>(vol_), had_dhcp = static_cast<bool>(dhcp_net_);
+    dom_ = {};
+    vol_ = {};
+    pool_ = {};
+    // A kept domain must outlive the connection: it was started without AUTODESTROY.
+    conn_.reset();
+    if (kept_) {
+        if (domain_started_) kept_->push_back("domain " + name_);
+        if (had_vol) kept_->push_back("volume " + vol_name_ + " in pool " + cfg_.pool);
+        if (dir_made_) kept_->push_back("directory " + dir_);
+        if (had_dhcp) kept_->push_back("DHCP reservation " + dhcp_host_ + " in network " + cfg_.network + " (live only)");
+    }
+    if (cleanup_) {
+        const std::string virsh = "virsh -c " + shell_quote(cfg_.uri);
+        if (domain_started_) cleanup_->push_back(virsh + " destroy " + name_);
+        if (had_vol) cleanup_->push_back(virsh + " vol-delete --pool " + shell_quote(cfg_.pool) + " " + vol_name_);
+        if (dir_made_) cleanup_->push_back("rm -rf -- " + shell_quote(dir_));
+        if (domain_started_) cleanup_->push_back("rm -f -- " + qemu_log());
+        if (had_dhcp)
+            cleanup_->push_back(virsh + " net-update " + shell_quote(cfg_.network) + " delete ip-dhcp-host " + shell_quote(dhcp_host_) +
+                                " --live");
+    }
+    dhcp_net_ = {};
+}
 
-        // --- the domain
-        const std::string xml = domain_xml(cfg, name, dir, vol_name, mac, !cfg.initrd.empty());
-        const auto ts = Clock::now();
-        dom = lv().virDomainCreateXML(conn, xml.c_str(), cfg.keep ? 0 : VIR_DOMAIN_START_AUTODESTROY);
-        s.split.start_ms = ms_since(ts);
-        if (!dom) {
-            const int code = last_code();
-            const std::string e = last_error();
-            std::string cls = "start_failed";
-            if (denied(code, e)) cls = "not_permitted";
-            else if (e.find("emulator") != std::string::npos || e.find("no QEMU") != std::string::npos ||
-                     e.find("Cannot find") != std::string::npos)
-                cls = "prerequisite";
-            fail(cls, fmt::format("libvirt could not start the {} guest: {}", cfg.accel == "tcg" ? "TCG (type qemu)" : "KVM", e));
-            throw 0;
+void LibvirtRun::teardown() {
+    const auto td = Clock::now();
+    if (!s_.passed && domain_started_) s_.qemu_log_tail = read_tail(qemu_log(), 2048);
+    if (cfg_.keep) {
+        teardown_kept();
+        s_.split.teardown_ms = ms_since(td);
+        return;
+    }
+    auto lap = [&, t = Clock::now()](const char* what) mutable {
+        s_.details["teardown"][what] = std::round(ms_since(t) * 10) / 10;
+        t = Clock::now();
+    };
+    if (dom_ && s_.passed) {
+        // The guest powers off after `done`; letting QEMU exit on its own
+        // is faster than virDomainDestroy's SIGTERM-and-poll.
+        const auto until = Clock::now() + std::chrono::milliseconds(1500);
+        while (Clock::now() < until) {
+            const auto state = conn_->domain_state(dom_);
+            if (!state || *state == DomainState::shutoff) break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
         }
-        domain_started = true;
-        const auto started = Clock::now();
+        lap("poweroff_wait_ms");
+    }
+    if (dom_) {
+        conn_->destroy_domain(dom_);  // fails harmlessly when the guest already powered off
+        dom_ = {};
+        lap("destroy_ms");
+    }
+    if (vol_) {
+        if (!conn_->delete_volume(vol_)) {
+            s_.details["cleanup_error"] = fmt::format("volume {}: {}", vol_name_, conn_->error().message);
+            // A daemon that stopped answering cannot delete it; the file of
+            // a local directory pool can still go (the pool forgets it at
+            // its next refresh).
+            if (!vol_path_.empty() && host::remove_path(vol_path_) == 0) s_.details["volume_unlinked"] = vol_path_;
+        }
+        vol_ = {};
+        lap("volume_ms");
+    }
+    if (dhcp_net_) {
+        if (!conn_->update_dhcp_host(dhcp_net_, false, dhcp_host_))
+            s_.details["cleanup_error"] = fmt::format("DHCP reservation {}: {}", dhcp_host_, conn_->error().message);
+        dhcp_net_ = {};
+        lap("dhcp_reservation_ms");
+    }
+    pool_ = {};
+    conn_.reset();
+    lap("close_ms");
+    if (dir_made_) host::remove_tree(dir_);
+    // libvirt keeps one QEMU log per domain name; ours are unique, so it is
+    // litter once the run is over (removable only where we may: root, local).
+    if (domain_started_) (void)host::remove_path(qemu_log());
+    s_.split.teardown_ms = ms_since(td);
+}
 
-        // --- watch the serial log
-        const Expect expect{nonce, mac, cfg.linux_guest};
-        int fd = ::open((dir + "/serial.log").c_str(), O_RDONLY | O_CLOEXEC);
-        std::string pending;
-        double first_marker_at = -1, last_at = 0;
-        bool done = false, guest_failed = false, ended = false, paused = false;
-        auto last_state_check = Clock::now() - std::chrono::seconds(1);
-        for (;;) {
-            if (fd >= 0) {
-                char buf[4096];
-                ssize_t n;
-                while ((n = ::read(fd, buf, sizeof buf)) > 0) {
-                    serial.append(buf, static_cast<size_t>(n));
-                    pending.append(buf, static_cast<size_t>(n));
-                }
-            }
-            size_t nl;
-            while ((nl = pending.find('\n')) != std::string::npos) {
-                const std::string line = pending.substr(0, nl);
-                pending.erase(0, nl + 1);
-                const auto m = parse_marker(line);
-                if (!m) continue;
-                SmokeStage st;
-                st.name = m->stage;
-                st.at_ms = ms_since(started);
-                st.ms = st.at_ms - last_at;
-                last_at = st.at_ms;
-                st.values = m->values;
-                if (first_marker_at < 0) first_marker_at = st.at_ms;
-                judge_stage(*m, expect, st);
-                s.last_stage = st.name;
-                if (st.status == "fail") guest_failed = true;
-                if (m->stage == "done" && m->ok) done = true;
-                s.stages.push_back(st);
-            }
-            if (done || guest_failed) break;
-            if (cancelled()) {
-                fail("interrupted", s.last_stage.empty() ? "interrupted before the guest's first marker"
-                                                         : "interrupted after stage " + s.last_stage);
-                break;
-            }
-            const double now = ms_since(started);
-            if (ms_since(last_state_check) >= 50) {
-                last_state_check = Clock::now();
-                int state = 0, reason = 0;
-                const int got = lv().virDomainGetState(dom, &state, &reason, 0);
-                if (got < 0 && !lv().virConnectIsAlive(conn)) {
-                    // The keepalive gave up: the daemon is hung or gone; the
-                    // domain dies with our connection once it recovers.
-                    const std::string log = "/var/log/libvirt/qemu/" + name + ".log";
-                    s.details["left_to_the_daemon"] = log;
-                    fail("daemon_lost",
-                         fmt::format("the libvirt daemon stopped answering {:.1f} s into the run ({}){}; when it recovers it destroys the "
-                                     "domain (auto-destroy) and may write its log {} again (rm -f -- {})",
-                                     ms_since(started) / 1000, last_error(),
-                                     s.last_stage.empty() ? "" : "; last stage reached: " + s.last_stage, log, log));
-                    break;
-                }
-                if (got < 0 || state == VIR_DOMAIN_SHUTOFF || state == VIR_DOMAIN_SHUTDOWN || state == VIR_DOMAIN_CRASHED) {
-                    ended = true;
-                } else if (state == VIR_DOMAIN_PAUSED) {
-                    paused = true;
-                }
-                if (ended || paused) {
-                    // Whatever the guest wrote just before it stopped.
-                    if (fd >= 0) {
-                        char buf[4096];
-                        ssize_t n;
-                        while ((n = ::read(fd, buf, sizeof buf)) > 0) {
-                            serial.append(buf, static_cast<size_t>(n));
-                            pending.append(buf, static_cast<size_t>(n));
-                        }
-                        if (!pending.empty() && pending.back() != '\n') pending += '\n';
-                    }
-                    if (pending.find("KVMREADY ") != std::string::npos) continue;  // parse them first, decide next round
-                    break;
-                }
-            }
-            const bool no_marker = first_marker_at < 0;
-            if (now >= cfg.timeout_ms || (no_marker && cfg.first_marker_ms > 0 && now >= cfg.first_marker_ms)) {
-                if (serial.empty())
-                    fail("no_serial_output", fmt::format("no serial output at all within {:.1f} s of the start", now / 1000));
-                else if (no_marker)
-                    fail("stalled_before_first_marker",
-                         fmt::format("the console printed {} bytes but the guest's first marker never came within {:.1f} s", serial.size(),
-                                     now / 1000));
-                else
-                    fail("timeout", fmt::format("timed out after {:.1f} s; last stage reached: {}", now / 1000, s.last_stage));
-                break;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        }
-        if (fd >= 0) ::close(fd);
-        if (first_marker_at >= 0) {
-            s.split.boot_ms = first_marker_at;
-            s.split.stages_ms = last_at - first_marker_at;
-        }
-        if (paused || ended) {
-            const std::string log = read_tail("/var/log/libvirt/qemu/" + name + ".log", 8192);
-            if (log.find("KVM internal error") != std::string::npos || log.find("KVM: entry failed") != std::string::npos)
-                fail("kvm_internal_error", "QEMU reported a KVM internal error and stopped the guest");
-            else if (paused)
-                fail(first_marker_at < 0 ? "stalled_before_first_marker" : "guest_failure",
-                     "QEMU paused the guest (an emulation error or a crash)" +
-                         (s.last_stage.empty() ? std::string(" before its first marker") : " after stage " + s.last_stage));
-        }
-        if (guest_failed) {
-            const auto& st = s.stages.back();
-            fail(st.name == "disk" && st.values.count("nonce") ? "wrong_nonce"
-                 : st.name == "nic" && st.values.count("mac") && st.detail.find("MAC") != std::string::npos ? "wrong_mac"
-                                                                                                            : "guest_failure",
-                 fmt::format("stage {} failed: {}", st.name, st.detail));
-        } else if (done) {
-            std::vector<std::string> needed = {"boot", "disk", "nic"};
-            if (cfg.linux_guest) needed.push_back("net");
-            for (const auto& n : needed) {
-                bool seen = false;
-                for (const auto& st : s.stages) seen = seen || (st.name == n && st.status == "pass");
-                if (!seen) {
-                    fail("guest_failure", fmt::format("the guest said done without reporting stage {}", n));
-                    SmokeStage miss;
-                    miss.name = n;
-                    miss.status = "not_reached";
-                    s.stages.push_back(miss);
-                }
-            }
-        } else if (ended && s.failure.empty()) {
-            if (serial.empty()) fail("no_serial_output", "the guest stopped without any serial output");
-            else if (first_marker_at < 0)
-                fail("stalled_before_first_marker",
-                     fmt::format("the guest stopped {:.1f} s after the start, before its first marker ({} bytes of console output)",
-                                 ms_since(started) / 1000, serial.size()));
-            else fail("guest_failure", "the guest stopped after stage " + s.last_stage + " without saying done");
-        }
-        s.passed = s.failure.empty() && done;
-    } catch (int) {
+SmokeStep LibvirtRun::run() {
+    s_.id = cfg_.step_id;
+    s_.name = cfg_.step_name;
+    s_.accel = cfg_.accel;
+    s_.ran = true;
+    if (std::string e = LibvirtConnection::unavailable(); !e.empty()) {
+        s_.ran = false;
+        fail("prerequisite", e);
+        return s_;
+    }
+    // libvirt's keepalive needs its event loop: with it, a daemon that stops
+    // answering mid-run (hung, SIGSTOPped) closes the connection after ~4 s
+    // and every blocked call returns, instead of the run hanging forever.
+    LibvirtConnection::start_event_loop();
+    name_things();
+    if (!open_connection()) {
+        s_.elapsed_ms = ms_since(t0_);
+        return s_;
+    }
+    try {
+        check_pool();
+        check_network();
+        if (cancelled()) stop("interrupted", "interrupted before the guest started");
+        make_run_dir();
+        make_volume();
+        s_.split.prepare_ms = ms_since(t0_);
+        start_domain();
+        watch();
+        judge();
+    } catch (const Stop&) {
         // a failure was recorded; fall through to teardown
     } catch (const std::exception& e) {
         fail("prerequisite", e.what());
     }
-    if (!s.passed) s.serial_tail = tail_of(serial, 4096);
-    if (s.passed)
-        s.message = fmt::format("booted through libvirt ({}, domain type {}), read the nonce back and found the NIC{}", cfg.uri,
-                                cfg.accel == "tcg" ? "qemu" : "kvm", cfg.linux_guest ? ", and reached the host over the network" : "");
+    if (!s_.passed) s_.serial_tail = tail_of(serial_, 4096);
+    if (s_.passed)
+        s_.message = fmt::format("booted through libvirt ({}, domain type {}), read the nonce back and found the NIC{}", cfg_.uri,
+                                 cfg_.accel == "tcg" ? "qemu" : "kvm", cfg_.linux_guest ? ", and reached the host over the network" : "");
     teardown();
-    s.elapsed_ms = ms_since(t0);
-    return s;
+    s_.elapsed_ms = ms_since(t0_);
+    return s_;
 }
 
-#endif  // KVMREADY_HAVE_LIBVIRT
+}  // namespace
+
+std::string libvirt_client_unavailable() { return LibvirtConnection::unavailable(); }
+
+SmokeStep run_libvirt(const LibvirtRunConfig& cfg, std::vector<std::string>* kept, std::vector<std::string>* cleanup) {
+    return LibvirtRun(cfg, kept, cleanup).run();
+}
 
 }  // namespace kvmready::smoke

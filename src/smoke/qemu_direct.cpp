@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <sys/random.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,11 +10,10 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 
 #include <fmt/format.h>
 
+#include "host/nofollow_fs.hpp"
 #include "host/process.hpp"
 #include "smoke/guest_paths.hpp"
 #include "smoke/common.hpp"
@@ -24,8 +22,6 @@
 namespace kvmready::smoke {
 
 namespace {
-
-namespace fs = std::filesystem;
 
 // QEMU option values use ',' as separator; a literal comma is doubled.
 std::string qemu_escape(const std::string& s) {
@@ -48,37 +44,7 @@ std::string first_line(const std::string& s) {
 struct RunDir {
     std::string path;
     ~RunDir() {
-        if (path.empty()) return;
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-};
-
-// QEMU in its own process group, so killing the group also ends anything it
-// forked (slirp helpers, none today).
-struct Child {
-    pid_t pid = -1;
-    int out = -1, err = -1;
-    int status = 0;
-    bool reaped = false;
-
-    ~Child() {
-        kill_and_reap();
-        if (out >= 0) ::close(out);
-        if (err >= 0) ::close(err);
-    }
-    bool try_reap() {
-        if (pid <= 0 || reaped) return reaped;
-        const pid_t w = ::waitpid(pid, &status, WNOHANG);
-        if (w == pid) reaped = true;
-        return reaped;
-    }
-    void kill_and_reap() {
-        if (pid <= 0 || reaped) return;
-        ::kill(-pid, SIGKILL);
-        while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-        }
-        reaped = true;
+        if (!path.empty()) host::remove_tree(path);
     }
 };
 
@@ -145,9 +111,10 @@ SmokeStep run_qemu_direct(const QemuDirectConfig& cfg) {
     try {
         const char* tmp = std::getenv("TMPDIR");
         std::string parent = !cfg.tmp_parent.empty() ? cfg.tmp_parent : (tmp && *tmp ? tmp : "/tmp");
-        std::string templ = parent + "/kvmready-smoke-b-XXXXXX";
-        if (!::mkdtemp(templ.data())) throw std::runtime_error(fmt::format("cannot create a directory in {}: {}", parent, std::strerror(errno)));
-        dir.path = templ;
+        int err = 0;
+        auto made = host::make_temp_dir(parent, "kvmready-smoke-b-", &err);
+        if (!made) throw std::runtime_error(fmt::format("cannot create a directory in {}: {}", parent, std::strerror(err)));
+        dir.path = *made;
         nonce = random_hex(32);
         const std::string m = random_hex(3);
         mac = fmt::format("52:54:00:{}:{}:{}", m.substr(0, 2), m.substr(2, 2), m.substr(4, 2));
@@ -155,13 +122,8 @@ SmokeStep run_qemu_direct(const QemuDirectConfig& cfg) {
             disk_path = dir.path + "/disk.raw";
             std::string sector = cfg.sector0 ? *cfg.sector0 : "KVMREADY-NONCE " + nonce + "\n";
             sector.resize(512, '\0');
-            std::ofstream f(disk_path, std::ios::binary | std::ios::trunc);
-            f.write(sector.data(), static_cast<std::streamsize>(sector.size()));
             // 1 MiB, sparse: a disk that looks like a disk to the guest.
-            f.seekp((1 << 20) - 1);
-            f.put('\0');
-            f.close();
-            if (!f) throw std::runtime_error(fmt::format("cannot write {}", disk_path));
+            host::create_disk_image(disk_path, sector, 1 << 20);
         }
     } catch (const std::exception& e) {
         fail("prerequisite", e.what());
@@ -175,7 +137,6 @@ SmokeStep run_qemu_direct(const QemuDirectConfig& cfg) {
     s.details["argv"] = argv;
     s.split.prepare_ms = ms_since(t_begin);
 
-    Child child;
     const auto t0 = Clock::now();
     const host::Spawned sp = host::spawn_piped(argv);
     if (sp.pid < 0) {
@@ -185,9 +146,7 @@ SmokeStep run_qemu_direct(const QemuDirectConfig& cfg) {
         s.elapsed_ms = ms_since(t_begin);
         return s;
     }
-    child.pid = sp.pid;
-    child.out = sp.out;
-    child.err = sp.err;
+    host::Child child(sp);
     s.ran = true;
     s.split.start_ms = ms_since(t0);
 
@@ -204,7 +163,7 @@ SmokeStep run_qemu_direct(const QemuDirectConfig& cfg) {
     // just long enough to get the register dump.
     constexpr double kKvmErrorGraceMs = 100;
 
-    pollfd fds[2] = {{child.out, POLLIN, 0}, {child.err, POLLIN, 0}};
+    pollfd fds[2] = {{child.out(), POLLIN, 0}, {child.err(), POLLIN, 0}};
     int open_fds = 2;
     char buf[4096];
     for (;;) {
@@ -256,10 +215,10 @@ SmokeStep run_qemu_direct(const QemuDirectConfig& cfg) {
             }
         }
     }
-    const bool exited_by_itself = child.reaped;
+    const bool exited_by_itself = child.reaped();
     const auto t_teardown = Clock::now();
     child.kill_and_reap();
-    s.details["qemu_exit"] = exited_by_itself ? describe_status(child.status) : "killed by kvmready";
+    s.details["qemu_exit"] = exited_by_itself ? describe_status(child.status()) : "killed by kvmready";
     if (!err_text.empty()) s.details["qemu_stderr"] = tail_of(err_text, 2048);
 
     s.stages = tracker.stages();
@@ -302,8 +261,8 @@ SmokeStep run_qemu_direct(const QemuDirectConfig& cfg) {
             err_text.find("failed to initialize kvm") != std::string::npos)
             fail(err_text.find("Permission denied") != std::string::npos ? "not_permitted" : "start_failed",
                  "QEMU could not use KVM: " + why);
-        else if (exited_by_itself && WIFEXITED(child.status) && WEXITSTATUS(child.status) != 0)
-            fail("start_failed", fmt::format("QEMU failed to start ({}): {}", describe_status(child.status), why.empty() ? "no message" : why));
+        else if (exited_by_itself && WIFEXITED(child.status()) && WEXITSTATUS(child.status()) != 0)
+            fail("start_failed", fmt::format("QEMU failed to start ({}): {}", describe_status(child.status()), why.empty() ? "no message" : why));
         else if (serial.bytes_seen() == 0)
             fail("no_serial_output", fmt::format("QEMU ended ({}) without any serial output", s.details["qemu_exit"].get<std::string>()));
         else

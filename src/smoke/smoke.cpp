@@ -15,6 +15,7 @@
 #include "core/errors.hpp"
 #include "core/probe.hpp"
 #include "host/host.hpp"
+#include "host/nofollow_fs.hpp"
 #include "smoke/guest_paths.hpp"
 #include "smoke/initramfs.hpp"
 #include "smoke/libvirt_run.hpp"
@@ -99,9 +100,10 @@ std::string make_initramfs(const std::string& kernel, const SmokeOptions& o, std
         const char* t = std::getenv("TMPDIR");
         parent = t && *t ? t : "/var/tmp";
     }
-    std::string tmpl = parent + "/kvmready-initramfs-XXXXXX";
-    if (!::mkdtemp(tmpl.data())) return fmt::format("cannot create a directory in {}: {}", parent, std::strerror(errno));
-    dir = tmpl;
+    int mkdir_err = 0;
+    auto made = host::make_temp_dir(parent, "kvmready-initramfs-", &mkdir_err);
+    if (!made) return fmt::format("cannot create a directory in {}: {}", parent, std::strerror(mkdir_err));
+    dir = *made;
     InitramfsOptions io;
     io.init = init;
     io.modules_dir = mods;
@@ -188,8 +190,7 @@ SmokeReport run_smoke(const SmokeOptions& o) {
     struct DirGuard {
         std::string* d;
         ~DirGuard() {
-            std::error_code ec;
-            if (!d->empty()) fs::remove_all(*d, ec);
+            if (!d->empty()) host::remove_tree(*d);
         }
     } guard{&generated_dir};
     if (o.guest == "builtin") {

@@ -1,0 +1,101 @@
+// The write side of the host layer. A Host answers what the system is; a
+// Target is how kvmready changes it: every file written or removed, every
+// procfs/sysfs value, device node permission, program run, signal and socket
+// connect of fixes, smoke and bundles goes through one of these (or through
+// the host primitives below it), so the code that changes the system has one
+// place, and a test can swap in a RecordingTarget that only writes down what
+// would have been done.
+//
+// Paths are as seen on the target: a target rooted at DIR (--root) reads and
+// writes DIR/etc/... for "/etc/...", never following a symlink on the way.
+// Runtime changes (values, nodes, programs, signals) are for the live system:
+// the fix engine skips them under --root, and so the rooted target applies
+// the root to their paths only to keep them inside it.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "host/nofollow_fs.hpp"
+#include "host/process.hpp"
+
+namespace kvmready::host {
+
+class Target {
+public:
+    virtual ~Target() = default;
+
+    // "" for the live system, else the directory everything is under.
+    [[nodiscard]] virtual std::string root() const = 0;
+
+    // ---- files (atomic, no symlink followed; see host/nofollow_fs.hpp)
+    virtual std::optional<std::string> read_file(const std::string& path, FileMeta* meta = nullptr) = 0;
+    virtual void write_file(const std::string& path, const std::string& content, const FileMeta& meta, const std::string& temp_name) = 0;
+    virtual void remove_file(const std::string& path) = 0;
+    virtual void remove_temp(const std::string& path, const std::string& temp_name) = 0;
+    virtual bool exists(const std::string& path) = 0;
+    // 0 when removed (or absent), else errno (ENOTEMPTY: kept).
+    virtual int remove_empty_dir(const std::string& path) = 0;
+
+    // ---- kernel values and device nodes
+    virtual std::string read_value(const std::string& path) = 0;
+    virtual void write_value(const std::string& path, const std::string& value) = 0;
+    virtual FileMeta node_meta(const std::string& path) = 0;
+    virtual void set_node_perms(const std::string& path, unsigned mode, uint32_t uid, uint32_t gid) = 0;
+
+    // ---- processes, signals, sockets
+    virtual RunResult run(const std::vector<std::string>& argv, int timeout_ms) = 0;
+    // kill(2): 0 or errno.
+    virtual int signal(pid_t pid, int sig) = 0;
+    // A UNIX stream socket at path accepts a connection.
+    virtual bool socket_answers(const std::string& path) = 0;
+};
+
+// The live system (root "") or a directory tree (--root DIR).
+std::shared_ptr<Target> make_target(const std::string& root);
+
+// Dry: reads pass through to the rooted/live target underneath (so a plan's
+// view is real), changes are only written down, one line each, in order:
+// "write /etc/x (12 bytes, 0644)", "run modprobe kvm_intel", ...
+class RecordingTarget final : public Target {
+public:
+    explicit RecordingTarget(std::string root = "");
+    [[nodiscard]] const std::vector<std::string>& changes() const { return changes_; }
+    // What run() answers (default: started, exit 0, no output).
+    RunResult run_result;
+
+    [[nodiscard]] std::string root() const override { return root_; }
+    std::optional<std::string> read_file(const std::string& path, FileMeta* meta) override;
+    void write_file(const std::string& path, const std::string& content, const FileMeta& meta, const std::string& temp_name) override;
+    void remove_file(const std::string& path) override;
+    void remove_temp(const std::string& path, const std::string& temp_name) override;
+    bool exists(const std::string& path) override;
+    int remove_empty_dir(const std::string& path) override;
+    std::string read_value(const std::string& path) override;
+    void write_value(const std::string& path, const std::string& value) override;
+    FileMeta node_meta(const std::string& path) override;
+    void set_node_perms(const std::string& path, unsigned mode, uint32_t uid, uint32_t gid) override;
+    RunResult run(const std::vector<std::string>& argv, int timeout_ms) override;
+    int signal(pid_t pid, int sig) override;
+    bool socket_answers(const std::string& path) override;
+
+private:
+    std::string root_;
+    std::shared_ptr<Target> reads_;
+    std::vector<std::string> changes_;
+};
+
+// ---- primitives for kvmready's own processes ------------------------------------
+
+// kill(2) of one process: 0 or errno.
+int send_signal(pid_t pid, int sig);
+// SIGKILL to this very process, now (the fix engine's interruption tests).
+[[noreturn]] void kill_self();
+// connect(2) to a UNIX stream socket succeeds (then closed at once).
+bool unix_socket_answers(const std::string& path);
+
+}  // namespace kvmready::host
