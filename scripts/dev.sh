@@ -16,7 +16,8 @@ jobs=$(nproc 2>/dev/null || echo 2)
 build_pkgs=(cmake g++ make pkg-config libcli11-dev nlohmann-json3-dev libfmt-dev libacl1-dev libarchive-dev libxml2-dev libvirt-dev)
 # Real components the tests start themselves: libvirtd/virtlogd, QEMU, network namespaces.
 # kmod: the guest initramfs packs /usr/bin/kmod (modprobe, rmmod); virtinst: the seed workflow's virt-install.
-test_pkgs=(libgtest-dev cpuid qemu-system-x86 cpio busybox-static kmod libvirt-daemon-system dnsmasq-base iproute2 iptables nftables ovmf virtinst)
+# python3: the build composes the fixture trees (tests/support/fixture_overlay.py).
+test_pkgs=(libgtest-dev python3 cpuid qemu-system-x86 cpio busybox-static kmod libvirt-daemon-system dnsmasq-base iproute2 iptables nftables ovmf virtinst)
 bench_pkgs=(libbenchmark-dev hyperfine libvirt-clients cpu-checker)
 # libFuzzer comes with clang's runtime libraries.
 fuzz_pkgs=(clang libclang-rt-14-dev python3)

@@ -266,9 +266,7 @@ TEST_F(CpuidCorpus, WholeCorpusParsesQuickly) {
     std::cout << "[ corpus   ] parsed " << texts.size() << " files (" << bytes / 1024 << " KiB, " << leaves
               << " first-CPU leaves, " << rejected << " rejected) in " << ms << " ms\n";
     EXPECT_EQ(rejected, foreign);
-    // Generous bound for slow, loaded CI machines; a Release build takes a
-    // small fraction of it.
-    EXPECT_LT(ms, 3000.0);
+    // The time is printed, not asserted: speed is the benchmarks' business.
 }
 
 // Line that carries leaf 1 in each text format (format knowledge, not per-file data).

@@ -31,7 +31,7 @@ std::string unroff(std::string s) {
 }  // namespace
 
 TEST(Docs, ManPageDocumentsEveryCheckAndCommand) {
-    const std::string man = unroff(slurp(KVMREADY_FIXTURES_DIR "/../../man/kvmready.1"));
+    const std::string man = unroff(slurp(KVMREADY_SOURCE_DIR "/man/kvmready.1"));
     ASSERT_FALSE(man.empty());
     for (const auto& c : kvmready::registry()) EXPECT_NE(man.find(c.id), std::string::npos) << c.id << " missing from man/kvmready.1";
     for (const char* cmd : {"kvmready check", "kvmready explain", "kvmready cpuid", "kvmready report", "kvmready fix", "kvmready smoke"})
@@ -41,14 +41,14 @@ TEST(Docs, ManPageDocumentsEveryCheckAndCommand) {
 }
 
 TEST(Docs, ReadmeListsEveryCheck) {
-    const std::string readme = slurp(KVMREADY_FIXTURES_DIR "/../../README.md");
+    const std::string readme = slurp(KVMREADY_SOURCE_DIR "/README.md");
     for (const auto& c : kvmready::registry())
         EXPECT_NE(readme.find(std::string("`") + c.id + "`"), std::string::npos) << c.id << " missing from README.md";
 }
 
 TEST(Docs, EveryFixIsInTheManPageAndReadme) {
-    const std::string man = unroff(slurp(KVMREADY_FIXTURES_DIR "/../../man/kvmready.1"));
-    const std::string readme = slurp(KVMREADY_FIXTURES_DIR "/../../README.md");
+    const std::string man = unroff(slurp(KVMREADY_SOURCE_DIR "/man/kvmready.1"));
+    const std::string readme = slurp(KVMREADY_SOURCE_DIR "/README.md");
     for (const auto& f : kvmready::fix::registry()) {
         EXPECT_NE(man.find(f.id), std::string::npos) << f.id << " missing from man/kvmready.1";
         EXPECT_NE(readme.find(std::string("`") + f.id + "`"), std::string::npos) << f.id << " missing from README.md";

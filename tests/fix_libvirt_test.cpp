@@ -819,8 +819,10 @@ TEST_F(FixLibvirtOps, HungDaemonFailsWithinSecondsAndChangesNothingLater) {
     EXPECT_NE(err.find("not done: looking up network kvrnet6"), std::string::npos) << err;
     EXPECT_LT(ms, 7000);
     std::cout << "[ measure  ] hung daemon reported after " << ms << " ms\n";
-    // Once it answers again, the abandoned call must not go on to change anything.
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    // Once it answers again (a round trip through the resumed daemon, which
+    // has by then accepted the abandoned call's connection too), the
+    // abandoned call must not go on to change anything.
+    ASSERT_EQ(daemon_->virsh({"list", "--all"}).exit_code, 0);
     EXPECT_TRUE(field(net_info("kvrnet6"), "Active", "no")) << net_info("kvrnet6");
     undo(steps[0].op, rd);
     EXPECT_FALSE(net_exists("kvrnet6"));
@@ -834,7 +836,9 @@ TEST(FixLibvirtDaemonOp, StartIdempotentUndoByPid) {
     const std::string bin = t.path + "/kvrfaked";
     spit(bin,
          "#!/bin/sh\n"
-         "if [ \"$1\" = -d ]; then setsid \"$0\" run </dev/null >/dev/null 2>&1 & sleep 0.1; exit 0; fi\n"
+         // Like a real daemon, -d returns once the daemon wrote its pidfile.
+         "if [ \"$1\" = -d ]; then setsid \"$0\" run </dev/null >/dev/null 2>&1 &\n"
+         "  i=0; while [ ! -s " + pidfile + " ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i+1)); done; exit 0; fi\n"
          "echo $$ > " + pidfile + "\n"
          "trap 'rm -f " + pidfile + "; exit 0' TERM\n"
          "while :; do sleep 0.05; done\n",

@@ -42,7 +42,7 @@ using nlohmann::json;
 
 const std::string kBinary = KVMREADY_BINARY;
 const std::string kFixtures = KVMREADY_FIXTURES_DIR;
-const fs::path kGolden = fs::path(KVMREADY_FIXTURES_DIR).parent_path() / "golden";
+const fs::path kGolden = fs::path(KVMREADY_SOURCE_DIR) / "tests/golden";
 
 struct Proc {
     int exit_code = -1;

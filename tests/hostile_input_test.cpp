@@ -87,6 +87,15 @@ BigBundle big_bundle(const TempDir& t, const std::string& content) {
     return b;
 }
 
+// Files and directories under `dir`, counted up to `cap`; entries vanishing
+// while an unpacker works are fine.
+size_t entries_below(const fs::path& dir, size_t cap) {
+    size_t n = 0;
+    std::error_code ec;
+    for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end && n < cap; it.increment(ec)) ++n;
+    return n;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- cpuid --from
@@ -314,10 +323,12 @@ TEST(HostileInput, SignalDuringUnpackingLeavesNothingBehind) {
         pid_t pid = -1;
         ASSERT_EQ(::posix_spawn(&pid, kBin.c_str(), &fa, nullptr, cargv.data(), cenv.data()), 0);
         posix_spawn_file_actions_destroy(&fa);
-        // Wait until the extraction has begun (its directory exists), then signal.
-        for (int i = 0; i < 2000 && fs::is_empty(tmp); ++i) ::usleep(1000);
-        ASSERT_FALSE(fs::is_empty(tmp)) << "unpacking never started";
-        ::usleep(50000);
+        // Wait until members are being written (not merely the extraction
+        // directory made), then signal: the signal lands mid-unpack.
+        const auto started = std::chrono::steady_clock::now();
+        while (entries_below(tmp, 10) < 10 && std::chrono::steady_clock::now() - started < std::chrono::seconds(30))
+            ::usleep(1000);
+        ASSERT_GE(entries_below(tmp, 10), 10u) << "unpacking never started";
         const auto t0 = std::chrono::steady_clock::now();
         ASSERT_EQ(::kill(pid, sig), 0);
         int status = 0;

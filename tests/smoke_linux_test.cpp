@@ -828,8 +828,13 @@ TEST_F(SmokeLinuxBoot, RealDnsmasqAndHostStackInANetworkNamespace) {
                     "--dhcp-leasefile=" + (tmp_->path() / "leases").string(), "--pid-file=", "--log-dhcp",
                     "--log-facility=-"},
                    dlog);
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    // dnsmasq logs its DHCP range once its sockets are bound: ready to serve.
+    const auto dns_t0 = std::chrono::steady_clock::now();
+    while (dns.running() && slurp(dlog).find("DHCP, IP range") == std::string::npos &&
+           std::chrono::steady_clock::now() - dns_t0 < std::chrono::seconds(30))
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
     ASSERT_TRUE(dns.running()) << "dnsmasq exited:\n" << slurp(dlog);
+    ASSERT_NE(slurp(dlog).find("DHCP, IP range"), std::string::npos) << "dnsmasq never said it serves DHCP:\n" << slurp(dlog);
 
     fs::path initrd = initramfs(modules_dir_);
     auto dhcp_ms = [](const Boot& b) {

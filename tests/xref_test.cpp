@@ -24,7 +24,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path kSource = fs::path(KVMREADY_FIXTURES_DIR).parent_path().parent_path();
+const fs::path kSource = KVMREADY_SOURCE_DIR;
 
 bool repairs(const kvmready::fix::FixSpec& f, const std::string& check) {
     for (const char* id : f.repairs)
