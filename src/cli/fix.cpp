@@ -46,6 +46,9 @@ struct Judged {
 
 Judged judge(const FixCli& o) {
     ProbeSource src = open_source(o.probe);
+    src.options.config = true;  // the planners read ConfigFacts
+    src.options.uplink = o.fix.uplink;
+    src.options.pool_path = o.fix.pool_path;
     Judged j;
     j.facts = probe_source(src, *src.host, o.probe);
     j.report = run_checks(j.facts, {});
@@ -233,7 +236,7 @@ int run_fix(FixCli& o) {
         reverted = fix::revert_half_done(state, o.argv, [&](const std::string& m) { (o.json ? std::cerr : std::cout) << m << "\n"; }, o.fix.root);
     }
     Judged before = judge(o);
-    fix::PlanSet set = fix::make_plans(before.facts, before.report, o.fix, *before.host);
+    fix::PlanSet set = fix::make_plans(before.facts, before.report, o.fix);
     std::vector<fix::Plan> chosen;
     for (const auto& p : set.plans)
         if (why_not(p, o).empty()) chosen.push_back(p);

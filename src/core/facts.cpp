@@ -75,7 +75,8 @@ nlohmann::json facts_to_json(const Facts& f) {
             {"virt", f.virt},
             {"net", f.net},
             {"system", f.system},
-            {"smoke", f.smoke}};
+            {"smoke", f.smoke},
+            {"config", f.config}};
 }
 
 Facts facts_from_json(const nlohmann::json& j) {
@@ -96,6 +97,7 @@ Facts facts_from_json(const nlohmann::json& j) {
     f.net = j.value("net", NetFacts{});
     f.system = j.value("system", SystemFacts{});
     f.smoke = j.value("smoke", smoke::SmokeFacts{});
+    f.config = j.value("config", ConfigFacts{});
     return f;
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/json_optional.hpp"
+#include "core/facts_config.hpp"
 #include "core/facts_net.hpp"
 #include "core/facts_system.hpp"
 #include "core/facts_virt.hpp"
@@ -140,6 +141,7 @@ struct Facts {
     NetFacts net;
     SystemFacts system;               // IOMMU, memory, cgroups, confidential, security
     smoke::SmokeFacts smoke;          // `check --full` only: a guest booted through libvirt
+    ConfigFacts config;               // what the fixes plan from (fix, report, --record only)
 };
 
 nlohmann::json facts_to_json(const Facts& f);
