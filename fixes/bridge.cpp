@@ -14,7 +14,6 @@
 // current state on every run: nothing to do once the bridge exists (with the
 // uplink as its port) and the configuration says so.
 #include <algorithm>
-#include <filesystem>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -33,32 +32,20 @@ bool valid_ifname(const std::string& n) {
     return std::all_of(n.begin(), n.end(), [](char c) { return c > ' ' && c != '/' && c != ':' && c != '\x7f'; });
 }
 
+// The target as probed (ConfigFacts): file contents (through symlinked
+// directories such as /lib -> usr/lib too: reading is harmless, and every
+// write checks its path again), sorted directory listings, program output.
 br::Target target_of(const PlanInput& in) {
     br::Target t;
     t.live = !in.offline();
-    t.read = [&in](const std::string& path) -> std::optional<std::string> {
-        try {
-            return in.target_file(path);
-        } catch (const std::exception&) {
-            // A symlinked directory (/lib -> usr/lib) or an unreadable file:
-            // read it through the host layer instead (reading is harmless).
-            int err = 0;
-            return in.host.read_file(path, &err);
-        }
-    };
-    const std::string root = in.options.root;
-    t.list = [root](const std::string& dir) {
-        std::vector<std::string> out;
-        std::error_code ec;
-        for (const auto& e : std::filesystem::directory_iterator(root + dir, ec)) out.push_back(e.path().filename().string());
-        std::sort(out.begin(), out.end());
-        return out;
-    };
+    const ConfigFacts& c = in.config();
+    t.read = [&c](const std::string& path) { return c.file(path).content; };
+    t.list = [&c](const std::string& dir) { return c.dir(dir); };
     return t;
 }
 
 br::Runner runner_of(const PlanInput& in) {
-    return [&in](const std::vector<std::string>& argv) { return in.host.run(argv, 5000); };
+    return [&in](const std::vector<std::string>& argv) { return in.config().command(argv); };
 }
 
 // Brings down bridges up when the check says so (no --bridge given).
@@ -83,6 +70,166 @@ std::optional<Plan> plan_bring_up(const PlanInput& in) {
     return p;
 }
 
+// What the running system looks like (live only) and what the move would do.
+struct Runtime {
+    br::LinkState bridge, uplink;
+    bool needed = false;
+    br::Move move;
+};
+
+Runtime read_runtime(const PlanInput& in, const std::string& bridge, const std::string& uplink) {
+    Runtime r;
+    if (in.offline()) return r;
+    const br::Runner run = runner_of(in);
+    const br::LinkState& b = r.bridge = br::read_link(run, bridge);
+    if (b.exists && b.kind != "bridge")
+        throw std::runtime_error(fmt::format("{} exists and is not a bridge ({}): choose another name", bridge, b.kind.empty() ? "a device" : b.kind));
+    if (!uplink.empty()) {
+        const br::LinkState& u = r.uplink = br::read_link(run, uplink);
+        if (!u.exists) throw std::runtime_error(fmt::format("the uplink {} does not exist here", uplink));
+        if (!u.master.empty() && u.master != bridge)
+            throw std::runtime_error(fmt::format("{} is already a port of {}: release it there first", uplink, u.master));
+        if (u.kind == "bridge") throw std::runtime_error(fmt::format("{} is itself a bridge", uplink));
+    }
+    const br::LinkState& u = r.uplink;
+    r.needed = !b.exists || !b.up || (!uplink.empty() && u.master != bridge);
+    r.move.bridge = bridge;
+    r.move.create_bridge = !b.exists;
+    if (!uplink.empty() && u.master != bridge) {
+        r.move.uplink = uplink;
+        r.move.mac = b.exists && b.mac == u.mac ? "" : u.mac;
+        r.move.bridge_old_mac = b.exists && !r.move.mac.empty() ? b.mac : "";
+        r.move.addrs = u.addrs;
+        r.move.routes = u.routes;
+    }
+    return r;
+}
+
+// The steps around the runtime change, for the stack that owns the configuration.
+struct StackSteps {
+    std::vector<Step> before, persist, after;
+    std::optional<Step> runtime;  // bridge.nm: NetworkManager makes the runtime change itself
+    bool persist_done = true;
+};
+
+// networkd's own answer: which .network configured the uplink.
+std::string networkd_uplink_file(const br::Target& t, const std::string& uplink) {
+    std::string up_file;
+    auto idx = t.read("/sys/class/net/" + uplink + "/ifindex");
+    if (!idx) return up_file;
+    std::string i = *idx;
+    i.erase(std::remove_if(i.begin(), i.end(), [](char c) { return c == '\n' || c == ' '; }), i.end());
+    auto st = t.read("/run/systemd/netif/links/" + i);
+    if (!st) return up_file;
+    std::string cur;
+    for (char c : *st) {
+        if (c != '\n') {
+            cur += c;
+            continue;
+        }
+        if (cur.rfind("NETWORK_FILE=", 0) == 0) up_file = cur.substr(13);
+        cur.clear();
+    }
+    return up_file;
+}
+
+Step nm_step(const br::NmPlan& nm, const std::string& bridge, const std::string& uplink, const br::Move& move) {
+    Step s;
+    s.op = "bridge.nm";
+    s.runtime = true;
+    s.summary = uplink.empty() ? fmt::format("create bridge {} as a NetworkManager connection", bridge)
+                               : fmt::format("create bridge {} and move {} (connection '{}') onto it, inside a NetworkManager checkpoint that "
+                                             "rolls back by itself after 30 s unless the connectivity probe passes",
+                                             bridge, uplink, nm.old_connection);
+    s.commands = nm.apply;
+    std::vector<std::vector<std::string>> apply = nm.apply, undo = nm.undo;
+    s.args = {{"bridge", bridge}, {"uplink", uplink}, {"apply", apply}, {"undo", undo}, {"probe", br::probe_target(move)},
+              {"probe_ms", 5000}, {"rollback_s", 30}};
+    return s;
+}
+
+// nullopt: NetworkManager has the bridge already and nothing runs to change.
+std::optional<StackSteps> stack_steps(const PlanInput& in, const br::StackInfo& stack, Runtime& rt, Plan& p) {
+    const std::string& bridge = in.options.bridge;
+    const std::string& uplink = in.options.uplink;
+    const std::string mac = rt.uplink.mac;  // "" offline: the bridge keeps the kernel's choice
+    const br::Target t = target_of(in);
+    StackSteps out;
+    auto add_files = [&](const br::Persist& ps) {
+        out.persist_done = ps.done;
+        for (const auto& f : ps.files) out.persist.push_back(write_file(f.path, f.before, f.content, 0644));
+        for (const auto& n : ps.notes) p.notes.push_back(n);
+    };
+    switch (stack.stack) {
+    case br::Stack::NetworkManager: {
+        if (!stack.running || in.offline())
+            throw std::runtime_error(fmt::format("{}: kvmready creates the bridge through nmcli, so NetworkManager must run", stack.evidence));
+        const auto nm = br::nm_commands(runner_of(in), bridge, uplink, mac);
+        out.persist_done = nm.done;
+        if (nm.done && !rt.needed) return std::nullopt;
+        out.runtime = nm_step(nm, bridge, uplink, rt.move);
+        rt.needed = false;  // bridge.nm does both
+        break;
+    }
+    case br::Stack::Networkd: {
+        const std::string up_file = !uplink.empty() && stack.running ? networkd_uplink_file(t, uplink) : "";
+        add_files(br::networkd_config(t, bridge, uplink, mac, up_file));
+        if (stack.running && !out.persist_done)
+            out.after.push_back(command({"networkctl", "reload"}, "make systemd-networkd read the new files"));
+        break;
+    }
+    case br::Stack::Netplan:
+        add_files(br::netplan_config(t, bridge, uplink, mac));
+        if (!out.persist_done) {
+            // Rendered for the next boot; the running state was changed (and
+            // proven) by the ip batch already. `netplan try` is not used: it
+            // cannot take back the edit of the uplink's own yaml file.
+            out.after.push_back(command({"netplan", "generate"}, "render the netplan configuration for the next boot"));
+            if (stack.running && stack.evidence.find("networkd") != std::string::npos)
+                out.after.push_back(command({"networkctl", "reload"}, "make systemd-networkd read the rendered files"));
+        }
+        break;
+    case br::Stack::Ifupdown:
+        add_files(br::ifupdown_config(t, bridge, uplink, mac));
+        if (!stack.bridge_support && !out.persist_done) {
+            p.notes.push_back("ifupdown needs bridge-utils for bridge_ports (its /etc/network/if-pre-up.d/bridge hook is missing)");
+            if (!in.offline())
+                out.before.push_back(command({"apt-get", "install", "-y", "--no-install-recommends", "bridge-utils"},
+                                             "install bridge-utils (ifupdown's bridge_ports support)", {"apt-get", "remove", "-y", "bridge-utils"}));
+            else
+                p.notes.push_back("install bridge-utils in the image (not done with --root)");
+        }
+        if (stack.ifupdown2) p.notes.push_back("ifupdown2: the running state is changed by the ip batch below, not by ifreload; ifreload -a afterwards finds nothing to change");
+        break;
+    case br::Stack::None:
+        p.notes.push_back(fmt::format("nothing would create {} at boot: the bridge lasts until the next reboot", bridge));
+        break;
+    }
+    return out;
+}
+
+// bridge.link: one `ip -batch` under a watchdog and a connectivity probe.
+Step link_step(const Runtime& rt, const std::string& bridge, const std::string& uplink, Plan& p) {
+    const br::Move& move = rt.move;
+    Step s;
+    s.op = "bridge.link";
+    s.runtime = true;
+    s.commands = br::batch_argv(br::forward_batch(move));
+    s.args = {{"bridge", bridge}, {"uplink", move.uplink}, {"probe_ms", 5000}, {"watchdog_ms", 10000}};
+    if (move.uplink.empty()) {
+        s.summary = rt.bridge.exists ? fmt::format("bring bridge {} up", bridge)
+                                     : fmt::format("create bridge {} (STP off, no port: no existing interface is touched)", bridge);
+        return s;
+    }
+    const std::string target = br::probe_target(move);
+    s.summary = fmt::format("move {}'s {} address{} and {} route{} to {} in one `ip -batch`, then probe {}; a detached watchdog runs the "
+                            "reverse batch unless the probe passes within 10 s (also if kvmready dies)",
+                            uplink, move.addrs.size(), move.addrs.size() == 1 ? "" : "es", move.routes.size(),
+                            move.routes.size() == 1 ? "" : "s", bridge, target.empty() ? bridge + "'s carrier" : target);
+    if (target.empty()) p.notes.push_back(fmt::format("{} has no default route: the probe only waits for {} to come up", uplink, bridge));
+    return s;
+}
+
 std::optional<Plan> plan_bridge(const PlanInput& in) {
     const std::string& bridge = in.options.bridge;
     const std::string& uplink = in.options.uplink;
@@ -101,151 +248,20 @@ std::optional<Plan> plan_bridge(const PlanInput& in) {
     for (const auto* f : in.wanting("net.bridge")) p.reason += (p.reason.empty() ? "" : "; ") + f->message;
     if (p.reason.empty()) p.reason = fmt::format("--bridge {}{} asked for it", bridge, uplink.empty() ? "" : " --uplink " + uplink);
 
-    // Runtime state (live only).
-    const br::Runner run = runner_of(in);
-    br::LinkState b, u;
-    bool runtime_needed = false;
-    br::Move move;
-    if (!in.offline()) {
-        b = br::read_link(run, bridge);
-        if (b.exists && b.kind != "bridge")
-            throw std::runtime_error(fmt::format("{} exists and is not a bridge ({}): choose another name", bridge, b.kind.empty() ? "a device" : b.kind));
-        if (!uplink.empty()) {
-            u = br::read_link(run, uplink);
-            if (!u.exists) throw std::runtime_error(fmt::format("the uplink {} does not exist here", uplink));
-            if (!u.master.empty() && u.master != bridge)
-                throw std::runtime_error(fmt::format("{} is already a port of {}: release it there first", uplink, u.master));
-            if (u.kind == "bridge") throw std::runtime_error(fmt::format("{} is itself a bridge", uplink));
-        }
-        runtime_needed = !b.exists || !b.up || (!uplink.empty() && u.master != bridge);
-        move.bridge = bridge;
-        move.create_bridge = !b.exists;
-        if (!uplink.empty() && u.master != bridge) {
-            move.uplink = uplink;
-            move.mac = b.exists && b.mac == u.mac ? "" : u.mac;
-            move.bridge_old_mac = b.exists && !move.mac.empty() ? b.mac : "";
-            move.addrs = u.addrs;
-            move.routes = u.routes;
-        }
-    }
-    const std::string mac = u.mac;  // "" offline: the bridge keeps the kernel's choice
-
-    const br::Target t = target_of(in);
-    const br::StackInfo stack = br::detect_stack(t, uplink);
+    Runtime rt = read_runtime(in, bridge, uplink);
+    const br::StackInfo stack = br::detect_stack(target_of(in), uplink);
     p.notes.push_back("network configuration: " + stack.evidence);
-
-    std::vector<Step> persist_steps, after_steps, before_steps;
-    std::optional<Step> runtime_step;
-    bool persist_done = true;
-
-    auto add_files = [&](const br::Persist& ps) {
-        persist_done = ps.done;
-        for (const auto& f : ps.files) persist_steps.push_back(write_file(f.path, f.before, f.content, 0644));
-        for (const auto& n : ps.notes) p.notes.push_back(n);
-    };
-
-    switch (stack.stack) {
-    case br::Stack::NetworkManager: {
-        if (!stack.running || in.offline())
-            throw std::runtime_error(fmt::format("{}: kvmready creates the bridge through nmcli, so NetworkManager must run", stack.evidence));
-        const auto nm = br::nm_commands(run, bridge, uplink, mac);
-        persist_done = nm.done;
-        if (nm.done && !runtime_needed) return std::nullopt;
-        Step s;
-        s.op = "bridge.nm";
-        s.runtime = true;
-        s.summary = uplink.empty() ? fmt::format("create bridge {} as a NetworkManager connection", bridge)
-                                   : fmt::format("create bridge {} and move {} (connection '{}') onto it, inside a NetworkManager checkpoint that "
-                                                 "rolls back by itself after 30 s unless the connectivity probe passes",
-                                                 bridge, uplink, nm.old_connection);
-        s.commands = nm.apply;
-        std::vector<std::vector<std::string>> apply = nm.apply, undo = nm.undo;
-        s.args = {{"bridge", bridge}, {"uplink", uplink}, {"apply", apply}, {"undo", undo}, {"probe", br::probe_target(move)},
-                  {"probe_ms", 5000}, {"rollback_s", 30}};
-        runtime_step = s;
-        runtime_needed = false;  // bridge.nm does both
-        break;
-    }
-    case br::Stack::Networkd: {
-        std::string up_file;
-        if (!uplink.empty() && stack.running) {
-            // networkd's own answer: which .network configured the uplink.
-            if (auto idx = t.read("/sys/class/net/" + uplink + "/ifindex")) {
-                std::string i = *idx;
-                i.erase(std::remove_if(i.begin(), i.end(), [](char c) { return c == '\n' || c == ' '; }), i.end());
-                if (auto st = t.read("/run/systemd/netif/links/" + i))
-                    for (const auto& line : [&] {
-                             std::vector<std::string> v;
-                             std::string cur;
-                             for (char c : *st) {
-                                 if (c == '\n') {
-                                     v.push_back(cur);
-                                     cur.clear();
-                                 } else cur += c;
-                             }
-                             return v;
-                         }())
-                        if (line.rfind("NETWORK_FILE=", 0) == 0) up_file = line.substr(13);
-            }
-        }
-        add_files(br::networkd_config(t, bridge, uplink, mac, up_file));
-        if (stack.running && !persist_done)
-            after_steps.push_back(command({"networkctl", "reload"}, "make systemd-networkd read the new files"));
-        break;
-    }
-    case br::Stack::Netplan:
-        add_files(br::netplan_config(t, bridge, uplink, mac));
-        if (!persist_done) {
-            // Rendered for the next boot; the running state was changed (and
-            // proven) by the ip batch already. `netplan try` is not used: it
-            // cannot take back the edit of the uplink's own yaml file.
-            after_steps.push_back(command({"netplan", "generate"}, "render the netplan configuration for the next boot"));
-            if (stack.running && stack.evidence.find("networkd") != std::string::npos)
-                after_steps.push_back(command({"networkctl", "reload"}, "make systemd-networkd read the rendered files"));
-        }
-        break;
-    case br::Stack::Ifupdown:
-        add_files(br::ifupdown_config(t, bridge, uplink, mac));
-        if (!stack.bridge_support && !persist_done) {
-            p.notes.push_back("ifupdown needs bridge-utils for bridge_ports (its /etc/network/if-pre-up.d/bridge hook is missing)");
-            if (!in.offline())
-                before_steps.push_back(command({"apt-get", "install", "-y", "--no-install-recommends", "bridge-utils"},
-                                               "install bridge-utils (ifupdown's bridge_ports support)", {"apt-get", "remove", "-y", "bridge-utils"}));
-            else
-                p.notes.push_back("install bridge-utils in the image (not done with --root)");
-        }
-        if (stack.ifupdown2) p.notes.push_back("ifupdown2: the running state is changed by the ip batch below, not by ifreload; ifreload -a afterwards finds nothing to change");
-        break;
-    case br::Stack::None:
-        p.notes.push_back(fmt::format("nothing would create {} at boot: the bridge lasts until the next reboot", bridge));
-        break;
-    }
-
-    if (runtime_needed && !in.offline()) {
-        Step s;
-        s.op = "bridge.link";
-        s.runtime = true;
-        s.commands = br::batch_argv(br::forward_batch(move));
-        s.args = {{"bridge", bridge}, {"uplink", move.uplink}, {"probe_ms", 5000}, {"watchdog_ms", 10000}};
-        if (move.uplink.empty()) {
-            s.summary = b.exists ? fmt::format("bring bridge {} up", bridge) : fmt::format("create bridge {} (STP off, no port: no existing interface is touched)", bridge);
-        } else {
-            const std::string target = br::probe_target(move);
-            s.summary = fmt::format("move {}'s {} address{} and {} route{} to {} in one `ip -batch`, then probe {}; a detached watchdog runs the "
-                                    "reverse batch unless the probe passes within 10 s (also if kvmready dies)",
-                                    uplink, move.addrs.size(), move.addrs.size() == 1 ? "" : "es", move.routes.size(),
-                                    move.routes.size() == 1 ? "" : "s", bridge, target.empty() ? bridge + "'s carrier" : target);
-            if (target.empty()) p.notes.push_back(fmt::format("{} has no default route: the probe only waits for {} to come up", uplink, bridge));
-        }
-        runtime_step = s;
-    }
+    auto steps = stack_steps(in, stack, rt, p);
+    if (!steps) return std::nullopt;
+    std::optional<Step> runtime_step = steps->runtime;
+    if (rt.needed && !in.offline()) runtime_step = link_step(rt, bridge, uplink, p);
     if (in.offline()) p.notes.push_back("--root: only files are written; the bridge is created at the target's next boot");
 
-    if (!runtime_step && persist_done && before_steps.empty()) return std::nullopt;
-    for (auto& s : before_steps) p.steps.push_back(std::move(s));
+    if (!runtime_step && steps->persist_done && steps->before.empty()) return std::nullopt;
+    for (auto& s : steps->before) p.steps.push_back(std::move(s));
     if (runtime_step) p.steps.push_back(*runtime_step);
-    for (auto& s : persist_steps) p.steps.push_back(std::move(s));
-    for (auto& s : after_steps) p.steps.push_back(std::move(s));
+    for (auto& s : steps->persist) p.steps.push_back(std::move(s));
+    for (auto& s : steps->after) p.steps.push_back(std::move(s));
     const bool moves = runtime_step && !uplink.empty();
     p.applicability = moves ? Applicability::Confirm : Applicability::Automatic;
     if (moves)

@@ -429,9 +429,9 @@ UndoResult undo_run(const std::string& state, const std::string& id, const std::
     return res;
 }
 
-PlanSet make_plans(const Facts& facts, const Report& report, const FixOptions& options, const host::Host& host) {
+PlanSet make_plans(const Facts& facts, const Report& report, const FixOptions& options) {
     PlanSet set;
-    PlanInput in{facts, report, options, host};
+    PlanInput in{facts, report, options};
     auto selected = [&](const std::string& id) {
         return options.only.empty() || std::find(options.only.begin(), options.only.end(), id) != options.only.end();
     };

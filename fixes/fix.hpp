@@ -56,17 +56,21 @@ struct Plan {
 // planners and ops that read `options.user`, `options.bridge`, ...
 using FixOptions = Options;
 
+// A planner sees only these: Facts (ConfigFacts holds the files, listings and
+// runtime state the planners read), the findings and the options. It cannot
+// probe, so a plan made from a recording is the plan made on the host.
 struct PlanInput {
     const Facts& facts;
     const Report& report;              // the checks' findings, before any change
     const FixOptions& options;
-    const host::Host& host;            // reads current file contents for diffs
 
     // Findings that name `fix_id` and are warn/fail (the usual trigger).
     [[nodiscard]] std::vector<const Finding*> wanting(const std::string& fix_id) const;
-    // Current content of a file on the target (under --root when given);
-    // nullopt when it does not exist.
+    // Content of a file a fix edits, as probed on the target (under --root
+    // when given); nullopt when it does not exist. Throws when it must not be
+    // edited in place (a symlink on the way).
     [[nodiscard]] std::optional<std::string> target_file(const std::string& path) const;
+    [[nodiscard]] const ConfigFacts& config() const { return facts.config; }
     [[nodiscard]] bool offline() const { return !options.root.empty(); }
 };
 
@@ -163,7 +167,7 @@ struct PlanSet {
 };
 
 // Every fix in registry order (filtered by options.only).
-PlanSet make_plans(const Facts& facts, const Report& report, const FixOptions& options, const host::Host& host);
+PlanSet make_plans(const Facts& facts, const Report& report, const FixOptions& options);
 
 // Where runs are journaled: $KVMREADY_STATE_DIR, else ROOT/var/lib/kvmready/fix.
 std::string state_dir(const std::string& root);

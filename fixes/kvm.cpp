@@ -136,7 +136,7 @@ std::optional<Plan> plan_nested(const PlanInput& in) {
         return p;
     }
     // A module with VMs holds references; reloading it would need them all stopped.
-    auto refcnt = in.host.read_file("/sys/module/" + m->name + "/refcnt");
+    const auto& refcnt = in.config().file("/sys/module/" + m->name + "/refcnt").content;
     const long refs = refcnt ? std::strtol(refcnt->c_str(), nullptr, 10) : -1;
     if (refs == 0) {
         Step s;

@@ -35,8 +35,8 @@ std::optional<Plan> plan_daemon(const PlanInput& in) {
     p.repairs = {"libvirt.daemon"};
     p.reason = lv::reasons(in, p.fix_id);
 
-    const auto init = lv::detect_init(in.host, f);
-    auto daemons = lv::daemons_for(in.host, f, uri);
+    const auto init = lv::detect_init(f);
+    auto daemons = lv::daemons_for(f, uri);
     std::vector<lv::DaemonInfo> installed, missing;
     for (const auto& d : daemons) (d.binary.empty() ? missing : installed).push_back(d);
     const bool modular = lv::modular_daemons(f);
@@ -64,7 +64,7 @@ std::optional<Plan> plan_daemon(const PlanInput& in) {
 
     std::vector<lv::DaemonInfo> to_start;
     for (const auto& d : installed) {
-        if (auto pid = lv::running_pid(in.host, d)) {
+        if (auto pid = lv::running_pid(in.config(), d)) {
             if (d.name == main)
                 throw std::runtime_error(fmt::format("{} runs (PID {}) but nothing answers at {}: restart it (kill {} && {} -d) and read "
                                                      "/var/log/libvirt/{}.log",
@@ -78,7 +78,7 @@ std::optional<Plan> plan_daemon(const PlanInput& in) {
     if (init.kind == lv::InitSystem::Sysv) {
         for (const auto& d : to_start) {
             const std::string script = "/etc/init.d/" + d.name;
-            if (!in.host.stat(script).exists) {
+            if (!in.config().exists(script)) {
                 p.notes.push_back(fmt::format("no {}: start {} yourself", script, d.name));
                 continue;
             }
@@ -86,9 +86,9 @@ std::optional<Plan> plan_daemon(const PlanInput& in) {
         }
         for (const auto& d : installed) {
             const std::string script = "/etc/init.d/" + d.name;
-            if (!in.host.stat(script).exists) continue;
+            if (!in.config().exists(script)) continue;
             bool linked = false;
-            for (const auto& e : in.host.list_dir("/etc/rc2.d"))
+            for (const auto& e : in.config().dir("/etc/rc2.d"))
                 if (e.size() > 3 && e[0] == 'S' && e.substr(3) == d.name) linked = true;
             if (!linked)
                 p.steps.push_back(command({"update-rc.d", d.name, "defaults"}, fmt::format("start {} at boot (sysvinit links)", d.name),

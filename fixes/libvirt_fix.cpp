@@ -146,17 +146,18 @@ std::vector<UsedNet> parse_fib_trie_locals(const std::string& text) {
 
 std::vector<UsedNet> used_subnets(const PlanInput& in, const std::string& network) {
     std::vector<UsedNet> out;
-    if (auto r = in.host.read_file("/proc/net/route")) {
+    const ConfigFacts& c = in.config();
+    if (const auto& r = c.file("/proc/net/route").content) {
         auto v = parse_proc_net_route(*r);
         out.insert(out.end(), v.begin(), v.end());
     }
     // Addresses on interfaces that are down have no route yet, but libvirt
     // refuses a network that overlaps them all the same.
-    auto r = in.host.run({"ip", "-j", "-4", "addr", "show"}, 3000);
+    auto r = c.command({"ip", "-j", "-4", "addr", "show"});
     if (r.exit_code == 0) {
         auto v = parse_ip_addr_json(r.out);
         out.insert(out.end(), v.begin(), v.end());
-    } else if (auto t = in.host.read_file("/proc/net/fib_trie")) {
+    } else if (const auto& t = c.file("/proc/net/fib_trie").content) {
         auto v = parse_fib_trie_locals(*t);
         out.insert(out.end(), v.begin(), v.end());
     }
@@ -292,17 +293,18 @@ std::string reasons(const PlanInput& in, const std::string& fix_id) {
 
 // ---- daemons ---------------------------------------------------------------
 
-InitInfo detect_init(const host::Host& h, const Facts& f) {
+InitInfo detect_init(const Facts& f) {
+    const ConfigFacts& c = f.config;
     InitInfo i;
-    i.pid1 = trim(h.read_file("/proc/1/comm").value_or(""));
-    if (f.virt.libvirt.systemd || h.stat("/run/systemd/system").exists) {
+    i.pid1 = trim(c.file("/proc/1/comm").content.value_or(""));
+    if (f.virt.libvirt.systemd || c.exists("/run/systemd/system")) {
         i.kind = InitSystem::Systemd;
         i.why = "/run/systemd/system exists (systemd is PID 1)";
         return i;
     }
     if (i.pid1 == "init") {
         for (const char* s : {"/etc/init.d/libvirtd", "/etc/init.d/virtqemud"})
-            if (h.stat(s).exists) {
+            if (c.exists(s)) {
                 i.kind = InitSystem::Sysv;
                 i.why = fmt::format("PID 1 is init (sysvinit) and {} exists", s);
                 return i;
@@ -323,7 +325,7 @@ bool modular_daemons(const Facts& f) {
     return false;
 }
 
-std::vector<DaemonInfo> daemons_for(const host::Host& h, const Facts& f, const std::string& uri) {
+std::vector<DaemonInfo> daemons_for(const Facts& f, const std::string& uri) {
     std::vector<std::string> names = {"virtlogd"};
     if (modular_daemons(f)) names.insert(names.end(), {"virtqemud", "virtnetworkd", "virtstoraged"});
     else names.push_back("libvirtd");
@@ -334,9 +336,9 @@ std::vector<DaemonInfo> daemons_for(const host::Host& h, const Facts& f, const s
         d.name = n;
         for (const auto& b : f.virt.libvirt.daemon_binaries)
             if (b.size() >= n.size() + 1 && b.compare(b.size() - n.size() - 1, std::string::npos, "/" + n) == 0) d.binary = b;
-        for (const char* dir : {"/usr/sbin/", "/usr/local/sbin/", "/sbin/", "/usr/bin/"}) {
+        for (const char* dir : kSbinDirs) {
             if (!d.binary.empty()) break;
-            if (h.stat(dir + n).exists) d.binary = dir + n;
+            if (f.config.exists(dir + n)) d.binary = dir + n;
         }
         d.pidfile = "/run/" + n + ".pid";
         d.socket = n == "libvirtd" ? "/run/libvirt/libvirt-sock" : "/run/libvirt/" + n + "-sock";
@@ -348,20 +350,16 @@ std::vector<DaemonInfo> daemons_for(const host::Host& h, const Facts& f, const s
     return out;
 }
 
-std::optional<int> running_pid(const host::Host& h, const DaemonInfo& d) {
-    auto text = h.read_file(d.pidfile);
+std::optional<int> running_pid(const ConfigFacts& c, const DaemonInfo& d) {
+    const auto& text = c.file(d.pidfile).content;
     if (!text) return std::nullopt;
-    int pid = 0;
-    try {
-        pid = std::stoi(trim(*text));
-    } catch (...) {
-        return std::nullopt;
-    }
-    if (pid <= 1) return std::nullopt;
-    const std::string comm = trim(h.read_file(fmt::format("/proc/{}/comm", pid)).value_or(""));
+    const auto found = pidfile_pid(*text);
+    if (!found) return std::nullopt;
+    const int pid = *found;
+    const std::string comm = trim(c.file(fmt::format("/proc/{}/comm", pid)).content.value_or(""));
     if (comm.empty() || comm != d.name.substr(0, 15)) return std::nullopt;
     // A zombie waiting for its parent is not running.
-    const std::string stat = h.read_file(fmt::format("/proc/{}/stat", pid)).value_or("");
+    const std::string stat = c.file(fmt::format("/proc/{}/stat", pid)).content.value_or("");
     const auto p = stat.rfind(')');
     if (p != std::string::npos && p + 2 < stat.size() && (stat[p + 2] == 'Z' || stat[p + 2] == 'X')) return std::nullopt;
     return pid;

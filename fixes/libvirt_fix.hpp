@@ -45,7 +45,7 @@ std::vector<UsedNet> parse_ip_addr_json(const std::string& text);
 std::vector<UsedNet> parse_fib_trie_locals(const std::string& text);
 
 // Everything the host's routes, addresses and other libvirt networks (except
-// `network`) occupy, read through the PlanInput's host.
+// `network`) occupy, as probed (ConfigFacts).
 std::vector<UsedNet> used_subnets(const PlanInput& in, const std::string& network);
 
 // The first of preferred, then 192.168.X.0/24 for X = 122..254 and 100..121,
@@ -89,7 +89,7 @@ struct InitInfo {
     std::string pid1;  // /proc/1/comm
     std::string why;   // "/run/systemd/system exists", "PID 1 is init and /etc/init.d/libvirtd exists", ...
 };
-InitInfo detect_init(const host::Host& h, const Facts& f);
+InitInfo detect_init(const Facts& f);
 
 struct DaemonInfo {
     std::string name;     // libvirtd, virtlogd, virtqemud, virtnetworkd, virtstoraged
@@ -100,9 +100,9 @@ struct DaemonInfo {
 // Monolithic (virtlogd, libvirtd) or modular (virtlogd, virtqemud,
 // virtnetworkd, virtstoraged), as the check names the daemon.
 bool modular_daemons(const Facts& f);
-std::vector<DaemonInfo> daemons_for(const host::Host& h, const Facts& f, const std::string& uri);
+std::vector<DaemonInfo> daemons_for(const Facts& f, const std::string& uri);
 // The PID in the daemon's pidfile when that process runs and is that daemon.
-std::optional<int> running_pid(const host::Host& h, const DaemonInfo& d);
+std::optional<int> running_pid(const ConfigFacts& c, const DaemonInfo& d);
 
 // True when the libvirt daemon does not answer now but libvirt.daemon is
 // planned in the same run (so network and pool steps must look at the

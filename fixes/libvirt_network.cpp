@@ -23,6 +23,24 @@ const VirtNetwork* find_network(const Facts& f, const std::string& name) {
     return nullptr;
 }
 
+// libvirt refuses to start a network that overlaps a route or address.
+void require_startable(const PlanInput& in, const VirtNetwork& n) {
+    const std::string& name = n.name;
+    const auto used = lv::used_subnets(in, name);
+    for (const auto& a : n.addresses) {
+        const auto slash = a.find('/');
+        auto ip = lv::parse_ipv4(a.substr(0, slash));
+        if (!ip || slash == std::string::npos) continue;
+        lv::Ipv4Net x;
+        x.prefix = std::atoi(a.c_str() + slash + 1);
+        x.addr = *ip & x.mask();
+        if (const auto* c = lv::collision(used, x))
+            throw std::runtime_error(fmt::format("network {} ({}) overlaps {}: libvirt would refuse to start it; move it to a free "
+                                                 "subnet (virsh net-edit {}) or undefine it and let kvmready define one",
+                                                 name, a, c->what, name));
+    }
+}
+
 std::optional<Plan> plan_network(const PlanInput& in) {
     const auto& s = in.facts.virt.libvirt.snapshot;
     if (!lv::libvirt_plannable(in, in.options.network_given || !in.options.subnet.empty(), s.networks_error, "network")) return std::nullopt;
@@ -60,7 +78,7 @@ std::optional<Plan> plan_network(const PlanInput& in) {
         // libvirt's stock network names its bridge virbr0; when that name is
         // taken (by anything), libvirt picks the next free virbrN itself.
         std::string bridge = name == "default" ? "virbr0" : "";
-        if (!bridge.empty() && in.host.stat("/sys/class/net/" + bridge).exists) {
+        if (!bridge.empty() && in.config().exists("/sys/class/net/" + bridge)) {
             p.notes.push_back(fmt::format("{} exists already, so libvirt names the bridge (virbrN)", bridge));
             bridge.clear();
         }
@@ -105,20 +123,7 @@ std::optional<Plan> plan_network(const PlanInput& in) {
                                           name, n->addresses.empty() ? "no IPv4 address" : n->addresses.front(), asked->str(), name));
     }
     if (!n->active) {
-        // libvirt refuses to start a network that overlaps a route or address.
-        const auto used = lv::used_subnets(in, name);
-        for (const auto& a : n->addresses) {
-            const auto slash = a.find('/');
-            auto ip = lv::parse_ipv4(a.substr(0, slash));
-            if (!ip || slash == std::string::npos) continue;
-            lv::Ipv4Net x;
-            x.prefix = std::atoi(a.c_str() + slash + 1);
-            x.addr = *ip & x.mask();
-            if (const auto* c = lv::collision(used, x))
-                throw std::runtime_error(fmt::format("network {} ({}) overlaps {}: libvirt would refuse to start it; move it to a free "
-                                                     "subnet (virsh net-edit {}) or undefine it and let kvmready define one",
-                                                     name, a, c->what, name));
-        }
+        require_startable(in, *n);
         if (p.reason.empty()) p.reason = fmt::format("libvirt network {} is defined but not active", name);
         start();
         if (!n->autostart) autostart();

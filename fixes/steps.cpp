@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include "fixes/fix.hpp"
-#include "host/nofollow_fs.hpp"
 #include "util/text.hpp"
 
 namespace kvmready::fix {
@@ -25,7 +24,9 @@ std::vector<const Finding*> PlanInput::wanting(const std::string& fix_id) const 
 }
 
 std::optional<std::string> PlanInput::target_file(const std::string& path) const {
-    return host::read_nofollow(options.root, path);
+    const ConfigFile& f = facts.config.file(path);
+    if (!f.error.empty()) throw std::runtime_error(f.error);
+    return f.content;
 }
 
 Step write_file(const std::string& path, std::optional<std::string> before, std::string content, unsigned mode, uint32_t uid,

@@ -42,7 +42,7 @@ std::optional<Plan> plan_pool(const PlanInput& in) {
     const auto build = [&](const std::string& path) {
         // A directory that exists is left as it is (pool-build would only
         // reset its mode); a missing one is created by libvirt.
-        if (local && in.host.stat(path).exists && in.host.stat(path).type == "dir") return;
+        if (local && in.config().type(path) == "dir") return;
         Step st = lv::object_step("libvirt.pool.build", name, fmt::format("create {} for pool {}", path, name), lv::virsh(uri, {"pool-build", name}));
         st.args["path"] = path;
         st.args["local"] = local;
@@ -64,8 +64,8 @@ std::optional<Plan> plan_pool(const PlanInput& in) {
                 throw std::runtime_error(fmt::format("pool {} already uses {}: pass --pool {} to fix that pool, or --pool-path DIR for "
                                                      "another directory",
                                                      x.name, path, x.name));
-        const auto st = in.host.stat(path);
-        if (local && st.exists && st.type != "dir") throw std::runtime_error(fmt::format("{} exists and is not a directory", path));
+        const std::string type = in.config().type(path);
+        if (local && !type.empty() && type != "dir") throw std::runtime_error(fmt::format("{} exists and is not a directory", path));
         if (!s.connected)
             p.notes.push_back(fmt::format("libvirt does not answer yet (libvirt.daemon starts it first): each step looks at pool {} "
                                           "when it runs and does only what is missing",
@@ -81,7 +81,7 @@ std::optional<Plan> plan_pool(const PlanInput& in) {
         def.args["diff"] = unified_diff("/" + file, std::nullopt, xml);
         p.steps.push_back(def);
         build(path);
-        if (local && st.exists) p.notes.push_back(fmt::format("{} exists: it is used as it is (owner, mode and content untouched)", path));
+        if (local && !type.empty()) p.notes.push_back(fmt::format("{} exists: it is used as it is (owner, mode and content untouched)", path));
         start();
         autostart();
         return p;

@@ -28,16 +28,14 @@ std::optional<std::string> configured_value(const PlanInput& in, const std::stri
             if (k == key) value = util::trim(l.substr(eq + 1));
         }
     };
-    for (const char* dir : {"/usr/lib/sysctl.d", "/etc/sysctl.d"}) {
-        auto names = in.host.list_dir(dir);
-        std::sort(names.begin(), names.end());
-        for (const auto& n : names)
+    const ConfigFacts& c = in.config();
+    for (const char* dir : kSysctlDirs)
+        for (const auto& n : c.dir(dir))  // sorted
             if (n.size() > 5 && n.compare(n.size() - 5, 5, ".conf") == 0)
-                if (auto t = in.host.read_file(std::string(dir) + "/" + n)) scan(*t);
-    }
-    // Read through the host layer: Debian's 99-sysctl.conf is a symlink to
+                if (const auto& t = c.file(std::string(dir) + "/" + n).content) scan(*t);
+    // Probed through the host layer: Debian's 99-sysctl.conf is a symlink to
     // ../sysctl.conf, which a rooted host resolves inside the root.
-    if (auto t = in.host.read_file("/etc/sysctl.conf")) scan(*t);
+    if (const auto& t = c.file("/etc/sysctl.conf").content) scan(*t);
     return value;
 }
 

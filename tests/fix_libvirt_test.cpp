@@ -30,6 +30,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "core/probe.hpp"
 #include "core/runner.hpp"
 #include "fixes/fix.hpp"
 #include "fixes/fixes.hpp"
@@ -200,7 +201,13 @@ struct PlanWorld {
     }
     std::optional<Plan> plan(const char* id) {
         if (!host) host = host::make_rooted_host(tree.path);
-        PlanInput in{facts, report, options, *host};
+        // Planners read facts only: probe what they read from the tree now.
+        ProbeOptions po;
+        po.request.bridge = options.bridge;
+        po.uplink = options.uplink;
+        po.pool_path = options.pool_path;
+        probe_config(*host, po, facts);
+        PlanInput in{facts, report, options};
         const FixSpec* f = find_fix(id);
         if (!f) throw std::runtime_error(std::string("no fix ") + id);
         return f->plan(in);

@@ -52,6 +52,7 @@ int run_check(const CheckOptions& o) {
     std::optional<host::RecordingHost> recorder;
     if (!o.record.empty()) recorder.emplace(*src.host);
     src.options.record_kernel_log = recorder.has_value();
+    src.options.config = recorder.has_value();
     const host::Host& source = recorder ? static_cast<const host::Host&>(*recorder) : *src.host;
     if (o.full && (!o.probe.options.root.empty() || !o.probe.from.empty())) throw UsageError("--full boots a VM on this host; it cannot judge a recorded one");
     Facts facts = probe_source(src, source, o.probe);

@@ -57,6 +57,9 @@ struct Judged {
 
 Judged judge(const FixCli& o) {
     ProbeSource src = open_source(o.probe);
+    src.options.config = true;  // the planners read ConfigFacts
+    src.options.uplink = o.options().uplink;
+    src.options.pool_path = o.options().pool_path;
     Judged j;
     j.facts = probe_source(src, *src.host, o.probe);
     j.report = run_checks(j.facts, {}, fix::plannable_unaided);
@@ -130,7 +133,7 @@ int run_apply(const FixCli& o) {
     fix::StateLock lock(state);
     const std::vector<std::string> reverted = fix::revert_half_done(state, o.argv, o.log(), o.root());
     Judged before = judge(o);
-    const fix::PlanSet set = fix::make_plans(before.facts, before.report, o.options(), *before.host);
+    const fix::PlanSet set = fix::make_plans(before.facts, before.report, o.options());
     const std::vector<fix::Plan> chosen = chosen_plans(set, o.yes);
     if (!o.json) std::cout << output::render_apply_preamble_text(set, o.yes);
     if (chosen.empty() && !fix::interrupted_run(state).has_value()) {
@@ -172,7 +175,7 @@ int run_fix(FixCli& o) {
     if (o.undo) return run_undo(o);
     if (o.apply) return run_apply(o);
     Judged j = judge(o);
-    const fix::PlanSet set = fix::make_plans(j.facts, j.report, o.options(), *j.host);
+    const fix::PlanSet set = fix::make_plans(j.facts, j.report, o.options());
     const std::string target = !o.probe.from.empty() ? j.facts.source : o.root().empty() ? std::string("live") : "root:" + o.root();
     return print_plans(o, set, target);
 }

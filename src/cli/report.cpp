@@ -79,6 +79,7 @@ private:
 int run_report(const ReportOptions& o) {
     ProbeSource src = open_source(o.probe);
     src.options.record_kernel_log = true;
+    src.options.config = true;  // a bundle carries what `fix --from` plans from
     host::RecordingHost recorder(*src.host);
     Facts facts = probe_source(src, recorder, o.probe);
     Report report = run_checks(facts, {}, fix::plannable_unaided);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/json_optional.hpp"
+#include "core/facts_config.hpp"
 #include "core/facts_net.hpp"
 #include "core/facts_smoke.hpp"
 #include "core/facts_system.hpp"
@@ -153,11 +154,12 @@ struct Facts {
     NetFacts net;
     SystemFacts system;               // IOMMU, memory, cgroups, confidential, security
     SmokeFacts smoke;                 // `check --full` only: a guest booted through libvirt
+    ConfigFacts config;               // what the fixes plan from (fix, report, --record only)
 };
 
 // source_note is not serialised: the bundle's manifest carries it.
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Facts, schema_version, source, kernel, cpu, msr, modules, device, access, kvm, hypervisor,
-                                                kernel_log, request, virt, net, system, smoke)
+                                                kernel_log, request, virt, net, system, smoke, config)
 
 // The serialisation above, by name (bundles, --record, tests).
 nlohmann::json facts_to_json(const Facts& f);

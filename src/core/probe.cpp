@@ -298,6 +298,7 @@ Facts probe(const host::Host& h, const ProbeOptions& opt) {
         // copy for the JSON they always carried.
         f.virt.os_id = f.kernel.os_id;
     }
+    if (opt.config) probe_config(h, opt, f);
     return f;
 }
 

@@ -27,6 +27,10 @@ struct ProbeOptions {
     // so a recording carries it; Facts still hold it only when needed, so
     // the live run and its replay judge alike.
     bool record_kernel_log = false;
+    // Collect what the fixes plan from (ConfigFacts): fix, report, --record.
+    bool config = false;
+    std::string uplink;                    // fix --uplink: its link and configuration
+    std::string pool_path;                 // fix --pool-path: whether it exists
 };
 
 // Why the kernel log must be read for these facts ("" when no finding needs it).
@@ -38,6 +42,8 @@ Facts probe(const host::Host& h, const ProbeOptions& opt);
 void probe_virt(const host::Host& h, const ProbeOptions& opt, Facts& f);   // slow: libvirt; runs on its own thread
 void probe_net(const host::Host& h, const ProbeOptions& opt, Facts& f);
 void probe_system(const host::Host& h, const ProbeOptions& opt, Facts& f);
+// ConfigFacts (probe_config.cpp); needs the virt facts (pools) probed first.
+void probe_config(const host::Host& h, const ProbeOptions& opt, Facts& f);
 
 
 // /proc/misc: registered misc devices, name -> minor; nullopt when unreadable.

@@ -2,6 +2,7 @@
 // Small text helpers shared by the probes, the smoke test and the fixes.
 #include <algorithm>
 #include <cctype>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -85,6 +86,24 @@ inline std::string shell_quote(const std::string& s) {
     std::string o = "'";
     for (char c : s) o += c == '\'' ? std::string("'\\''") : std::string(1, c);
     return o + "'";
+}
+
+// The whitespace-separated words of s.
+inline std::vector<std::string> words(const std::string& s) {
+    std::istringstream in(s);
+    std::vector<std::string> out;
+    for (std::string w; in >> w;) out.push_back(w);
+    return out;
+}
+
+// The directory part of an absolute path ("/" for "/x"), and the last part.
+inline std::string dirname_of(const std::string& p) {
+    const auto slash = p.rfind('/');
+    return slash == std::string::npos || slash == 0 ? "/" : p.substr(0, slash);
+}
+inline std::string basename_of(const std::string& p) {
+    const auto slash = p.rfind('/');
+    return slash == std::string::npos ? p : p.substr(slash + 1);
 }
 
 }  // namespace kvmready::util
