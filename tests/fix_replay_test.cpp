@@ -14,6 +14,7 @@
 #include "fixes/fix.hpp"
 #include "host/host.hpp"
 #include "host/recording_host.hpp"
+#include "support/spawn.hpp"
 #include "support/temp_dir.hpp"
 
 namespace kvmready {
@@ -161,6 +162,27 @@ TEST(FixReplay, RecordedTreePlansLikeTheLiveHost) {
     const bool bridge_planned = std::find(ids.begin(), ids.end(), "net.bridge") != ids.end() ||
                                 std::any_of(pa.errors.begin(), pa.errors.end(), [](const std::string& e) { return e.rfind("net.bridge:", 0) == 0; });
     EXPECT_TRUE(bridge_planned) << plans_json(pa).dump(2);
+}
+
+// `kvmready report` puts ConfigFacts in the bundle's facts.json: what
+// `fix --from BUNDLE` plans from on another machine.
+TEST(FixReplay, ReportBundleCarriesConfigFacts) {
+    TempDir t;
+    const std::string bundle = (t.path / "r.tar.gz").string();
+    const auto r = testsupport::run_captured({KVMREADY_BINARY, "report", "-o", bundle}, 120000);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto x = testsupport::run_captured({"/usr/bin/tar", "-xzf", bundle, "-C", t.path.string()}, 60000);
+    ASSERT_EQ(x.exit_code, 0) << x.err;
+    std::optional<json> facts;
+    for (const auto& e : fs::recursive_directory_iterator(t.path))
+        if (e.path().filename() == "facts.json") facts = json::parse(std::ifstream(e.path()));
+    ASSERT_TRUE(facts) << "no facts.json in the bundle";
+    const Facts f = facts_from_json(*facts);
+    EXPECT_TRUE(f.config.probed);
+    EXPECT_TRUE(f.config.files.count("/etc/group"));
+    EXPECT_TRUE(f.config.files.count("/proc/net/route"));
+    EXPECT_TRUE(f.config.dirs.count("/etc/sysctl.d"));
+    EXPECT_TRUE(f.config.commands.count("ip -j -4 addr show"));
 }
 
 }  // namespace
