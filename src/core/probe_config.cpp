@@ -13,7 +13,7 @@
 
 #include "core/facts_config.hpp"
 #include "core/probe.hpp"
-#include "fixes/safe_fs.hpp"
+#include "host/nofollow_fs.hpp"
 #include "util/text.hpp"
 
 namespace kvmready {
@@ -162,7 +162,7 @@ struct Collector {
     void target(const std::string& path) {
         read(path);
         try {
-            (void)fix::read_nofollow(root, path);
+            (void)host::read_nofollow(root, path);
         } catch (const std::exception& e) {
             c.files[path].error = e.what();
         }

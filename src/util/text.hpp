@@ -88,14 +88,6 @@ inline std::string shell_quote(const std::string& s) {
     return o + "'";
 }
 
-// The whitespace-separated words of s.
-inline std::vector<std::string> words(const std::string& s) {
-    std::istringstream in(s);
-    std::vector<std::string> out;
-    for (std::string w; in >> w;) out.push_back(w);
-    return out;
-}
-
 // The directory part of an absolute path ("/" for "/x"), and the last part.
 inline std::string dirname_of(const std::string& p) {
     const auto slash = p.rfind('/');
