@@ -23,6 +23,7 @@
 #include <fmt/format.h>
 
 #include "core/errors.hpp"
+#include "fixes/undo_trust.hpp"
 #include "host/bounded_read.hpp"
 #include "host/nofollow_fs.hpp"
 #include "host/target.hpp"
@@ -285,9 +286,14 @@ std::vector<std::string> revert_half_done(const std::string& state, const std::v
     auto resumed = interrupted_run(state);
     if (!resumed) return out;
     (void)context_for(*resumed, 0, log, root);
+    const auto prepared = prepared_steps(*resumed);
+    std::vector<int> half_done;
+    for (const auto& p : prepared)
+        if (!p.done && !p.undone) half_done.push_back(p.step);
+    check_undo_records(*resumed, half_done, root);  // refuses before anything is touched
     Journal j(resumed->dir + "/journal.jsonl");
     j.add({{"type", "resumed"}, {"argv", argv}});
-    for (const auto& p : prepared_steps(*resumed)) {
+    for (const auto& p : prepared) {
         if (p.done || p.undone) continue;
         const Op* op = find_op(p.op);
         if (!op) continue;
@@ -355,7 +361,9 @@ ApplyResult apply_plans(const std::string& state, const std::vector<Plan>& plans
             try {
                 if (!op) throw std::runtime_error(fmt::format("no op named {} (a bug)", step.op));
                 nlohmann::json undo = op->prepare(step, ctx);
-                j.add({{"type", "prepare"}, {"step", idx}, {"fix", plan.fix_id}, {"op", step.op}, {"summary", step.summary}, {"undo", undo}});
+                // The step's args: what --undo holds each undo record to (undo_trust.hpp).
+                j.add({{"type", "prepare"}, {"step", idx}, {"fix", plan.fix_id}, {"op", step.op}, {"summary", step.summary}, {"args", step.args},
+                       {"undo", undo}});
                 kill_point(idx, false);
                 op->apply(step, ctx, undo);
                 kill_point(idx, true);
@@ -398,8 +406,12 @@ UndoResult undo_run(const std::string& state, const std::string& id, const std::
         return res;
     }
     (void)context_for(*run, 0, log, root);  // refuses another root's run before anything is touched
-    Journal j(run->dir + "/journal.jsonl");
     auto steps = prepared_steps(*run);
+    std::vector<int> to_undo;
+    for (const auto& p : steps)
+        if (!p.undone) to_undo.push_back(p.step);
+    check_undo_records(*run, to_undo, root);  // and a record its own step does not account for
+    Journal j(run->dir + "/journal.jsonl");
     for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
         StepReport rep{it->fix_id, it->summary, "", ""};
         if (it->undone) {

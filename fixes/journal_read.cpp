@@ -20,6 +20,7 @@ void check_record(const nlohmann::json& j, const std::string& where) {
         if (j.contains(key) && !j[key].is_string()) bad(fmt::format("\"{}\" is not a string", key));
     if (j.contains("step") && !j["step"].is_number_integer()) bad("\"step\" is not an integer");
     if (j.contains("undo") && !j["undo"].is_object() && !j["undo"].is_null()) bad("\"undo\" is not an object");
+    if (j.contains("args") && !j["args"].is_object()) bad("\"args\" is not an object");
     const std::string type = j["type"];
     if ((type == "prepare" || type == "done" || type == "undone" || type == "undo-failed") && !j.contains("step")) bad("no \"step\"");
     if (type == "prepare" && !j.contains("op")) bad("no \"op\"");
@@ -42,7 +43,7 @@ std::vector<JournalEntry> parse_journal(const std::string& text, const std::stri
             continue;  // a line cut by a kill
         }
         check_record(j, fmt::format("{}:{}", path, n));
-        out.push_back({j["type"].get<std::string>(), std::move(j)});
+        out.push_back({j["type"].get<std::string>(), std::move(j), n});
     }
     return out;
 }

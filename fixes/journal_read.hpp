@@ -14,6 +14,7 @@ namespace kvmready::fix {
 struct JournalEntry {
     std::string type;  // run, prepare, done, failed, skipped, end, undone, undo-failed, undo-end, resumed
     nlohmann::json j;
+    int line = 0;      // 1-based, in the journal's text (for messages naming path:line)
 };
 
 // The records of a journal's text. A line that is not JSON at all (cut by a

@@ -4,7 +4,9 @@
 #   scripts/fuzz.sh [SECONDS-PER-HARNESS] [HARNESS...]
 # Seeds come from real data: the CPUID corpus (../shared/corpus/cpuid), the
 # recorded host trees (tests/fixtures), a bundle packed from one, netlink
-# replies of this machine, libvirt replies as the daemon frames them.
+# replies of this machine, nf_tables dumps of the kernel for real rulesets
+# (fuzz/corpus/nft, scripts/capture-nft-seeds.sh), libvirt replies as the
+# daemon frames them.
 # Prints one line per harness: runs, exec/s, coverage; exits 1 on a crash
 # (the reproducer is kept in build-fuzz/findings/).
 set -euo pipefail
@@ -13,7 +15,7 @@ shift || true
 here=$(cd "$(dirname "$0")/.." && pwd)
 out=${KVMREADY_FUZZ_BUILD_DIR:-$here/build-fuzz}
 harnesses=("$@")
-[ ${#harnesses[@]} -eq 0 ] && harnesses=(cpuid xml bundle wire netlink journal)
+[ ${#harnesses[@]} -eq 0 ] && harnesses=(cpuid xml bundle wire netlink nft journal)
 
 t0=$(date +%s)
 CC=clang CXX=clang++ cmake -S "$here" -B "$out" -DKVMREADY_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -22,7 +24,7 @@ echo "fuzz: harnesses built in $(( $(date +%s) - t0 )) s" >&2
 
 seeds=$out/seeds
 rm -rf "$seeds"
-mkdir -p "$seeds"/{cpuid,xml,bundle,wire,netlink,journal} "$out/findings"
+mkdir -p "$seeds"/{cpuid,xml,bundle,wire,netlink,nft,journal} "$out/findings"
 corpus=$here/../shared/corpus/cpuid
 [ -d "$corpus" ] && find "$corpus" -maxdepth 2 -type f ! -name '*.md' ! -name '*.tsv' -size -1024k -exec cp --backup=numbered -t "$seeds/cpuid" {} + 2>/dev/null || true
 find "$here/tests/fixtures" -path '*/.kvmready/*cpuid*' -type f -exec cp --backup=numbered -t "$seeds/cpuid" {} + 2>/dev/null || true
@@ -53,12 +55,14 @@ while n < 64:
         off += (ln + 3) & ~3
     if done: break
 PY
+cp "$here"/fuzz/corpus/nft/*.nl "$seeds/nft/"
 KVMREADY_FUZZ_SEEDS="$seeds/wire" "$out/fuzz/fuzz_wire" -runs=0 >/dev/null 2>&1 || true
 cat > "$seeds/journal/run.jsonl" <<'J'
 {"type":"run","id":"20240101T000000.000000Z-1","created":"2024-01-01T00:00:00Z","argv":["kvmready","fix","--apply"],"root":"","connect_uri":"qemu:///system","user":"","time":"2024-01-01T00:00:00Z"}
-{"type":"prepare","step":0,"fix":"kvm.group","op":"node.perms","summary":"give /dev/kvm to group kvm","undo":{"path":"/dev/kvm","mode":384,"uid":0,"gid":0},"time":"2024-01-01T00:00:00Z"}
+{"type":"prepare","step":0,"fix":"kvm.group","op":"node.perms","summary":"give /dev/kvm to group kvm","args":{"path":"/dev/kvm","mode":432,"group":"kvm"},"undo":{"path":"/dev/kvm","mode":384,"uid":0,"gid":0},"time":"2024-01-01T00:00:00Z"}
 {"type":"done","step":0,"undo":{"path":"/dev/kvm","mode":384,"uid":0,"gid":0},"time":"2024-01-01T00:00:01Z"}
-{"type":"prepare","step":1,"fix":"sysctl","op":"file.write","summary":"write /etc/sysctl.d/99-kvmready.conf","undo":{"path":"/etc/sysctl.d/99-kvmready.conf","existed":false,"temp":".x"},"time":"2024-01-01T00:00:01Z"}
+{"type":"prepare","step":1,"fix":"sysctl","op":"file.write","summary":"write /etc/sysctl.d/99-kvmready.conf","args":{"path":"/etc/sysctl.d/99-kvmready.conf","content":"a\n","before":null,"mode":420,"uid":0,"gid":0},"undo":{"path":"/etc/sysctl.d/99-kvmready.conf","existed":false,"temp":".99-kvmready.conf.kvmready-x-1","written":"a\n","created_dirs":["/etc/sysctl.d"]},"time":"2024-01-01T00:00:01Z"}
+{"type":"prepare","step":2,"fix":"kvm.group","op":"command","summary":"add u to kvm","args":{"argv":["usermod","-aG","kvm","u"],"undo_argv":["gpasswd","-d","u","kvm"],"snapshots":["/etc/group"]},"undo":{"argv":["usermod","-aG","kvm","u"],"undo_argv":["gpasswd","-d","u","kvm"],"snapshots":[{"path":"/etc/group","existed":true,"copy":"/nonexistent-kvmready-fuzz/runs/x/step2.snap0"}]},"time":"2024-01-01T00:00:01Z"}
 {"type":"end","status":"complete","time":"2024-01-01T00:00:02Z"}
 {"type":"undo-end","status":"complete","time":"2024-01-01T00:00:03Z"}
 J

@@ -29,6 +29,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/errors.hpp"
+#include "fixes/undo_trust.hpp"
 #include "host/bounded_read.hpp"
 #include "support/spawn.hpp"
 #include "support/tar_writer.hpp"
@@ -449,6 +450,169 @@ TEST(HostileInput, JournalRecordedForAnotherRootIsNotUndoneHere) {
     EXPECT_EQ(r.exit_code, 65) << r.err;
     EXPECT_NE(r.err.find("recorded for root"), std::string::npos) << r.err;
     EXPECT_TRUE(fs::exists(victim)) << "undo wrote under the journal's root";
+}
+
+// ---------------------------------------------------------------- undo confined to the plan's own targets
+
+namespace {
+
+std::string state_of(const fs::path& p) {
+    std::error_code ec;
+    const auto st = fs::symlink_status(p, ec);
+    if (ec || st.type() == fs::file_type::not_found) return "<absent>";
+    if (st.type() == fs::file_type::directory) return "<directory>";
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// `fix --undo` on a journal of the header and `records` (lines 2, 3, ...)
+// under t: refused with 65 naming the journal line `line`, the journal
+// unchanged, every watched path as it was. run_files: files to put in the
+// run's directory (saved copies).
+void expect_undo_refused(const TempDir& t, const std::vector<nlohmann::json>& records, int line, const std::vector<fs::path>& watched,
+                         const std::string& why, const std::map<std::string, std::string>& run_files = {}) {
+    fs::remove_all(t.path / "var");
+    std::vector<std::string> lines = {R"({"type": "run", "id": "x", "root": ")" + t.path.string() + R"(", "connect_uri": "qemu:///system"})"};
+    for (const auto& r : records) lines.push_back(r.dump());
+    const fs::path run = make_journal(t.path, lines);
+    for (const auto& [name, text] : run_files) write(run / name, text);
+    std::vector<std::string> before;
+    for (const auto& w : watched) before.push_back(state_of(w));
+    const std::string journal = state_of(run / "journal.jsonl");
+    Captured r = tool({"fix", "--root", t.path.string(), "--undo"});
+    ASSERT_FALSE(r.timed_out) << why;
+    EXPECT_EQ(r.exit_code, 65) << why << ": " << r.out << r.err;
+    EXPECT_NE(r.err.find(fmt::format("journal.jsonl:{}", line)), std::string::npos) << why << ": " << r.err;
+    EXPECT_NE(r.err.find(why), std::string::npos) << r.err;
+    for (size_t i = 0; i < watched.size(); ++i) EXPECT_EQ(state_of(watched[i]), before[i]) << why << ": " << watched[i] << " changed";
+    EXPECT_EQ(state_of(run / "journal.jsonl"), journal) << why << ": the journal was appended to";
+}
+
+nlohmann::json prepare(const std::string& op, const nlohmann::json& args, const nlohmann::json& undo) {
+    return {{"type", "prepare"}, {"step", 0}, {"fix", "f"}, {"op", op}, {"summary", "s"}, {"args", args}, {"undo", undo}};
+}
+
+const std::string kRun = "var/lib/kvmready/fix/runs/20240101T000000.000000Z-1";
+
+}  // namespace
+
+// Each of these journals would make the undo ops write (or run) something
+// the step never planned: a path, a saved copy, a command.
+TEST(HostileInput, UndoWritesOnlyThePathItsStepPlanned) {
+    TempDir t;
+    const fs::path planned = t.path / "etc/sysctl.d/60-kvmready-ip-forward.conf", victim = t.path / "etc/sysctl.d/99-other.conf";
+    write(planned, "net.ipv4.ip_forward = 1\n");
+    write(victim, "keep me\n");
+    const nlohmann::json args = {{"path", "/etc/sysctl.d/60-kvmready-ip-forward.conf"}, {"content", "net.ipv4.ip_forward = 1\n"},
+                                 {"before", nullptr}, {"mode", 420}, {"uid", 0}, {"gid", 0}};
+    // file.write's undo removes a file it created when it still holds what
+    // it wrote: pointed at the victim with the victim's content.
+    const nlohmann::json steer = {{"path", "/etc/sysctl.d/99-other.conf"}, {"existed", false}, {"temp", ".99-other.conf.kvmready-x-0"},
+                                  {"written", "keep me\n"}, {"created_dirs", nlohmann::json::array()}};
+    expect_undo_refused(t, {prepare("file.write", args, steer)}, 2, {victim, planned}, "but the step planned");
+    // The same in the "done" record, which undo prefers.
+    nlohmann::json own = steer;
+    own["path"] = args["path"];
+    own["temp"] = ".60-kvmready-ip-forward.conf.kvmready-x-0";
+    own["written"] = args["content"];
+    expect_undo_refused(t, {prepare("file.write", args, own), {{"type", "done"}, {"step", 0}, {"undo", steer}}}, 3, {victim, planned},
+                        "but the step planned");
+    // A plan that names a file no fix writes.
+    nlohmann::json args_out = args, steer_out = own;
+    args_out["path"] = steer_out["path"] = "/etc/shadow";
+    write(t.path / "etc/shadow", "root:x:\n");
+    expect_undo_refused(t, {prepare("file.write", args_out, steer_out)}, 2, {t.path / "etc/shadow"}, "is not a file any kvmready fix writes");
+    // A directory to remove that is not above the path.
+    fs::create_directories(t.path / "etc/keep.d");
+    nlohmann::json dirs = own;
+    dirs["created_dirs"] = {"/etc/keep.d"};
+    expect_undo_refused(t, {prepare("file.write", args, dirs)}, 2, {t.path / "etc/keep.d", planned}, "is not a directory above");
+    // A temporary name with a slash would be removed elsewhere.
+    nlohmann::json temp = own;
+    temp["temp"] = "../99-other.conf";
+    expect_undo_refused(t, {prepare("file.write", args, temp)}, 2, {victim, planned}, "is not one kvmready makes");
+    // A plan recorded without its args (or by a kvmready before they were kept).
+    nlohmann::json no_args = prepare("file.write", args, own);
+    no_args.erase("args");
+    expect_undo_refused(t, {no_args}, 2, {planned}, "is not recorded");
+}
+
+TEST(HostileInput, UndoRestoresOnlyCopiesInItsOwnRunDirectory) {
+    TempDir t;
+    const fs::path planned = t.path / "etc/modprobe.d/kvm-nested.conf";
+    write(planned, "options kvm_intel nested=1\n");
+    // The run directory holds a copy under the step's name: read from
+    // there whatever the journal says, the planned file would become "evil".
+    const nlohmann::json args = {{"path", "/etc/modprobe.d/kvm-nested.conf"}, {"content", "options kvm_intel nested=1\n"},
+                                 {"before", "x"}, {"mode", 420}, {"uid", 0}, {"gid", 0}};
+    nlohmann::json u = {{"path", "/etc/modprobe.d/kvm-nested.conf"}, {"existed", true}, {"mode", 420}, {"uid", 0}, {"gid", 0},
+                        {"temp", ".kvm-nested.conf.kvmready-x-0"}, {"written", "options kvm_intel nested=1\n"},
+                        {"created_dirs", nlohmann::json::array()}};
+    for (const std::string& copy : std::vector<std::string>{(t.path / "elsewhere/step0.orig").string(), "/etc/step0.orig", (t.path / kRun / "step7.orig").string(),
+                                   (t.path / kRun / "../step0.orig").string()}) {
+        u["copy"] = copy;
+        expect_undo_refused(t, {prepare("file.write", args, u)}, 2, {planned}, "this run's own copy", {{"step0.orig", "evil\n"}});
+    }
+}
+
+TEST(HostileInput, UndoRunsOnlyTheStepsOwnInverseOfAnAllowedProgram) {
+    TempDir t;
+    const fs::path pwned = t.path / "pwned";
+    // argv differing from the step's (an allowed program, other arguments).
+    const nlohmann::json args = {{"argv", {"ip", "link", "set", "dev", "kvrbr0", "up"}}, {"undo_argv", {"ip", "link", "set", "dev", "kvrbr0", "down"}},
+                                 {"snapshots", nlohmann::json::array()}};
+    nlohmann::json u = args;
+    u["undo_argv"] = {"ip", "link", "delete", "kvmready-nonexistent0"};
+    expect_undo_refused(t, {prepare("command", args, u)}, 2, {}, "is not the step's undo_argv");
+    // A program no fix runs as an inverse, even when the step agrees.
+    nlohmann::json a2 = args;
+    a2["undo_argv"] = {"touch", pwned.string()};
+    expect_undo_refused(t, {prepare("command", a2, a2)}, 2, {pwned}, "touch is not a program kvmready's fixes run");
+    a2["undo_argv"] = {"/etc/init.d/../../usr/bin/touch", pwned.string()};
+    expect_undo_refused(t, {prepare("command", a2, a2)}, 2, {pwned}, "is not a program kvmready's fixes run");
+    // NetworkManager steps: only nmcli, only the step's own commands.
+    using nlohmann::json;
+    const json nm = {{"bridge", "br0"}, {"undo", json::array({json::array({"nmcli", "connection", "delete", "br0"})})}};
+    json nm_u = {{"bridge", "br0"}, {"undo", json::array({json::array({"touch", pwned.string()})})}};
+    expect_undo_refused(t, {prepare("bridge.nm", nm, nm_u)}, 2, {pwned}, "undo commands are not the step's");
+    expect_undo_refused(t, {prepare("bridge.nm", nm_u, nm_u)}, 2, {pwned}, "touch is not a program");
+    nm_u["undo"] = {{"touch", pwned.string()}};  // an object, not a list of commands
+    expect_undo_refused(t, {prepare("bridge.nm", nm_u, nm_u)}, 2, {pwned}, "not lists of strings");
+    // Snapshots of files the step did not plan to save.
+    write(t.path / "etc/passwd", "root:x:0:0::/root:/bin/sh\n");
+    nlohmann::json snap = {{"argv", {"usermod", "-aG", "kvm", "u"}}, {"undo_argv", {"gpasswd", "-d", "u", "kvm"}}, {"snapshots", {"/etc/group"}}};
+    nlohmann::json snap_u = snap;
+    snap_u["snapshots"] = {{{"path", "/etc/passwd"}, {"existed", false}}};
+    expect_undo_refused(t, {prepare("command", snap, snap_u)}, 2, {t.path / "etc/passwd"}, "but the step planned");
+    EXPECT_TRUE(kvmready::fix::undo_program_allowed("gpasswd"));
+    EXPECT_TRUE(kvmready::fix::undo_program_allowed("/etc/init.d/virtqemud"));
+    EXPECT_FALSE(kvmready::fix::undo_program_allowed("/etc/init.d/virt-../x"));
+    EXPECT_FALSE(kvmready::fix::undo_program_allowed("/usr/sbin/gpasswd"));
+}
+
+TEST(HostileInput, UndoOfRuntimeStepsStaysOnTheirPlannedProcAndDevPaths) {
+    TempDir t;
+    const fs::path planned = t.path / "proc/sys/net/ipv4/ip_forward", victim = t.path / "proc/sys/kernel/hostname";
+    write(planned, "1\n");
+    write(victim, "keep\n");
+    const nlohmann::json args = {{"path", "/proc/sys/net/ipv4/ip_forward"}, {"value", "1"}};
+    expect_undo_refused(t, {prepare("proc.write", args, {{"path", victim.string()}, {"old", "0"}})}, 2, {victim, planned},
+                        "but the step planned");
+    // The planned path itself, reached through a symlink planted on the way.
+    fs::remove_all(t.path / "proc/sys/net");
+    fs::create_directories(t.path / "elsewhere/ipv4");
+    write(t.path / "elsewhere/ipv4/ip_forward", "1\n");
+    fs::create_directory_symlink(t.path / "elsewhere", t.path / "proc/sys/net");
+    expect_undo_refused(t, {prepare("proc.write", args, {{"path", planned.string()}, {"old", "0"}})}, 2, {t.path / "elsewhere/ipv4/ip_forward"},
+                        "is a symbolic link");
+    // node.perms: the step's device node only.
+    write(t.path / "dev/kvm", "");
+    write(t.path / "dev/mem", "");
+    ::chmod((t.path / "dev/mem").c_str(), 0600);
+    const nlohmann::json node = {{"path", "/dev/kvm"}, {"mode", 432}, {"group", "kvm"}};
+    expect_undo_refused(t, {prepare("node.perms", node, {{"path", (t.path / "dev/mem").string()}, {"mode", 438}, {"uid", 0}, {"gid", 0}})}, 2,
+                        {}, "but the step planned");
+    EXPECT_EQ(fs::status(t.path / "dev/mem").permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
 }
 
 // ---------------------------------------------------------------- the helpers themselves
