@@ -16,6 +16,7 @@
 // writes one JSON statement per test. Anything it does not understand
 // becomes an opaque condition of its kind ({"match": {"left": {"payload":
 // {}}}}), which the firewall model treats as "may or may not apply".
+// Held to `nft -j list ruleset` by tests/net_netns_test.cpp; what it buys: bench/nftables_bench.cpp.
 // net/if.h first: glibc's and the kernel's interface headers then agree.
 #include <net/if.h>
 #include <arpa/inet.h>
