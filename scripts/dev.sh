@@ -18,7 +18,8 @@ build_pkgs=(cmake g++ make pkg-config libcli11-dev nlohmann-json3-dev libfmt-dev
 # kmod: the guest initramfs packs /usr/bin/kmod (modprobe, rmmod); virtinst: the seed workflow's virt-install.
 # python3: the build composes the fixture trees (tests/support/fixture_overlay.py).
 test_pkgs=(libgtest-dev python3 cpuid qemu-system-x86 cpio busybox-static kmod libvirt-daemon-system dnsmasq-base iproute2 iptables nftables ovmf virtinst)
-bench_pkgs=(libbenchmark-dev hyperfine libvirt-clients cpu-checker)
+# The own-code benchmarks (bench/*_bench.cpp) start a private libvirtd and fill a network namespace's firewall.
+bench_pkgs=(libbenchmark-dev hyperfine libvirt-clients cpu-checker libvirt-daemon-system dnsmasq-base iproute2 iptables nftables)
 # libFuzzer comes with clang's runtime libraries.
 fuzz_pkgs=(clang libclang-rt-14-dev python3)
 

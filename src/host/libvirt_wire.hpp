@@ -12,6 +12,7 @@
 // else (ssh/tls/tcp transports, SASL, URIs with extra parameters, any reply
 // this code does not expect) is declined with a reason, and the caller asks
 // libvirt.so instead, so correctness never depends on this client.
+// Held to libvirt.so by tests/libvirt_wire_test.cpp; what it buys: bench/libvirt_client_bench.cpp.
 #pragma once
 
 #include <chrono>

@@ -14,6 +14,8 @@
 // The socket side only: it sends the dump requests and collects the kernel's
 // reply messages; turning them into JSON is nft_decode.cpp's, a pure function
 // over those bytes (fuzzed, and held to `nft -j` on recorded dumps).
+// Held to `nft -j list ruleset` and `iptables-nft -S` by tests/nft_decode_test.cpp and
+// tests/net_netns_test.cpp; what it buys: bench/nftables_bench.cpp.
 // net/if.h first: glibc's and the kernel's interface headers then agree.
 #include <net/if.h>
 #include <fcntl.h>
