@@ -333,6 +333,64 @@ void available(const Facts& f, const Results&, Finding& out) {
                     huge_note));
 }
 
+// vm.overcommit_memory=2 (strict accounting) counts every guest's whole RAM
+// against CommitLimit when QEMU maps it (MAP_NORESERVE is ignored in that
+// mode), so a guest larger than the room left fails to start with "cannot set
+// up guest memory ... Cannot allocate memory", however much RAM is free.
+void overcommit(const Facts& f, const Results&, Finding& out) {
+    const auto& m = f.system.memory;
+    auto& ev = out.evidence;
+    if (!m.overcommit_memory) {
+        set(out, Status::Unknown, "/proc/sys/vm/overcommit_memory could not be read, so the memory accounting mode is unknown");
+        remedy(out, "Run kvmready on the host itself.", {"sysctl vm.overcommit_memory"}, "", "manual", false);
+        return;
+    }
+    const std::string& mode = *m.overcommit_memory;
+    ev["overcommit_memory"] = mode;
+    if (mode == "0" || mode == "1") {
+        set(out, Status::Pass,
+            mode == "0" ? "heuristic overcommit (vm.overcommit_memory=0): guest RAM is committed as guests use it"
+                        : "overcommit always allowed (vm.overcommit_memory=1): guest RAM is committed as guests use it");
+        return;
+    }
+    if (mode != "2") {
+        set(out, Status::Unknown, fmt::format("unexpected value \"{}\" in /proc/sys/vm/overcommit_memory", mode));
+        remedy(out, "Read it by hand.", {"sysctl vm.overcommit_memory"}, "", "manual", false);
+        return;
+    }
+    const std::vector<std::string> cmds = {"sysctl -w vm.overcommit_memory=0",
+                                           "echo vm.overcommit_memory=0 > /etc/sysctl.d/90-overcommit.conf"};
+    const std::string text =
+        "Strict accounting counts each guest's whole RAM when it starts: go back to the kernel's default heuristic mode "
+        "(and keep it across reboots), or raise vm.overcommit_ratio / add swap to widen the limit.";
+    if (m.overcommit_kbytes.value_or(0) > 0) ev["overcommit_kbytes"] = *m.overcommit_kbytes;
+    else if (m.overcommit_ratio) ev["overcommit_ratio"] = *m.overcommit_ratio;
+    if (!m.commit_limit_kb || !m.committed_as_kb) {
+        set(out, Status::Warn,
+            "strict overcommit (vm.overcommit_memory=2): every guest's whole RAM counts against the commit limit, and "
+            "/proc/meminfo did not say how much of it is left");
+        remedy(out, text, cmds, "", "manual", true);
+        return;
+    }
+    const uint64_t room = *m.commit_limit_kb > *m.committed_as_kb ? *m.commit_limit_kb - *m.committed_as_kb : 0;
+    ev["commit_limit"] = human_kb(*m.commit_limit_kb);
+    ev["committed"] = human_kb(*m.committed_as_kb);
+    ev["room_kb"] = room;
+    ev["threshold"] = human_kb(kLowMemoryKb);
+    if (room < kLowMemoryKb) {
+        set(out, Status::Warn,
+            fmt::format("strict overcommit (vm.overcommit_memory=2): only {} of the {} commit limit is left ({} committed), so "
+                        "a guest with more RAM than that cannot start (QEMU: \"cannot set up guest memory\")",
+                        human_kb(room), human_kb(*m.commit_limit_kb), human_kb(*m.committed_as_kb)));
+        remedy(out, text, cmds, "", "manual", true);
+        return;
+    }
+    set(out, Status::Pass,
+        fmt::format("strict overcommit (vm.overcommit_memory=2): {} of the {} commit limit is left; guests with more RAM "
+                    "than that will not start",
+                    human_kb(room), human_kb(*m.commit_limit_kb)));
+}
+
 }  // namespace
 
 void register_memory(std::vector<CheckSpec>& r) {
@@ -366,6 +424,14 @@ void register_memory(std::vector<CheckSpec>& r) {
                  "that do not use huge pages.",
                  "Stop what uses the memory, shrink unused huge page pools, or add RAM.",
                  available});
+    r.push_back({ids::memory_overcommit, "Memory accounting lets guests start", Level::Recommended, {},
+                 "/proc/sys/vm/overcommit_memory (and overcommit_ratio, overcommit_kbytes in strict mode), CommitLimit and "
+                 "Committed_AS from /proc/meminfo.",
+                 "With strict accounting (vm.overcommit_memory=2) the kernel counts a guest's whole RAM when QEMU maps it, so "
+                 "a guest larger than the room left under CommitLimit fails to start with \"Cannot allocate memory\" however "
+                 "much RAM is free; the default heuristic mode commits guest RAM as it is used.",
+                 "sysctl -w vm.overcommit_memory=0 and a file in /etc/sysctl.d to keep it; or raise vm.overcommit_ratio or add swap.",
+                 overcommit});
 }
 
 }  // namespace kvmready::checks

@@ -333,3 +333,40 @@ TEST(SystemFacts, JsonRoundTripKeepsEverything) {
 
 }  // namespace
 }  // namespace kvmready
+
+TEST(SystemChecksMemory, StrictOvercommitWithLittleRoomWarns) {
+    Facts f = base();
+    auto& m = f.system.memory;
+    m.overcommit_memory = "2";
+    m.overcommit_ratio = 50;
+    m.commit_limit_kb = 16 * 1024 * 1024;
+    m.committed_as_kb = 15 * 1024 * 1024 + 512 * 1024;
+    Finding r = run(f, "memory.overcommit");
+    EXPECT_EQ(r.status, Status::Warn);
+    EXPECT_EQ(r.level, Level::Recommended);
+    EXPECT_TRUE(has(r.message, "only 512 MiB of the 16 GiB commit limit is left")) << r.message;
+    EXPECT_EQ(r.remediation.commands.front(), "sysctl -w vm.overcommit_memory=0");
+    EXPECT_EQ(r.evidence["overcommit_ratio"], 50);
+
+    m.committed_as_kb = 4 * 1024 * 1024;  // 12 GiB of room
+    r = run(f, "memory.overcommit");
+    EXPECT_EQ(r.status, Status::Pass);
+    EXPECT_TRUE(has(r.message, "12 GiB of the 16 GiB commit limit is left")) << r.message;
+
+    m.committed_as_kb = 17 * 1024 * 1024;  // already over the limit: no room at all
+    EXPECT_EQ(run(f, "memory.overcommit").status, Status::Warn);
+    m.commit_limit_kb.reset();
+    EXPECT_EQ(run(f, "memory.overcommit").status, Status::Warn);
+}
+
+TEST(SystemChecksMemory, HeuristicOvercommitPassesAndUnreadableIsUnknown) {
+    Facts f = base();
+    f.system.memory.overcommit_memory = "0";
+    EXPECT_EQ(run(f, "memory.overcommit").status, Status::Pass);
+    f.system.memory.overcommit_memory = "1";
+    EXPECT_EQ(run(f, "memory.overcommit").status, Status::Pass);
+    f.system.memory.overcommit_memory = "7";
+    EXPECT_EQ(run(f, "memory.overcommit").status, Status::Unknown);
+    f.system.memory.overcommit_memory.reset();
+    EXPECT_EQ(run(f, "memory.overcommit").status, Status::Unknown);
+}

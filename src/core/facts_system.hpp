@@ -67,6 +67,10 @@ struct MemoryFacts {
     std::optional<std::string> thp_defrag;     // .../defrag, raw
     std::optional<std::string> ksm_run;        // /sys/kernel/mm/ksm/run: 0 stopped, 1 running, 2 unmerging
     std::optional<uint64_t> ksm_pages_shared, ksm_pages_sharing, ksm_full_scans;
+    std::optional<std::string> overcommit_memory;  // /proc/sys/vm/overcommit_memory: 0 heuristic, 1 always, 2 strict
+    std::optional<uint64_t> overcommit_ratio;       // /proc/sys/vm/overcommit_ratio (percent of RAM, strict mode)
+    std::optional<uint64_t> overcommit_kbytes;      // /proc/sys/vm/overcommit_kbytes (used instead when non-zero)
+    std::optional<uint64_t> commit_limit_kb, committed_as_kb;  // CommitLimit, Committed_AS in /proc/meminfo
 };
 
 struct CgroupController {
@@ -138,7 +142,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(BootFacts, grub_default_read, gr
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HugePagePool, size_kb, nr, free, resv, surplus)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MemoryFacts, meminfo_read, mem_total_kb, mem_free_kb, mem_available_kb,
                                                 hugepagesize_kb, hugepages_dir, pools, thp_enabled, thp_defrag, ksm_run,
-                                                ksm_pages_shared, ksm_pages_sharing, ksm_full_scans)
+                                                ksm_pages_shared, ksm_pages_sharing, ksm_full_scans, overcommit_memory,
+                                                overcommit_ratio, overcommit_kbytes, commit_limit_kb, committed_as_kb)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(CgroupController, name, hierarchy, num_cgroups, enabled)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(CgroupFacts, proc_cgroups_read, controllers, v2_mountpoint, v2_controllers,
                                                 v2_subtree_control, misc_capacity, self_cgroup)

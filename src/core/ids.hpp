@@ -64,6 +64,7 @@ inline constexpr CheckId memory_hugepages{"memory.hugepages"};
 inline constexpr CheckId memory_thp{"memory.thp"};
 inline constexpr CheckId memory_ksm{"memory.ksm"};
 inline constexpr CheckId memory_available{"memory.available"};
+inline constexpr CheckId memory_overcommit{"memory.overcommit"};
 inline constexpr CheckId kernel_cgroups{"kernel.cgroups"};
 inline constexpr CheckId confidential_sev{"confidential.sev"};
 inline constexpr CheckId confidential_tdx{"confidential.tdx"};
@@ -125,6 +126,7 @@ inline constexpr CheckId kAllChecks[] = {
     memory_thp,
     memory_ksm,
     memory_available,
+    memory_overcommit,
     kernel_cgroups,
     confidential_sev,
     confidential_tdx,

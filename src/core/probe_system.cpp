@@ -172,6 +172,8 @@ void probe_memory(const host::Host& h, MemoryFacts& m) {
             else if (key == "MemFree") m.mem_free_kb = v;
             else if (key == "MemAvailable") m.mem_available_kb = v;
             else if (key == "Hugepagesize") m.hugepagesize_kb = v;
+            else if (key == "CommitLimit") m.commit_limit_kb = v;
+            else if (key == "Committed_AS") m.committed_as_kb = v;
         }
     }
     const std::string hp = "/sys/kernel/mm/hugepages";
@@ -198,6 +200,11 @@ void probe_memory(const host::Host& h, MemoryFacts& m) {
         m.ksm_pages_shared = read_u64(h, "/sys/kernel/mm/ksm/pages_shared");
         m.ksm_pages_sharing = read_u64(h, "/sys/kernel/mm/ksm/pages_sharing");
         m.ksm_full_scans = read_u64(h, "/sys/kernel/mm/ksm/full_scans");
+    }
+    m.overcommit_memory = read_trimmed(h, "/proc/sys/vm/overcommit_memory");
+    if (m.overcommit_memory == "2") {
+        m.overcommit_ratio = read_u64(h, "/proc/sys/vm/overcommit_ratio");
+        m.overcommit_kbytes = read_u64(h, "/proc/sys/vm/overcommit_kbytes");
     }
 }
 
