@@ -147,6 +147,10 @@ std::vector<UsedNet> parse_fib_trie_locals(const std::string& text) {
 std::vector<UsedNet> used_subnets(const PlanInput& in, const std::string& network) {
     std::vector<UsedNet> out;
     const ConfigFacts& c = in.config();
+    if (!c.files.count("/proc/net/route"))
+        throw std::runtime_error(
+            "this host's routes and addresses are not recorded (bundles and recordings leave them out: they identify the "
+            "host), so a free subnet cannot be chosen here: plan this fix on the host itself");
     if (const auto& r = c.file("/proc/net/route").content) {
         auto v = parse_proc_net_route(*r);
         out.insert(out.end(), v.begin(), v.end());

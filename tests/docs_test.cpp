@@ -58,8 +58,8 @@ TEST(Docs, EveryFixIsInTheManPageAndReadme) {
 // The lists are generated from the registries (cmake --build build --target
 // docs): the committed text must be what the generator makes of it now.
 TEST(Docs, GeneratedListsMatchTheRegistries) {
-    const std::string readme = slurp(KVMREADY_FIXTURES_DIR "/../../README.md");
-    const std::string man = slurp(KVMREADY_FIXTURES_DIR "/../../man/kvmready.1");
+    const std::string readme = slurp(KVMREADY_SOURCE_DIR "/README.md");
+    const std::string man = slurp(KVMREADY_SOURCE_DIR "/man/kvmready.1");
     ASSERT_FALSE(readme.empty());
     ASSERT_FALSE(man.empty());
     EXPECT_EQ(kvmready::cli::regenerate_readme(readme), readme)
@@ -71,7 +71,7 @@ TEST(Docs, GeneratedListsMatchTheRegistries) {
 // The drift test above would pass on a generator that copies its input: a
 // registry entry missing from the marked text must come back.
 TEST(Docs, GeneratorRestoresAMissingCheck) {
-    const std::string readme = slurp(KVMREADY_FIXTURES_DIR "/../../README.md");
+    const std::string readme = slurp(KVMREADY_SOURCE_DIR "/README.md");
     const std::string row = "| `kvm.api` |";
     const size_t at = readme.find(row);
     ASSERT_NE(at, std::string::npos);

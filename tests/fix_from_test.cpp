@@ -4,6 +4,7 @@
 // plans for that tree, and the unpacked directory plans what the archive does.
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <set>
 
@@ -96,8 +97,20 @@ TEST(FixFrom, ABundleOfThisHostPlansWhatFixPlansHere) {
     if (rep.exit_code != 0) GTEST_SKIP() << "kvmready report cannot bundle this host: " << show(rep);
     const Captured here = tool({"fix", "--json"});
     const Captured from = tool({"fix", "--from", bundle, "--json"});
-    ASSERT_EQ(here.exit_code, from.exit_code) << show(here) << show(from);
-    EXPECT_EQ(planned(here), planned(from)) << here.out << "\n---\n" << from.out;
+    ASSERT_EQ(nlohmann::json::parse(here.out)["errors"].size(), 0u) << here.out;
+    // Bundles leave out the host's routes and addresses (they identify it), so
+    // what needs a free subnet (a new libvirt network, and the forwarding it
+    // brings) is named as not plannable from the bundle, with why: every
+    // other fix is planned exactly as here.
+    std::vector<std::string> expected = planned(here);
+    const auto from_json = nlohmann::json::parse(from.out);
+    for (const auto& e : from_json["errors"]) {
+        const std::string text = e.get<std::string>();
+        EXPECT_NE(text.find("routes and addresses are not recorded"), std::string::npos) << text;
+        expected.erase(std::remove(expected.begin(), expected.end(), text.substr(0, text.find(':'))), expected.end());
+    }
+    EXPECT_EQ(expected, planned(from)) << here.out << "\n---\n" << from.out;
+    if (!expected.empty()) EXPECT_EQ(here.exit_code, from.exit_code) << show(here) << show(from);
 }
 
 TEST(FixFrom, RefusesToChangeAnythingWithUsageError64) {

@@ -204,6 +204,7 @@ struct PlanWorld {
         // Planners read facts only: probe what they read from the tree now.
         ProbeOptions po;
         po.request.bridge = options.bridge;
+        po.config_addresses = true;  // as `fix` on the host itself
         po.uplink = options.uplink;
         po.pool_path = options.pool_path;
         probe_config(*host, po, facts);

@@ -61,6 +61,7 @@ void spit(const fs::path& p, const std::string& text) {
 ProbeOptions config_probe(const fix::FixOptions& o) {
     ProbeOptions po;
     po.config = true;
+    po.config_addresses = true;  // as `fix` on the host itself
     po.request.bridge = o.bridge;
     po.request.network = o.network;
     po.request.pool = o.pool;
@@ -180,9 +181,11 @@ TEST(FixReplay, ReportBundleCarriesConfigFacts) {
     const Facts f = facts_from_json(*facts);
     EXPECT_TRUE(f.config.probed);
     EXPECT_TRUE(f.config.files.count("/etc/group"));
-    EXPECT_TRUE(f.config.files.count("/proc/net/route"));
     EXPECT_TRUE(f.config.dirs.count("/etc/sysctl.d"));
-    EXPECT_TRUE(f.config.commands.count("ip -j -4 addr show"));
+    // The host's routes and addresses identify it: never in a bundle.
+    EXPECT_FALSE(f.config.files.count("/proc/net/route"));
+    EXPECT_FALSE(f.config.files.count("/proc/net/fib_trie"));
+    EXPECT_FALSE(f.config.commands.count("ip -j -4 addr show"));
 }
 
 }  // namespace

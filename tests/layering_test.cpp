@@ -15,7 +15,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const fs::path kSrc = fs::path(KVMREADY_FIXTURES_DIR) / ".." / ".." / "src";
+const fs::path kSrc = fs::path(KVMREADY_SOURCE_DIR) / "src";
 
 // Project includes ("dir/file.hpp") of every .hpp/.cpp directly under dir,
 // as "file: include".

@@ -160,7 +160,7 @@ std::vector<Hit> scan(const std::string& code) {
     return hits;
 }
 
-fs::path project_root() { return fs::path(KVMREADY_FIXTURES_DIR).parent_path().parent_path(); }
+fs::path project_root() { return fs::path(KVMREADY_SOURCE_DIR); }
 
 TEST(Lint, ScannerFindsRawCallsAndIgnoresCommentsStringsAndMembers) {
     const std::string code =

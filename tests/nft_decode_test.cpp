@@ -29,7 +29,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-const fs::path kSource = fs::path(KVMREADY_FIXTURES_DIR) / ".." / "..";
+const fs::path kSource = fs::path(KVMREADY_SOURCE_DIR);
 const fs::path kSeeds = kSource / "fuzz" / "corpus" / "nft";
 
 std::string slurp(const fs::path& p) {

@@ -331,9 +331,6 @@ TEST(SystemFacts, JsonRoundTripKeepsEverything) {
     EXPECT_FALSE(facts_from_json(old).system.probed);
 }
 
-}  // namespace
-}  // namespace kvmready
-
 TEST(SystemChecksMemory, StrictOvercommitWithLittleRoomWarns) {
     Facts f = base();
     auto& m = f.system.memory;
@@ -370,3 +367,6 @@ TEST(SystemChecksMemory, HeuristicOvercommitPassesAndUnreadableIsUnknown) {
     f.system.memory.overcommit_memory.reset();
     EXPECT_EQ(run(f, "memory.overcommit").status, Status::Unknown);
 }
+
+}  // namespace
+}  // namespace kvmready

@@ -60,6 +60,7 @@ Judged judge(const FixCli& o) {
     src.options.config = true;  // the planners read ConfigFacts
     src.options.uplink = o.options().uplink;
     src.options.pool_path = o.options().pool_path;
+    src.options.config_addresses = o.probe.from.empty();  // never from a bundle: it has none
     Judged j;
     j.facts = probe_source(src, *src.host, o.probe);
     j.report = run_checks(j.facts, {}, fix::plannable_unaided);

@@ -80,6 +80,8 @@ int run_report(const ReportOptions& o) {
     ProbeSource src = open_source(o.probe);
     src.options.record_kernel_log = true;
     src.options.config = true;  // a bundle carries what `fix --from` plans from
+    src.options.uplink = o.probe.options.uplink;
+    src.options.pool_path = o.probe.options.pool_path;
     host::RecordingHost recorder(*src.host);
     Facts facts = probe_source(src, recorder, o.probe);
     Report report = run_checks(facts, {}, fix::plannable_unaided);
@@ -134,6 +136,9 @@ Action setup_report(CLI::App& app) {
     sub->add_flag("--force", o->force, "Replace an existing output file");
     add_probe_options(sub, o->probe, false);
     // A recorded tree (a customer's --record) bundled and redacted like a live host.
+    // What `fix --from BUNDLE --bridge B --uplink IF` / `--pool-path DIR` then plans from.
+    sub->add_option("--uplink", o->probe.options.uplink, "Also record what moving this interface to --bridge would change (for fix --from)");
+    sub->add_option("--pool-path", o->probe.options.pool_path, "Also record this pool directory (for fix --from)");
     sub->add_option("--root", o->probe.options.root, "Bundle this recorded host tree (kvmready check --record) instead of this host");
     return [o] {
         o->command_line = command_line();

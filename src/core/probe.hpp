@@ -31,6 +31,10 @@ struct ProbeOptions {
     bool config = false;
     std::string uplink;                    // fix --uplink: its link and configuration
     std::string pool_path;                 // fix --pool-path: whether it exists
+    // The host's routes and addresses (a new libvirt network must not
+    // overlap them): only for `fix` on the host itself. They identify the
+    // host, so bundles and --record trees leave them out.
+    bool config_addresses = false;
 };
 
 // Why the kernel log must be read for these facts ("" when no finding needs it).

@@ -202,9 +202,11 @@ void collect_kernel(Collector& c) {
 }
 
 void collect_libvirt(Collector& c, const ProbeOptions& opt, const Facts& f) {
-    // Routes and addresses a new network must not overlap.
-    c.read("/proc/net/route");
-    if (c.run({"ip", "-j", "-4", "addr", "show"}, 3000).exit_code != 0) c.read("/proc/net/fib_trie");
+    // Routes and addresses a new network must not overlap (fix on the host only).
+    if (opt.config_addresses) {
+        c.read("/proc/net/route");
+        if (c.run({"ip", "-j", "-4", "addr", "show"}, 3000).exit_code != 0) c.read("/proc/net/fib_trie");
+    }
     c.type("/sys/class/net/virbr0");
     // How this host starts services, and which daemons run.
     c.read("/proc/1/comm");
