@@ -27,7 +27,7 @@ struct Refusal {
 
 [[noreturn]] void refuse(const std::string& why) { throw Refusal{why}; }
 
-// Where the fixes write files (fixes/kvm.cpp, sysctl.cpp, bridge_conf.cpp):
+// Where the fixes write files (fixes/kvm.cpp, sysctl.cpp, bridge_*.cpp):
 // configuration directories of their own kinds, and the group databases
 // shadow's tools edit (snapshots of `command` steps).
 const char* const kFileDirs[] = {"/etc/modules-load.d/", "/etc/modprobe.d/", "/etc/udev/rules.d/", "/etc/sysctl.d/",

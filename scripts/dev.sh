@@ -61,7 +61,7 @@ test)
     # Every parser fuzzed briefly (KVMREADY_FUZZ_SECONDS each, 0 skips); the
     # long run is `scripts/dev.sh fuzz`.
     install_missing "${fuzz_pkgs[@]}"
-    fuzz_secs=${KVMREADY_FUZZ_SECONDS:-20}
+    fuzz_secs=${KVMREADY_FUZZ_SECONDS:-15}
     [ "$fuzz_secs" -gt 0 ] && "$here/scripts/fuzz.sh" "$fuzz_secs"
     cd "$build"
     ctest --output-on-failure -j"$jobs" "$@"
