@@ -113,6 +113,23 @@ TEST(FixFrom, ABundleOfThisHostPlansWhatFixPlansHere) {
     if (!expected.empty()) EXPECT_EQ(here.exit_code, from.exit_code) << show(here) << show(from);
 }
 
+// `report --uplink/--pool-path` record what `fix --from` plans from: they
+// take the same values `fix` takes, and refuse the rest before anything is written.
+TEST(FixFrom, ReportTakesUplinkAndPoolPathAsFixDoes) {
+    TempDir t;
+    const fs::path out = t.path / "r.tar.gz";
+    for (const std::vector<std::string>& bad : {std::vector<std::string>{"--uplink", "eth0"}, {"--pool-path", "relative/dir"}}) {
+        std::vector<std::string> args = {"report", "--root", (fs::path(KVMREADY_FIXTURES_DIR) / "no-kvm-module").string(), "-o", out};
+        args.insert(args.end(), bad.begin(), bad.end());
+        const Captured r = tool(args);
+        EXPECT_EQ(r.exit_code, 64) << bad[0] << "\n" << show(r);
+        EXPECT_FALSE(fs::exists(out)) << bad[0];
+        const Captured f = tool({"fix", bad[0], bad[1]});
+        EXPECT_EQ(f.exit_code, 64) << show(f);
+        EXPECT_EQ(r.err, f.err) << "report and fix say the same";
+    }
+}
+
 TEST(FixFrom, RefusesToChangeAnythingWithUsageError64) {
     TempDir t;
     const fs::path bundle = bundle_of("no-kvm-module", t.path);

@@ -159,8 +159,7 @@ void validate(FixCli& o) {
     opt.only = split_csv(o.only);
     for (const auto& id : opt.only)
         if (!fix::find_fix(id)) throw UsageError(fmt::format("unknown fix '{}' (see `kvmready fix --list`)", id));
-    if (!opt.uplink.empty() && opt.bridge.empty()) throw UsageError("--uplink needs --bridge NAME");
-    if (!opt.pool_path.empty() && !opt.pool_path.starts_with("/")) throw UsageError("--pool-path must be an absolute path");
+    validate_uplink_and_pool_path(opt);
     if (!o.probe.from.empty() && (o.apply || o.undo || o.history))
         throw UsageError("--from plans for the recorded host of a bundle; --apply, --undo and --history change or read this one");
 }

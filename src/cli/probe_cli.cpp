@@ -12,6 +12,11 @@ const RequestHelp kJudgeHelp = {"Judge access for this user instead of the invok
                                  "libvirt storage pool for guest disks (default: default)",
                                  "Linux bridge guests will be attached to; it must exist"};
 
+void validate_uplink_and_pool_path(const Options& opt) {
+    if (!opt.uplink.empty() && opt.bridge.empty()) throw UsageError("--uplink needs --bridge NAME");
+    if (!opt.pool_path.empty() && !opt.pool_path.starts_with("/")) throw UsageError("--pool-path must be an absolute path");
+}
+
 void add_request_options(CLI::App* sub, Request& r, const RequestHelp& help) {
     if (help.user) sub->add_option("-u,--user", r.user, help.user);
     sub->add_option("-c,--connect", r.connect_uri, help.connect);

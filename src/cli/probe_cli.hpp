@@ -34,6 +34,8 @@ extern const RequestHelp kJudgeHelp;  // check, report
 // --user, --connect, --network, --pool, --bridge into one Request: the single
 // place that parses them, for check, fix, smoke and report.
 void add_request_options(CLI::App* sub, Request& r, const RequestHelp& help);
+// --uplink and --pool-path as `fix` and `report` take them (UsageError otherwise).
+void validate_uplink_and_pool_path(const Options& opt);
 
 // The shared options with the judging help; with sources also --root,
 // --from and --cpuid-dump (judging recorded data).

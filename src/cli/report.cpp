@@ -77,6 +77,7 @@ private:
 };
 
 int run_report(const ReportOptions& o) {
+    validate_uplink_and_pool_path(o.probe.options);
     ProbeSource src = open_source(o.probe);
     src.options.record_kernel_log = true;
     src.options.config = true;  // a bundle carries what `fix --from` plans from
