@@ -2,7 +2,9 @@
 // pools, smoke's volume, DHCP reservation and transient guest. It uses the
 // same library table as the probe's query (host/libvirt_api.hpp: libvirt.so
 // loaded once, on first use), and keeps libvirt's types out of everything
-// above the host layer.
+// above the host layer. The probe reads through host::LibvirtReader
+// (host/libvirt_reader.hpp), whose libvirt.so implementation is this class's
+// read calls; the other implementation, the wire client, only reads.
 //
 // Every call can block for ever on a hung daemon (the socket accepts, nobody
 // answers): callers open and work on a thread they can abandon at their

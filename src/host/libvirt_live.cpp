@@ -93,8 +93,8 @@ std::string libvirt_socket_for(const std::string& uri, bool (*exists)(const std:
 #include <sstream>
 #include <thread>
 
+#include "host/libvirt_reader.hpp"
 #include "host/libvirt_wire.hpp"
-#include "host/libvirt_client.hpp"
 
 namespace kvmready::host {
 
@@ -211,22 +211,21 @@ public:
             finish();
             return;
         }
+        // The one place that picks the client. The wire reader first: it
+        // answers a local daemon in a fraction of what loading libvirt.so
+        // costs, and declines what it does not handle (remote transports,
+        // authentication, surprises); libvirt.so reads the rest, from scratch.
+        const LibvirtPublish pub = [this](const std::string& step, const std::function<void(LibvirtSnapshot&)>& fill) { publish(step, fill); };
         if (client_ != LibvirtClient::library) {
-            // The wire client first: it answers a local daemon in a fraction
-            // of what loading libvirt.so costs, and declines what it does not
-            // handle (remote transports, authentication, surprises).
             std::string why;
-            const auto outcome = wire::query(
-                uri, peer.socket_path, deadline_,
-                [this](const std::string& step, const std::function<void(LibvirtSnapshot&)>& fill) { publish(step, fill); }, &why,
-                peer_fd);
-            if (outcome == wire::Outcome::answered) {
+            const auto status = read_libvirt(open_wire_reader(uri, peer.socket_path, deadline_, &why, peer_fd), pub, deadline_, &why);
+            if (status == LibvirtReader::Status::answered) {
                 finish();
                 return;
             }
             // The waiting side reports the deadline and the calls still open;
             // libvirt.so would only hang on the same daemon.
-            if (outcome == wire::Outcome::timed_out) return;
+            if (status == LibvirtReader::Status::timed_out) return;
             restart();
             if (client_ == LibvirtClient::wire) {
                 publish("open", [&](LibvirtSnapshot& s) {
@@ -237,102 +236,11 @@ public:
                 return;
             }
         }
-        if (std::string load_error = LibvirtConnection::unavailable(); !load_error.empty()) {
-            publish("open", [&](LibvirtSnapshot& s) {
-                s.client = "libvirt.so";
-                s.attempted = false;
-                s.not_attempted_reason = load_error;
-            });
-            finish();
-            return;
-        }
-        // One connection: read-write when this user may have it (root, group
-        // libvirt, polkit), which managing domains and domain capabilities
-        // need anyway; read-only otherwise. Each extra open costs a round
-        // trip and the daemon's per-client setup.
-        const auto t0 = std::chrono::steady_clock::now();
-        LibvirtError rw, ro;
-        std::unique_ptr<LibvirtConnection> c = LibvirtConnection::open(uri, &rw);
-        const std::string rw_error = c ? "" : rw.message;
-        if (!c) c = LibvirtConnection::open_read_only(uri, &ro);
-        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-        if (!c) {
-            publish("open", [&](LibvirtSnapshot& s) {
-                s.error = ro.message;
-                s.connect_ms = ms;
-                s.client = "libvirt.so";
-            });
-            finish();
-            return;
-        }
-        publish("open", [&](LibvirtSnapshot& s) {
-            s.connected = true;
-            s.connect_ms = ms;
-            s.client = "libvirt.so";
-        });
-        publish("read-write", [&](LibvirtSnapshot& s) {
-            s.read_write = rw_error.empty();
-            s.read_write_error = rw_error;
-        });
-        std::string type = c->hypervisor_type();
-        const auto lib = c->library_version();
-        publish("version", [&](LibvirtSnapshot& s) {
-            s.hypervisor_type = type;
-            if (lib) s.library_version = *lib;
-        });
-        // libvirt's client multiplexes concurrent calls on one connection and
-        // the daemon answers them on its worker threads: networks and pools
-        // go beside the capability calls. The capability calls can take
-        // seconds (the daemon probes QEMU when its cache is stale); libvirt
-        // refuses domain capabilities on read-only connections.
-        std::thread objects([this, conn = c.get()] {
-            networks(*conn);
-            pools(*conn);
-        });
-        std::string kvm_error, tcg_error, caps_error;
-        std::string kvm = c->domain_capabilities("kvm", &kvm_error);
-        publish("domcaps-kvm", [&](LibvirtSnapshot& s) {
-            s.domcaps_kvm_xml = std::move(kvm);
-            s.domcaps_kvm_error = kvm_error;
-        });
-        std::string tcg = c->domain_capabilities("qemu", &tcg_error);
-        publish("domcaps-qemu", [&](LibvirtSnapshot& s) {
-            s.domcaps_qemu_xml = std::move(tcg);
-            s.domcaps_qemu_error = tcg_error;
-        });
-        std::string caps = c->capabilities(&caps_error);
-        publish("capabilities", [&](LibvirtSnapshot& s) {
-            s.capabilities_xml = std::move(caps);
-            s.capabilities_error = caps_error;
-        });
-        const auto hv = c->hypervisor_version();
-        publish("hypervisor-version", [&](LibvirtSnapshot& s) {
-            if (hv) s.hypervisor_version = *hv;
-        });
-        objects.join();
-        c.reset();
+        (void)read_libvirt(open_library_reader(uri), pub, deadline_, nullptr);
         finish();
     }
 
 private:
-    void networks(LibvirtConnection& c) {
-        std::string err;
-        std::vector<LibvirtNetwork> out = c.list_networks(&err);
-        publish("networks", [&](LibvirtSnapshot& s) {
-            s.networks = std::move(out);
-            s.networks_error = err;
-        });
-    }
-
-    void pools(LibvirtConnection& c) {
-        std::string err;
-        std::vector<LibvirtPool> out = c.list_pools(&err);
-        publish("pools", [&](LibvirtSnapshot& s) {
-            s.pools = std::move(out);
-            s.pools_error = err;
-        });
-    }
-
     void publish(const std::string& step, const std::function<void(LibvirtSnapshot&)>& fill) {
         std::lock_guard lock(p_->mu);
         fill(p_->s);

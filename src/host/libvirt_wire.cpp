@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <optional>
 
 namespace kvmready::host::wire {
@@ -398,52 +399,116 @@ Opened open_on(Client& c, int connected_fd, const std::string& path, bool explic
 
 }  // namespace
 
-Outcome query(const std::string& uri, const std::string& socket_path, Clock::time_point deadline, const Publish& publish,
-              std::string* reason, int connected_fd) {
-    Target t;
-    if (!target_for(uri, socket_path, t, reason)) {
-        if (connected_fd >= 0) ::close(connected_fd);
-        return Outcome::declined;
-    }
-    const auto t0 = Clock::now();
-    Client c;  // owns connected_fd from the first open_on on
-    // One connection, as the libvirt.so path: read-write when this user may
-    // have it, else read-only (a separate socket unless socket= names one).
-    std::string rw_error, ro_error;
-    Opened o = open_on(c, connected_fd, t.rw_socket, t.explicit_socket, t.name, 0, deadline, rw_error, reason);
-    if (o == Opened::refused)
-        o = open_on(c, -1, t.ro_socket, t.explicit_socket, t.name, kConnectReadOnly, deadline, ro_error, reason);
-    const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-    if (o == Opened::timed_out) return Outcome::timed_out;
-    if (o == Opened::declined) return Outcome::declined;
-    if (o == Opened::refused) {
-        publish("open", [&](LibvirtSnapshot& s) {
-            s.error = ro_error;
-            s.connect_ms = ms;
-            s.client = "wire";
-        });
-        return Outcome::answered;
-    }
-    publish("open", [&](LibvirtSnapshot& s) {
-        s.connected = true;
-        s.connect_ms = ms;
-        s.client = "wire";
-    });
-    publish("read-write", [&](LibvirtSnapshot& s) {
-        s.read_write = rw_error.empty();
-        s.read_write_error = rw_error;
-    });
+namespace {
 
-    // Everything below is pipelined: the daemon answers on its worker
-    // threads, so the slow capability calls (seconds when QEMU must be
-    // probed) do not hold back versions, networks and pools.
-    std::string bad;  // a reply whose body does not decode
-    auto decoded = [&](XdrIn& in, const char* what) {
+// The reads on one opened connection, pipelined: everything queued goes out
+// before the first reply is read, and the daemon answers on its worker
+// threads, so the slow capability calls (seconds when QEMU must be probed)
+// do not hold back versions, networks and pools.
+class WireReader final : public LibvirtReader {
+public:
+    explicit WireReader(std::unique_ptr<Client> c) : c_(std::move(c)) {}
+    [[nodiscard]] const char* client() const override { return "wire"; }
+
+    void version(std::function<void(std::string, std::optional<uint64_t>)> done) override {
+        struct State {
+            std::string type;
+            std::optional<uint64_t> lib;
+            int answers = 0;
+        };
+        auto st = std::make_shared<State>();
+        auto answered = [st, done = std::move(done)] {
+            if (++st->answers == 2) done(st->type, st->lib);
+        };
+        c_->call(kConnectGetType, "", [this, st, answered](const Reply& r) {
+            std::string ignored;
+            string_reply(r, "GET_TYPE", st->type, ignored);
+            answered();
+        });
+        c_->call(kConnectGetLibVersion, "", [this, st, answered](const Reply& r) {
+            if (r.ok) {
+                XdrIn in(r.body);
+                const uint64_t v = in.u64();
+                if (decoded(in, "GET_LIB_VERSION")) st->lib = v;
+            }
+            answered();
+        });
+    }
+
+    void networks(std::function<void(std::vector<LibvirtNetwork>, std::string)> done) override {
+        list_then_each<LibvirtNetwork>(kConnectListAllNetworks, "LIST_ALL_NETWORKS", std::move(done),
+                                       [this](const std::string& ref, const std::function<LibvirtNetwork&()>& net, const std::function<void()>& one_done) {
+                                           network_calls(ref, net, one_done);
+                                       }, 4);
+    }
+
+    void pools(std::function<void(std::vector<LibvirtPool>, std::string)> done) override {
+        list_then_each<LibvirtPool>(kConnectListAllStoragePools, "LIST_ALL_STORAGE_POOLS", std::move(done),
+                                    [this](const std::string& ref, const std::function<LibvirtPool&()>& pool, const std::function<void()>& one_done) {
+                                        pool_calls(ref, pool, one_done);
+                                    }, 5);
+    }
+
+    void domain_capabilities(const std::string& virttype, std::function<void(std::string, std::string)> done) override {
+        XdrOut a;
+        a.opt_str(nullptr).opt_str(nullptr).opt_str(nullptr).opt_str(&virttype).u32(0);
+        c_->call(kConnectGetDomainCapabilities, a.bytes(), [this, done = std::move(done)](const Reply& r) {
+            std::string xml, error;
+            string_reply(r, "GET_DOMAIN_CAPABILITIES", xml, error);
+            done(std::move(xml), error);
+        });
+    }
+
+    void capabilities(std::function<void(std::string, std::string)> done) override {
+        c_->call(kConnectGetCapabilities, "", [this, done = std::move(done)](const Reply& r) {
+            std::string xml, error;
+            string_reply(r, "GET_CAPABILITIES", xml, error);
+            done(std::move(xml), error);
+        });
+    }
+
+    void hypervisor_version(std::function<void(std::optional<uint64_t>)> done) override {
+        c_->call(kConnectGetVersion, "", [this, done = std::move(done)](const Reply& r) {
+            std::optional<uint64_t> hv;
+            if (r.ok) {
+                XdrIn in(r.body);
+                const uint64_t v = in.u64();
+                if (decoded(in, "GET_VERSION")) hv = v;
+            }
+            done(hv);
+        });
+    }
+
+    Status run(Clock::time_point deadline, std::string* reason) override {
+        switch (c_->run(deadline)) {
+        case RunStatus::idle: break;
+        case RunStatus::timeout: return Status::timed_out;
+        case RunStatus::closed:
+        case RunStatus::protocol:
+            if (reason) *reason = c_->problem();
+            return Status::declined;
+        }
+        if (!bad_.empty()) {
+            if (reason) *reason = bad_;
+            return Status::declined;
+        }
+        // A polite goodbye; everything is delivered, so a daemon that does
+        // not answer it costs at most a moment.
+        c_->call(kConnectClose, "", [](const Reply&) {});
+        (void)c_->run(std::min(deadline, Clock::now() + std::chrono::milliseconds(100)));
+        return Status::answered;
+    }
+
+private:
+    // A reply whose body does not decode: the whole read is declined (the
+    // caller asks libvirt.so), the first such reply named.
+    bool decoded(XdrIn& in, const char* what) {
         if (in.ok()) return true;
-        if (bad.empty()) bad = std::string("a malformed ") + what + " reply";
+        if (bad_.empty()) bad_ = std::string("a malformed ") + what + " reply";
         return false;
-    };
-    auto string_reply = [&](const Reply& r, const char* what, std::string& value, std::string& error) {
+    }
+
+    void string_reply(const Reply& r, const char* what, std::string& value, std::string& error) {
         if (!r.ok) {
             error = r.error.message;
             return;
@@ -451,229 +516,162 @@ Outcome query(const std::string& uri, const std::string& socket_path, Clock::tim
         XdrIn in(r.body);
         std::string v = in.str();
         if (decoded(in, what)) value = std::move(v);
-    };
+    }
 
-    std::string type;
-    uint64_t lib = 0;
-    bool lib_ok = false;
-    int version_answers = 0;
-    auto version_done = [&] {
-        if (++version_answers < 2) return;
-        publish("version", [&](LibvirtSnapshot& s) {
-            s.hypervisor_type = type;
-            if (lib_ok) s.library_version = lib;
-        });
-    };
-    c.call(kConnectGetType, "", [&](const Reply& r) {
-        std::string ignored;
-        string_reply(r, "GET_TYPE", type, ignored);
-        version_done();
-    });
-    c.call(kConnectGetLibVersion, "", [&](const Reply& r) {
-        if (r.ok) {
-            XdrIn in(r.body);
-            const uint64_t v = in.u64();
-            if (decoded(in, "GET_LIB_VERSION")) {
-                lib = v;
-                lib_ok = true;
-            }
-        }
-        version_done();
-    });
-
-    // Networks: the list, then four calls per network.
-    std::vector<LibvirtNetwork> nets;
-    std::string nets_error;
-    size_t nets_left = 0;
-    auto nets_publish = [&] {
-        publish("networks", [&](LibvirtSnapshot& s) {
-            s.networks = nets;
-            s.networks_error = nets_error;
-        });
-    };
-    auto net_done = [&] {
-        if (--nets_left == 0) nets_publish();
-    };
-    auto int_reply = [&](const Reply& r, const char* what) -> int32_t {
+    int32_t int_reply(const Reply& r, const char* what) {
         if (!r.ok) return -1;
         XdrIn in(r.body);
         const int32_t v = in.i32();
         return decoded(in, what) ? v : -1;
-    };
-    c.call(kConnectListAllNetworks, XdrOut().i32(1).u32(0).bytes(), [&](const Reply& r) {
-        if (!r.ok) {
-            nets_error = r.error.message;
-            nets_publish();
-            return;
-        }
-        XdrIn in(r.body);
-        const uint32_t n = in.u32();
-        std::vector<std::string> refs;  // remote_nonnull_network, re-encoded for the per-network calls
-        for (uint32_t i = 0; i < n && in.ok() && i < 65536; ++i) {
-            LibvirtNetwork net;
-            net.name = in.str();
-            const std::string uuid = in.opaque(16);
-            nets.push_back(std::move(net));
-            refs.push_back(XdrOut().str(nets.back().name).opaque(uuid).bytes());
-        }
-        (void)in.u32();  // ret: the count again
-        if (!decoded(in, "LIST_ALL_NETWORKS") || refs.size() != n) {
-            if (bad.empty()) bad = "a malformed LIST_ALL_NETWORKS reply";
-            return;
-        }
-        if (n == 0) {
-            nets_publish();
-            return;
-        }
-        nets_left = 4 * n;
-        for (size_t i = 0; i < refs.size(); ++i) {
-            c.call(kNetworkIsActive, refs[i], [&, i](const Reply& a) {
-                nets[i].active = int_reply(a, "NETWORK_IS_ACTIVE") == 1;
-                net_done();
-            });
-            c.call(kNetworkIsPersistent, refs[i], [&, i](const Reply& a) {
-                nets[i].persistent = int_reply(a, "NETWORK_IS_PERSISTENT") == 1;
-                net_done();
-            });
-            c.call(kNetworkGetAutostart, refs[i], [&, i](const Reply& a) {
-                nets[i].autostart = int_reply(a, "NETWORK_GET_AUTOSTART") > 0;
-                net_done();
-            });
-            c.call(kNetworkGetXmlDesc, XdrOut().opaque(refs[i]).u32(0).bytes(), [&, i](const Reply& a) {
-                std::string ignored;
-                string_reply(a, "NETWORK_GET_XML_DESC", nets[i].xml, ignored);
-                net_done();
-            });
-        }
-    });
-
-    // Pools: the list, then five calls per pool.
-    std::vector<LibvirtPool> pools;
-    std::string pools_error;
-    size_t pools_left = 0;
-    auto pools_publish = [&] {
-        publish("pools", [&](LibvirtSnapshot& s) {
-            s.pools = pools;
-            s.pools_error = pools_error;
-        });
-    };
-    auto pool_done = [&] {
-        if (--pools_left == 0) pools_publish();
-    };
-    c.call(kConnectListAllStoragePools, XdrOut().i32(1).u32(0).bytes(), [&](const Reply& r) {
-        if (!r.ok) {
-            pools_error = r.error.message;
-            pools_publish();
-            return;
-        }
-        XdrIn in(r.body);
-        const uint32_t n = in.u32();
-        std::vector<std::string> refs;
-        for (uint32_t i = 0; i < n && in.ok() && i < 65536; ++i) {
-            LibvirtPool p;
-            p.name = in.str();
-            const std::string uuid = in.opaque(16);
-            pools.push_back(std::move(p));
-            refs.push_back(XdrOut().str(pools.back().name).opaque(uuid).bytes());
-        }
-        (void)in.u32();
-        if (!decoded(in, "LIST_ALL_STORAGE_POOLS") || refs.size() != n) {
-            if (bad.empty()) bad = "a malformed LIST_ALL_STORAGE_POOLS reply";
-            return;
-        }
-        if (n == 0) {
-            pools_publish();
-            return;
-        }
-        pools_left = 5 * n;
-        for (size_t i = 0; i < refs.size(); ++i) {
-            c.call(kStoragePoolIsActive, refs[i], [&, i](const Reply& a) {
-                pools[i].active = int_reply(a, "STORAGE_POOL_IS_ACTIVE") == 1;
-                pool_done();
-            });
-            c.call(kStoragePoolIsPersistent, refs[i], [&, i](const Reply& a) {
-                pools[i].persistent = int_reply(a, "STORAGE_POOL_IS_PERSISTENT") == 1;
-                pool_done();
-            });
-            c.call(kStoragePoolGetAutostart, refs[i], [&, i](const Reply& a) {
-                pools[i].autostart = int_reply(a, "STORAGE_POOL_GET_AUTOSTART") > 0;
-                pool_done();
-            });
-            c.call(kStoragePoolGetInfo, refs[i], [&, i](const Reply& a) {
-                if (a.ok) {
-                    XdrIn in2(a.body);
-                    const uint32_t state = in2.u32();  // unsigned char, widened to 4 bytes by XDR
-                    const uint64_t cap = in2.u64(), alloc = in2.u64(), avail = in2.u64();
-                    if (decoded(in2, "STORAGE_POOL_GET_INFO")) {
-                        pools[i].state = static_cast<int>(state);
-                        pools[i].capacity = cap;
-                        pools[i].allocation = alloc;
-                        pools[i].available = avail;
-                    }
-                }
-                pool_done();
-            });
-            c.call(kStoragePoolGetXmlDesc, XdrOut().opaque(refs[i]).u32(0).bytes(), [&, i](const Reply& a) {
-                std::string ignored;
-                string_reply(a, "STORAGE_POOL_GET_XML_DESC", pools[i].xml, ignored);
-                pool_done();
-            });
-        }
-    });
-
-    // Capabilities, in the order the libvirt.so path asks them.
-    for (const char* virttype : {"kvm", "qemu"}) {
-        const std::string vt = virttype;
-        const bool kvm = vt == "kvm";
-        XdrOut a;
-        a.opt_str(nullptr).opt_str(nullptr).opt_str(nullptr).opt_str(&vt).u32(0);
-        c.call(kConnectGetDomainCapabilities, a.bytes(), [&, kvm](const Reply& r) {
-            std::string xml, error;
-            string_reply(r, "GET_DOMAIN_CAPABILITIES", xml, error);
-            publish(kvm ? "domcaps-kvm" : "domcaps-qemu", [&](LibvirtSnapshot& s) {
-                (kvm ? s.domcaps_kvm_xml : s.domcaps_qemu_xml) = std::move(xml);
-                (kvm ? s.domcaps_kvm_error : s.domcaps_qemu_error) = error;
-            });
-        });
     }
-    c.call(kConnectGetCapabilities, "", [&](const Reply& r) {
-        std::string xml, error;
-        string_reply(r, "GET_CAPABILITIES", xml, error);
-        publish("capabilities", [&](LibvirtSnapshot& s) {
-            s.capabilities_xml = std::move(xml);
-            s.capabilities_error = error;
-        });
-    });
-    c.call(kConnectGetVersion, "", [&](const Reply& r) {
-        uint64_t hv = 0;
-        bool ok = false;
-        if (r.ok) {
+
+    // LIST_ALL_NETWORKS / LIST_ALL_STORAGE_POOLS, then `per_item` calls for
+    // each object (each: `each` queues them, and calls one_done per answer);
+    // done once every one answered.
+    template <class T>
+    void list_then_each(int32_t list_proc, const char* what, std::function<void(std::vector<T>, std::string)> done,
+                        std::function<void(const std::string&, const std::function<T&()>&, const std::function<void()>&)> each,
+                        size_t per_item) {
+        struct State {
+            std::vector<T> items;
+            size_t left = 0;
+        };
+        auto st = std::make_shared<State>();
+        c_->call(list_proc, XdrOut().i32(1).u32(0).bytes(), [this, st, what, done = std::move(done), each = std::move(each), per_item](const Reply& r) {
+            if (!r.ok) {
+                done({}, r.error.message);
+                return;
+            }
             XdrIn in(r.body);
-            hv = in.u64();
-            ok = decoded(in, "GET_VERSION");
-        }
-        publish("hypervisor-version", [&](LibvirtSnapshot& s) {
-            if (ok) s.hypervisor_version = hv;
+            const uint32_t n = in.u32();
+            std::vector<std::string> refs;  // remote_nonnull_network / _storage_pool, re-encoded for the per-object calls
+            for (uint32_t i = 0; i < n && in.ok() && i < 65536; ++i) {
+                T item;
+                item.name = in.str();
+                const std::string uuid = in.opaque(16);
+                st->items.push_back(std::move(item));
+                refs.push_back(XdrOut().str(st->items.back().name).opaque(uuid).bytes());
+            }
+            (void)in.u32();  // ret: the count again
+            if (!decoded(in, what) || refs.size() != n) {
+                if (bad_.empty()) bad_ = std::string("a malformed ") + what + " reply";
+                return;
+            }
+            if (n == 0) {
+                done({}, "");
+                return;
+            }
+            st->left = per_item * n;
+            auto one_done = [st, done] {
+                if (--st->left == 0) done(st->items, "");
+            };
+            for (size_t i = 0; i < refs.size(); ++i) each(refs[i], [st, i]() -> T& { return st->items[i]; }, one_done);
         });
-    });
+    }
 
-    switch (c.run(deadline)) {
-    case RunStatus::idle: break;
-    case RunStatus::timeout: return Outcome::timed_out;
-    case RunStatus::closed:
-    case RunStatus::protocol:
-        if (reason) *reason = c.problem();
-        return Outcome::declined;
+    void network_calls(const std::string& ref, const std::function<LibvirtNetwork&()>& net, const std::function<void()>& one_done) {
+        c_->call(kNetworkIsActive, ref, [this, net, one_done](const Reply& a) {
+            net().active = int_reply(a, "NETWORK_IS_ACTIVE") == 1;
+            one_done();
+        });
+        c_->call(kNetworkIsPersistent, ref, [this, net, one_done](const Reply& a) {
+            net().persistent = int_reply(a, "NETWORK_IS_PERSISTENT") == 1;
+            one_done();
+        });
+        c_->call(kNetworkGetAutostart, ref, [this, net, one_done](const Reply& a) {
+            net().autostart = int_reply(a, "NETWORK_GET_AUTOSTART") > 0;
+            one_done();
+        });
+        c_->call(kNetworkGetXmlDesc, XdrOut().opaque(ref).u32(0).bytes(), [this, net, one_done](const Reply& a) {
+            std::string ignored;
+            string_reply(a, "NETWORK_GET_XML_DESC", net().xml, ignored);
+            one_done();
+        });
     }
-    if (!bad.empty()) {
-        if (reason) *reason = bad;
-        return Outcome::declined;
+
+    void pool_calls(const std::string& ref, const std::function<LibvirtPool&()>& pool, const std::function<void()>& one_done) {
+        c_->call(kStoragePoolIsActive, ref, [this, pool, one_done](const Reply& a) {
+            pool().active = int_reply(a, "STORAGE_POOL_IS_ACTIVE") == 1;
+            one_done();
+        });
+        c_->call(kStoragePoolIsPersistent, ref, [this, pool, one_done](const Reply& a) {
+            pool().persistent = int_reply(a, "STORAGE_POOL_IS_PERSISTENT") == 1;
+            one_done();
+        });
+        c_->call(kStoragePoolGetAutostart, ref, [this, pool, one_done](const Reply& a) {
+            pool().autostart = int_reply(a, "STORAGE_POOL_GET_AUTOSTART") > 0;
+            one_done();
+        });
+        c_->call(kStoragePoolGetInfo, ref, [this, pool, one_done](const Reply& a) {
+            if (a.ok) {
+                XdrIn in(a.body);
+                const uint32_t state = in.u32();  // unsigned char, widened to 4 bytes by XDR
+                const uint64_t cap = in.u64(), alloc = in.u64(), avail = in.u64();
+                if (decoded(in, "STORAGE_POOL_GET_INFO")) {
+                    LibvirtPool& p = pool();
+                    p.state = static_cast<int>(state);
+                    p.capacity = cap;
+                    p.allocation = alloc;
+                    p.available = avail;
+                }
+            }
+            one_done();
+        });
+        c_->call(kStoragePoolGetXmlDesc, XdrOut().opaque(ref).u32(0).bytes(), [this, pool, one_done](const Reply& a) {
+            std::string ignored;
+            string_reply(a, "STORAGE_POOL_GET_XML_DESC", pool().xml, ignored);
+            one_done();
+        });
     }
-    // A polite goodbye; everything is published, so a daemon that does not
-    // answer it costs at most a moment.
-    c.call(kConnectClose, "", [](const Reply&) {});
-    (void)c.run(std::min(deadline, Clock::now() + std::chrono::milliseconds(100)));
-    return Outcome::answered;
+
+    std::unique_ptr<Client> c_;
+    std::string bad_;
+};
+
+}  // namespace
+
+Outcome query(const std::string& uri, const std::string& socket_path, Clock::time_point deadline, const Publish& publish,
+              std::string* reason, int connected_fd) {
+    return read_libvirt(open_wire_reader(uri, socket_path, deadline, reason, connected_fd), publish, deadline, reason);
 }
 
 }  // namespace kvmready::host::wire
+
+namespace kvmready::host {
+
+LibvirtReaderOpen open_wire_reader(const std::string& uri, const std::string& socket_path, LibvirtClock::time_point deadline,
+                                   std::string* reason, int connected_fd) {
+    using namespace wire;
+    LibvirtReaderOpen out;
+    out.client = "wire";
+    wire::Target t;
+    if (!target_for(uri, socket_path, t, reason)) {
+        if (connected_fd >= 0) ::close(connected_fd);
+        out.status = LibvirtReaderOpen::Status::declined;
+        return out;
+    }
+    const auto t0 = Clock::now();
+    auto c = std::make_unique<Client>();  // owns connected_fd from the first open_on on
+    // One connection, as the libvirt.so path: read-write when this user may
+    // have it, else read-only (a separate socket unless socket= names one).
+    std::string ro_error;
+    Opened o = open_on(*c, connected_fd, t.rw_socket, t.explicit_socket, t.name, 0, deadline, out.read_write_error, reason);
+    if (o == Opened::refused)
+        o = open_on(*c, -1, t.ro_socket, t.explicit_socket, t.name, kConnectReadOnly, deadline, ro_error, reason);
+    out.connect_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    switch (o) {
+    case Opened::timed_out: out.status = LibvirtReaderOpen::Status::timed_out; break;
+    case Opened::declined: out.status = LibvirtReaderOpen::Status::declined; break;
+    case Opened::refused:
+        out.status = LibvirtReaderOpen::Status::refused;
+        out.error = ro_error;
+        break;
+    case Opened::yes:
+        out.status = LibvirtReaderOpen::Status::opened;
+        out.reader = std::make_unique<WireReader>(std::move(c));
+        break;
+    }
+    return out;
+}
+
+}  // namespace kvmready::host

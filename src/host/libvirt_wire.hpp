@@ -7,6 +7,9 @@
 // wire ABI (remote_protocol.x: procedure numbers never change), and a local
 // socket with auth "none" needs nothing but a handful of calls.
 //
+// It implements host::LibvirtReader (host/libvirt_reader.hpp) for reading
+// only: changes go through libvirt.so (host/libvirt_client.hpp).
+//
 // Scope is deliberately narrow: local UNIX sockets, auth none or polkit (one
 // call: the daemon does the asking), the calls the query makes. Everything
 // else (ssh/tls/tcp transports, SASL, URIs with extra parameters, any reply
@@ -23,6 +26,7 @@
 #include <vector>
 
 #include "host/libvirt.hpp"
+#include "host/libvirt_reader.hpp"
 
 namespace kvmready::host::wire {
 
@@ -174,19 +178,13 @@ bool target_for(const std::string& uri, const std::string& socket_path, Target& 
 // it derives itself are named under /var/run/libvirt (a symlink to /run).
 std::string libvirt_spelling(const std::string& path, bool explicit_socket);
 
-// What the live query publishes: the step's name and how it fills the snapshot.
-using Publish = std::function<void(const std::string& step, const std::function<void(LibvirtSnapshot&)>& fill)>;
-
-enum class Outcome {
-    answered,   // everything published (errors included, as libvirt.so would report them)
-    timed_out,  // the deadline passed: what answered is published, the rest is not
-    declined,   // not this client's case (reason set): ask libvirt.so
-};
-
-// The live query over the wire: the same steps, fields and error messages as
-// the libvirt.so path in libvirt_live.cpp. connected_fd: a non-blocking
-// connection to socket_path already made (by the peer check), or -1; it is
-// owned, and closed, by the query.
+// The live query over the wire alone: open_wire_reader and read_libvirt
+// (host/libvirt_reader.hpp), the same steps, fields and error messages as the
+// libvirt.so reader. connected_fd: a non-blocking connection to socket_path
+// already made (by the peer check), or -1; it is owned, and closed, by the
+// query. declined: not this client's case (*reason set): ask libvirt.so.
+using Publish = LibvirtPublish;
+using Outcome = LibvirtReader::Status;
 Outcome query(const std::string& uri, const std::string& socket_path, Clock::time_point deadline, const Publish& publish,
               std::string* reason, int connected_fd = -1);
 

@@ -15,6 +15,8 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -24,6 +26,23 @@
 #include "host/process.hpp"
 
 namespace kvmready::host {
+
+// A file kvmready produces in pieces (a support bundle): written through
+// fd(), then put in place by commit(); dropped when destroyed uncommitted.
+// Errors are errno values; the caller words them.
+class PendingWrite {
+public:
+    virtual ~PendingWrite() = default;
+    // -1 when the file could not be created (error() says why).
+    [[nodiscard]] virtual int fd() const = 0;
+    [[nodiscard]] virtual int error() const = 0;
+    [[nodiscard]] virtual const std::string& temp_path() const = 0;
+    virtual int sync() = 0;
+    // replace: else an existing file is kept (EEXIST).
+    virtual int commit(bool replace) = 0;
+    // After commit: the size of the file in place.
+    virtual uint64_t size() = 0;
+};
 
 class Target {
 public:
@@ -53,10 +72,29 @@ public:
     virtual int signal(pid_t pid, int sig) = 0;
     // A UNIX stream socket at path accepts a connection.
     virtual bool socket_answers(const std::string& path) = 0;
+    // A process with stdout and stderr on pipes (host/process.hpp), which
+    // the caller watches and ends (host::Child): QEMU under smoke.
+    virtual Spawned spawn_piped(const std::vector<std::string>& argv) = 0;
+
+    // ---- kvmready's own work files: temporary and run directories, disk
+    // images, generated initramfs, bundles. Plain paths, never under the
+    // root: they are kvmready's, made where the user or $TMPDIR said.
+    // Semantics as the primitives of the same names in host/nofollow_fs.hpp.
+    virtual std::optional<std::string> make_temp_dir(const std::string& parent, const std::string& prefix, int* err) = 0;
+    virtual int make_dir(const std::string& path, unsigned mode) = 0;
+    virtual void remove_tree(const std::string& path) = 0;
+    virtual int remove_path(const std::string& path) = 0;
+    virtual void copy_file(const std::string& from, const std::string& to, unsigned mode) = 0;
+    virtual void create_empty_file(const std::string& path, unsigned mode) = 0;
+    virtual void create_disk_image(const std::string& path, const std::string& head, size_t size) = 0;
+    virtual bool replace_file(const std::string& path, const std::string& data, unsigned mode, std::string* error) = 0;
+    virtual std::unique_ptr<PendingWrite> create_file(const std::string& path) = 0;
 };
 
 // The live system (root "") or a directory tree (--root DIR).
 std::shared_ptr<Target> make_target(const std::string& root);
+// The live system, for code that takes a Target and defaults to it.
+Target& live_target();
 
 // Dry: reads pass through to the rooted/live target underneath (so a plan's
 // view is real), changes are only written down, one line each, in order:
@@ -82,11 +120,30 @@ public:
     RunResult run(const std::vector<std::string>& argv, int timeout_ms) override;
     int signal(pid_t pid, int sig) override;
     bool socket_answers(const std::string& path) override;
+    // "spawn ARGV..."; answers not started (pid -1, error "recorded").
+    Spawned spawn_piped(const std::vector<std::string>& argv) override;
+    // "mkdtemp PARENT/PREFIXXXXXXX"; answers PARENT/PREFIXrecorded (not made).
+    std::optional<std::string> make_temp_dir(const std::string& parent, const std::string& prefix, int* err) override;
+    int make_dir(const std::string& path, unsigned mode) override;
+    void remove_tree(const std::string& path) override;
+    int remove_path(const std::string& path) override;
+    void copy_file(const std::string& from, const std::string& to, unsigned mode) override;
+    void create_empty_file(const std::string& path, unsigned mode) override;
+    void create_disk_image(const std::string& path, const std::string& head, size_t size) override;
+    bool replace_file(const std::string& path, const std::string& data, unsigned mode, std::string* error) override;
+    // Written into memory; commit records "write PATH (N bytes)" and keeps
+    // the bytes in written().
+    std::unique_ptr<PendingWrite> create_file(const std::string& path) override;
+    // Content of the files written whole (replace_file, committed
+    // create_file, create_disk_image's head), by path.
+    [[nodiscard]] const std::map<std::string, std::string>& written() const { return written_; }
 
 private:
+    friend class RecordedWrite;
     std::string root_;
     std::shared_ptr<Target> reads_;
     std::vector<std::string> changes_;
+    std::map<std::string, std::string> written_;
 };
 
 // ---- primitives for kvmready's own processes ------------------------------------

@@ -21,6 +21,7 @@
 #include "core/errors.hpp"
 #include "host/bounded_read.hpp"
 #include "host/nofollow_fs.hpp"
+#include "host/target.hpp"
 #include "host/unique_fd.hpp"
 #include "report/redact.hpp"
 #include "util/dynlib.hpp"
@@ -120,40 +121,46 @@ std::string unsafe_name(const std::string& n, const BundleLimits& limits) {
 
 }  // namespace
 
-uint64_t write_bundle(BundleContents c, const std::string& out, bool force) {
-    struct stat st {};
-    if (!force && ::lstat(out.c_str(), &st) == 0)
-        throw ExitError(kExitUsage, fmt::format("{} already exists; pass --force to replace it", out));
+namespace {
+
+struct BundleFiles {
+    std::vector<std::string> dirs;
+    std::vector<std::pair<std::string, std::string>> files;  // name in bundle -> content
+};
+
+// Read and redact everything first, so the manifest can list what was redacted.
+BundleFiles collect(BundleContents& c) {
     Redactor red;
     if (c.redact) {
         for (const auto& h : c.hostnames) red.add_hostname(h);
         for (const auto& u : c.users) red.add_user(u);
     }
-    // Read and redact everything first, so the manifest can list what was redacted.
-    std::vector<std::pair<std::string, std::string>> files;
-    std::vector<std::string> dirs;
+    BundleFiles b;
     const fs::path root(c.tree_dir);
     for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator(); ++it) {
         const std::string rel = fs::relative(it->path(), root).string();
         if (it->is_symlink()) continue;  // the recorder writes none; never follow one
-        if (it->is_directory()) dirs.push_back(std::string(kBundleTop) + "/host/" + rel);
+        if (it->is_directory()) b.dirs.push_back(std::string(kBundleTop) + "/host/" + rel);
         else if (it->is_regular_file()) {
             host::BoundedRead r = host::read_path_bounded(it->path().string(), host::kMaxHostFileBytes, O_NOFOLLOW);
             if (!r.data) throw ExitError(kExitCantCreat, host::describe_read_failure(r, it->path().string(), host::kMaxHostFileBytes));
             std::string data = std::move(*r.data);
-            files.emplace_back(std::string(kBundleTop) + "/host/" + rel, c.redact ? red.apply(data) : data);
+            b.files.emplace_back(std::string(kBundleTop) + "/host/" + rel, c.redact ? red.apply(data) : data);
         }
     }
-    for (auto& [name, data] : c.extra_files) files.emplace_back(std::string(kBundleTop) + "/" + name, c.redact ? red.apply(data) : data);
+    for (auto& [name, data] : c.extra_files) b.files.emplace_back(std::string(kBundleTop) + "/" + name, c.redact ? red.apply(data) : data);
     c.manifest["redacted"] = c.redact;
     c.manifest["redactions"] = c.redact ? red.summary() : nlohmann::ordered_json::object();
     if (c.redact) c.manifest = nlohmann::ordered_json::parse(red.apply(util::dump_json(c.manifest)));
-    files.emplace_back(std::string(kBundleTop) + "/manifest.json", util::dump_json(c.manifest, 2) + "\n");
-    std::sort(dirs.begin(), dirs.end());
-    std::sort(files.begin(), files.end());
+    b.files.emplace_back(std::string(kBundleTop) + "/manifest.json", util::dump_json(c.manifest, 2) + "\n");
+    std::sort(b.dirs.begin(), b.dirs.end());
+    std::sort(b.files.begin(), b.files.end());
+    return b;
+}
 
-    host::PendingFile file(out);
-    if (file.fd() < 0) throw ExitError(kExitCantCreat, fmt::format("cannot create {}: {}", file.temp_path(), std::strerror(file.error())));
+// The archive, through the target: the live one writes OUT.partial-XXXXXX
+// beside out and renames it into place; a recording one keeps the bytes.
+void write_archive(const BundleFiles& b, host::PendingWrite& file, const std::string& out, bool force) {
     archive* a = la().archive_write_new();
     la().archive_write_add_filter_gzip(a);
     la().archive_write_set_format_pax_restricted(a);
@@ -161,8 +168,8 @@ uint64_t write_bundle(BundleContents c, const std::string& out, bool force) {
         if (la().archive_write_open_fd(a, file.fd()) != ARCHIVE_OK) throw ExitError(kExitCantCreat, "cannot start bundle archive");
         add_entry(a, std::string(kBundleTop), "", true);
         add_entry(a, std::string(kBundleTop) + "/host", "", true);
-        for (const auto& d : dirs) add_entry(a, d, "", true);
-        for (const auto& [name, data] : files) add_entry(a, name, data, false);
+        for (const auto& d : b.dirs) add_entry(a, d, "", true);
+        for (const auto& [name, data] : b.files) add_entry(a, name, data, false);
         if (la().archive_write_close(a) != ARCHIVE_OK) throw ExitError(kExitCantCreat, "finishing bundle archive failed");
         la().archive_write_free(a);
         a = nullptr;
@@ -174,7 +181,17 @@ uint64_t write_bundle(BundleContents c, const std::string& out, bool force) {
         if (a) la().archive_write_free(a);
         throw;
     }
-    return fs::file_size(out);
+}
+
+}  // namespace
+
+uint64_t write_bundle(BundleContents c, const std::string& out, bool force, host::Target& target) {
+    if (!force && target.exists(out)) throw ExitError(kExitUsage, fmt::format("{} already exists; pass --force to replace it", out));
+    const BundleFiles b = collect(c);
+    const auto file = target.create_file(out);
+    if (file->fd() < 0) throw ExitError(kExitCantCreat, fmt::format("cannot create {}: {}", file->temp_path(), std::strerror(file->error())));
+    write_archive(b, *file, out, force);
+    return file->size();
 }
 
 namespace {

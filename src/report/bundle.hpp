@@ -10,6 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "host/target.hpp"
+
 namespace kvmready::report {
 
 constexpr const char* kBundleFormat = "kvmready-bundle/1";
@@ -24,10 +26,11 @@ struct BundleContents {
     std::vector<std::string> users;
 };
 
-// Writes atomically (temporary file beside `out`, renamed into place).
-// Refuses to replace an existing file unless force. Returns bytes written.
+// Writes atomically (temporary file beside `out`, renamed into place),
+// through the target (a RecordingTarget keeps the bytes instead). Refuses to
+// replace an existing file unless force. Returns bytes written.
 // Throws ExitError (64 exists, 73 cannot create).
-uint64_t write_bundle(BundleContents c, const std::string& out, bool force);
+uint64_t write_bundle(BundleContents c, const std::string& out, bool force, host::Target& target = host::live_target());
 
 // What unpacking a bundle may cost, so that a hostile archive (member-count
 // bombs, huge or deep members) is refused quickly (65). A real bundle holds a

@@ -26,6 +26,7 @@
 #include <fmt/format.h>
 
 #include "host/nofollow_fs.hpp"
+#include "host/target.hpp"
 #include "util/dynlib.hpp"
 
 namespace kvmready::smoke {
@@ -342,7 +343,8 @@ std::optional<InitramfsResult> write_initramfs(const fs::path& out, const Initra
     if (!list.empty()) cpio.file("modules.list", 0644, list);
 
     const std::string& data = cpio.finish();
-    if (!host::replace_file(out.string(), data, 0644, error)) return std::nullopt;
+    host::Target& sys = opt.target ? *opt.target : host::live_target();
+    if (!sys.replace_file(out.string(), data, 0644, error)) return std::nullopt;
     res.bytes = data.size();
     return res;
 }

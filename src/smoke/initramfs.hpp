@@ -10,6 +10,10 @@
 #include <string_view>
 #include <vector>
 
+namespace kvmready::host {
+class Target;
+}
+
 namespace kvmready::smoke {
 
 // What the guest needs from its kernel: the virtio PCI transport, the disk
@@ -23,6 +27,7 @@ struct InitramfsOptions {
     std::filesystem::path init;         // static executable, packed as /init
     std::filesystem::path modules_dir;  // <root>/lib/modules/<release>; empty: pack no modules
     std::vector<std::string> modules = linux_guest_modules();  // names, '-' or '_'
+    host::Target* target = nullptr;     // what writes the archive (nullptr: the live system)
 };
 
 struct InitramfsResult {

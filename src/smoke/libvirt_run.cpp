@@ -193,6 +193,7 @@ public:
     SmokeStep run();
 
 private:
+    host::Target& sys() const { return cfg_.target ? *cfg_.target : host::live_target(); }
     void fail(const std::string& cls, const std::string& msg) {
         if (s_.failure.empty()) {
             s_.failure = cls;
@@ -334,13 +335,13 @@ void LibvirtRun::reserve_dhcp(LibvirtObject net) {
 
 // Only the daemon's QEMU user must traverse the run directory.
 void LibvirtRun::make_run_dir() {
-    if (const int e = host::make_dir(dir_, 0711))
+    if (const int e = sys().make_dir(dir_, 0711))
         stop(e == EACCES || e == EPERM ? "not_permitted" : "prerequisite", fmt::format("cannot create {}: {}", dir_, std::strerror(e)));
     dir_made_ = true;
-    host::copy_file(cfg_.kernel, dir_ + "/guest", 0644);
-    if (!cfg_.initrd.empty()) host::copy_file(cfg_.initrd, dir_ + "/initrd", 0644);
+    sys().copy_file(cfg_.kernel, dir_ + "/guest", 0644);
+    if (!cfg_.initrd.empty()) sys().copy_file(cfg_.initrd, dir_ + "/initrd", 0644);
     // Pre-created so the log belongs to us and libvirt only relabels it.
-    host::create_empty_file(dir_ + "/serial.log", 0644);
+    sys().create_empty_file(dir_ + "/serial.log", 0644);
 }
 
 // A 1 MiB volume with the nonce in sector 0.
@@ -582,7 +583,7 @@ void LibvirtRun::teardown() {
             // A daemon that stopped answering cannot delete it; the file of
             // a local directory pool can still go (the pool forgets it at
             // its next refresh).
-            if (!vol_path_.empty() && host::remove_path(vol_path_) == 0) s_.details["volume_unlinked"] = vol_path_;
+            if (!vol_path_.empty() && sys().remove_path(vol_path_) == 0) s_.details["volume_unlinked"] = vol_path_;
         }
         vol_ = {};
         lap("volume_ms");
@@ -596,10 +597,10 @@ void LibvirtRun::teardown() {
     pool_ = {};
     conn_.reset();
     lap("close_ms");
-    if (dir_made_) host::remove_tree(dir_);
+    if (dir_made_) sys().remove_tree(dir_);
     // libvirt keeps one QEMU log per domain name; ours are unique, so it is
     // litter once the run is over (removable only where we may: root, local).
-    if (domain_started_) (void)host::remove_path(qemu_log());
+    if (domain_started_) (void)sys().remove_path(qemu_log());
     s_.split.teardown_ms = ms_since(td);
 }
 

@@ -7,6 +7,7 @@
 #include <functional>
 #include <string>
 
+#include "host/target.hpp"
 #include "smoke/report.hpp"
 
 namespace kvmready::smoke {
@@ -29,6 +30,9 @@ struct LibvirtRunConfig {
     std::string step_id = "c";
     std::string step_name = "libvirt";
     std::function<bool()> cancelled;  // polled often; true = stop and clean up
+    // What the run directory and its files go through (nullptr: the live
+    // system). The guest itself goes through libvirt (host/libvirt_client.hpp).
+    host::Target* target = nullptr;
 };
 
 // Never throws for failures of the host (they are in the step); the step's

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "host/target.hpp"
 #include "smoke/report.hpp"
 
 namespace kvmready::smoke {
@@ -35,6 +36,9 @@ struct QemuDirectConfig {
     std::string tmp_parent;           // default $TMPDIR, else /tmp
     std::vector<std::string> extra_args;  // appended to QEMU's argv
     std::function<bool()> cancelled;  // polled every few ms; true = kill QEMU, clean up, return
+    // What the run directory, disk image and QEMU go through (nullptr: the
+    // live system); tests record them instead.
+    host::Target* target = nullptr;
 };
 
 // Never throws for host problems: they are in the step. id "b", name

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/options.hpp"
+#include "host/target.hpp"
 #include "smoke/report.hpp"
 
 namespace kvmready::smoke {
@@ -22,6 +23,9 @@ struct SmokeOptions : Request {
     int timeout_s = 30;
     bool keep = false;
     std::string run_dir_parent;       // default $TMPDIR or /var/tmp
+    // What the run's files and processes go through (nullptr: the live
+    // system); tests record them instead.
+    host::Target* target = nullptr;
 };
 
 // SIGINT/SIGTERM set a flag the run polls (it then cleans up and returns);
