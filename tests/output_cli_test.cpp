@@ -14,10 +14,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "support/background.hpp"
 #include "support/spawn.hpp"
 #include "support/temp_dir.hpp"
 
-extern char** environ;
 
 namespace {
 
@@ -35,14 +35,7 @@ struct Proc {
 
 // The tool in the fixtures directory, C locale, no NO_COLOR (as the golden tests run it).
 Proc run(const std::vector<std::string>& args) {
-    std::vector<std::string> env;
-    for (char** e = environ; *e; ++e) {
-        const std::string kv(*e);
-        const std::string key = kv.substr(0, kv.find('='));
-        if (key == "NO_COLOR" || key == "LANG" || key == "LANGUAGE" || key.rfind("LC_", 0) == 0) continue;
-        env.push_back(kv);
-    }
-    env.emplace_back("LANG=C");
+    const std::vector<std::string> env = kvmready::testsupport::c_locale_env();
     std::vector<std::string> argv{kBinary};
     argv.insert(argv.end(), args.begin(), args.end());
     const auto c = kvmready::testsupport::run_captured(argv, 60000, kFixtures, &env);

@@ -11,11 +11,7 @@
 // installs them).
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -28,14 +24,15 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "support/background.hpp"
 #include "support/spawn.hpp"
 #include "support/temp_dir.hpp"
 
-extern char** environ;
 
 namespace {
 
 namespace fs = std::filesystem;
+using kvmready::testsupport::Background;
 using kvmready::testsupport::run_captured;
 using kvmready::testsupport::TempDir;
 using nlohmann::json;
@@ -146,57 +143,6 @@ TEST(OutputConsumers, JunitparserReadsEveryCheckAsTheJsonSaysIt) {
 
 // ---- daemons on loopback ------------------------------------------------------------
 
-// A daemon of this test's: stdout and stderr to a log, stopped by its PID
-// (SIGTERM, then SIGKILL) when the test ends.
-class Daemon {
-public:
-    Daemon(const std::vector<std::string>& argv, const fs::path& log) : log_(log) {
-        std::vector<char*> cargv;
-        for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
-        cargv.push_back(nullptr);
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-        posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-        posix_spawn_file_actions_adddup2(&fa, 1, 2);
-        if (posix_spawn(&pid_, cargv[0], &fa, nullptr, cargv.data(), environ) != 0) pid_ = -1;
-        posix_spawn_file_actions_destroy(&fa);
-    }
-    ~Daemon() { stop(); }
-    Daemon(const Daemon&) = delete;
-    Daemon& operator=(const Daemon&) = delete;
-    [[nodiscard]] bool started() const { return pid_ > 0; }
-    [[nodiscard]] std::string log() const { return slurp(log_); }
-    // Still running (not exited early on a bad config or a taken port)?
-    bool alive() {
-        if (pid_ <= 0) return false;
-        int st = 0;
-        if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-            pid_ = -1;
-            return false;
-        }
-        return true;
-    }
-    void stop() {
-        if (pid_ <= 0) return;
-        ::kill(pid_, SIGTERM);
-        for (int i = 0; i < 50; ++i) {
-            if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
-                pid_ = -1;
-                return;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        }
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, nullptr, 0);
-        pid_ = -1;
-    }
-
-private:
-    fs::path log_;
-    pid_t pid_ = -1;
-};
-
 // A TCP port on 127.0.0.1 free right now (the kernel's pick).
 int free_port() {
     const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -223,9 +169,9 @@ int connect_loopback(int port) {
 }
 
 // Waits until the daemon accepts on 127.0.0.1:port (10 s at most).
-bool wait_listening(Daemon& d, int port) {
+bool wait_listening(Background& d, int port) {
     for (int i = 0; i < 100; ++i) {
-        if (!d.alive()) return false;
+        if (!d.running()) return false;
         if (const int s = connect_loopback(port); s >= 0) {
             ::close(s);
             return true;
@@ -266,13 +212,14 @@ TEST(OutputDaemons, NodeExporterServesTheTextfile) {
     const int port = free_port();
     ASSERT_GT(port, 0);
     // Only the textfile collector: nothing of this machine is read or served.
-    Daemon exporter({"/usr/bin/prometheus-node-exporter", "--web.listen-address=127.0.0.1:" + std::to_string(port),
+    const fs::path exporter_log = dir.path / "node-exporter.log";
+    Background exporter({"/usr/bin/prometheus-node-exporter", "--web.listen-address=127.0.0.1:" + std::to_string(port),
                      "--collector.disable-defaults", "--collector.textfile", "--collector.textfile.directory=" + textfiles.string()},
-                    dir.path / "node-exporter.log");
+                    exporter_log);
     ASSERT_TRUE(exporter.started());
-    ASSERT_TRUE(wait_listening(exporter, port)) << exporter.log();
+    ASSERT_TRUE(wait_listening(exporter, port)) << slurp(exporter_log);
     std::string metrics = http_get(port, "/metrics");
-    EXPECT_NE(metrics.find("node_textfile_scrape_error 0"), std::string::npos) << exporter.log();
+    EXPECT_NE(metrics.find("node_textfile_scrape_error 0"), std::string::npos) << slurp(exporter_log);
     EXPECT_NE(metrics.find("kvmready_verdict{verdict=\"ready_with_warnings\"} 1"), std::string::npos) << metrics;
     EXPECT_NE(metrics.find("kvmready_check_status{category=\"kvm\",check=\"kvm.api\",level=\"required\",status=\"pass\"} 1"), std::string::npos)
         << metrics;
@@ -285,7 +232,7 @@ TEST(OutputDaemons, NodeExporterServesTheTextfile) {
     auto second = run_kvmready({"check", "--root", "no-dev-kvm", "--output", out});
     ASSERT_EQ(second.exit_code, 1) << second.err;
     metrics = http_get(port, "/metrics");
-    EXPECT_NE(metrics.find("node_textfile_scrape_error 0"), std::string::npos) << exporter.log();
+    EXPECT_NE(metrics.find("node_textfile_scrape_error 0"), std::string::npos) << slurp(exporter_log);
     EXPECT_NE(metrics.find("kvmready_verdict{verdict=\"not_ready\"} 1"), std::string::npos);
     EXPECT_NE(metrics.find("kvmready_ready 0"), std::string::npos);
     exporter.stop();
@@ -326,16 +273,17 @@ TEST(OutputDaemons, NrpeCarriesStateAndText) {
     for (const auto& r : rows)
         cfg += std::string("command[") + r.command + "]=" + kBinary + " check --root " + (trees / r.tree).string() + " --format nagios\n";
     std::ofstream(dir.path / "nrpe.cfg") << cfg;
-    Daemon nrpe({"/usr/sbin/nrpe", "-c", (dir.path / "nrpe.cfg").string(), "-n", "-f"}, dir.path / "nrpe.log");
+    const fs::path nrpe_log = dir.path / "nrpe.log";
+    Background nrpe({"/usr/sbin/nrpe", "-c", (dir.path / "nrpe.cfg").string(), "-n", "-f"}, nrpe_log);
     ASSERT_TRUE(nrpe.started());
-    ASSERT_TRUE(wait_listening(nrpe, port)) << nrpe.log();
+    ASSERT_TRUE(wait_listening(nrpe, port)) << slurp(nrpe_log);
     for (const auto& r : rows) {
         const auto direct = run_kvmready({"check", "--root", (trees / r.tree).string(), "--format", "nagios"});
         ASSERT_EQ(direct.exit_code, r.state) << r.tree << direct.err;
         const auto via = run_captured({"/usr/lib/nagios/plugins/check_nrpe", "-H", "127.0.0.1", "-p", std::to_string(port), "-n", "-t", "60",
                                        "-c", r.command},
                                       90000);
-        EXPECT_EQ(via.exit_code, r.state) << r.command << "\n" << via.out << via.err << nrpe.log();
+        EXPECT_EQ(via.exit_code, r.state) << r.command << "\n" << via.out << via.err << slurp(nrpe_log);
         // Byte for byte, but for the run's own duration in the perfdata.
         static const std::regex duration("duration=[0-9.]+s");
         EXPECT_EQ(std::regex_replace(via.out, duration, "duration=Ts"), std::regex_replace(direct.out, duration, "duration=Ts")) << r.command;
