@@ -233,10 +233,13 @@ const std::regex kLabelName(R"(^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$)");
 const std::regex kDnsSubdomain(R"(^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$)");
 const std::regex kLabelValue(R"(^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$)");
 
-// NFD's own namespace: nfd-master denies kubernetes.io and its subdomains
-// except feature.node.kubernetes.io and profile.node.kubernetes.io (NFD docs,
-// "Feature labels"/"-deny-label-ns"), and older masters accepted only it and
-// -extra-label-ns ones. So feature.node.kubernetes.io passes every default.
+// NFD's own namespace. nfd-master's reference, denyLabelNs
+// (https://kubernetes-sigs.github.io/node-feature-discovery/v0.13/reference/master-configuration-reference):
+// by default every namespace is allowed but kubernetes.io and its
+// subdomains, which are always denied, except feature.node.kubernetes.io and
+// profile.node.kubernetes.io, which are always allowed and cannot be denied;
+// older masters allowed only those and -extra-label-ns. So
+// feature.node.kubernetes.io passes every configuration.
 bool nfd_accepts_by_default(const std::string& prefix) { return prefix == "feature.node.kubernetes.io" || prefix == "profile.node.kubernetes.io"; }
 
 std::map<std::string, std::string> nfd_labels(const std::string& out, std::string* expiry) {
