@@ -17,7 +17,10 @@ build_pkgs=(cmake g++ make pkg-config libcli11-dev nlohmann-json3-dev libfmt-dev
 # Real components the tests start themselves: libvirtd/virtlogd, QEMU, network namespaces.
 # kmod: the guest initramfs packs /usr/bin/kmod (modprobe, rmmod); virtinst: the seed workflow's virt-install.
 # python3: the build composes the fixture trees (tests/support/fixture_overlay.py).
-test_pkgs=(libgtest-dev python3 cpuid qemu-system-x86 cpio busybox-static kmod libvirt-daemon-system dnsmasq-base iproute2 iptables nftables ovmf virtinst)
+# prometheus (promtool), prometheus-node-exporter, nagios-nrpe-server/-plugin, python3-junitparser, libxml2-utils
+# (xmllint): the real consumers of check's output formats (tests/output_consumers_test.cpp).
+test_pkgs=(libgtest-dev python3 cpuid qemu-system-x86 cpio busybox-static kmod libvirt-daemon-system dnsmasq-base iproute2 iptables nftables ovmf virtinst
+           prometheus prometheus-node-exporter nagios-nrpe-server nagios-nrpe-plugin python3-junitparser libxml2-utils)
 # The own-code benchmarks (bench/*_bench.cpp) start a private libvirtd and fill a network namespace's firewall.
 bench_pkgs=(libbenchmark-dev hyperfine libvirt-clients cpu-checker libvirt-daemon-system dnsmasq-base iproute2 iptables nftables)
 # libFuzzer comes with clang's runtime libraries.

@@ -28,6 +28,7 @@
 
 #include <gtest/gtest.h>
 
+#include "support/background.hpp"
 #include "support/spawn.hpp"
 
 #include "core/check.hpp"
@@ -49,19 +50,8 @@ struct Proc {
     std::string out, err;
 };
 
-// The child's environment: ours, with a C locale and no NO_COLOR, so that
-// output does not depend on who runs the tests.
-std::vector<std::string> child_env() {
-    std::vector<std::string> env;
-    for (char** e = environ; *e; ++e) {
-        std::string kv(*e);
-        const std::string key = kv.substr(0, kv.find('='));
-        if (key == "NO_COLOR" || key == "LANG" || key == "LANGUAGE" || key.rfind("LC_", 0) == 0) continue;
-        env.push_back(kv);
-    }
-    env.emplace_back("LANG=C");
-    return env;
-}
+// The child's environment: ours, with a C locale and no NO_COLOR.
+std::vector<std::string> child_env() { return kvmready::testsupport::c_locale_env(); }
 
 // The tool in `cwd` with the test environment, both streams captured.
 Proc run_kvmready(const std::vector<std::string>& args, const std::string& cwd = kFixtures) {

@@ -45,6 +45,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "support/background.hpp"
 #include "support/guest_vm.hpp"
 #include "support/spawn.hpp"
 
@@ -398,40 +399,7 @@ ProcResult run(const std::vector<std::string>& argv, const fs::path& log, std::c
     return kvmready::testsupport::run_logged(argv, log, timeout);
 }
 
-// A process left running (dnsmasq) until the guard goes: killed by its PID.
-class Background {
-public:
-    Background(const std::vector<std::string>& argv, const fs::path& log) {
-        std::vector<char*> cargv;
-        for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
-        cargv.push_back(nullptr);
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-        posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-        posix_spawn_file_actions_adddup2(&fa, 1, 2);
-        if (posix_spawn(&pid_, cargv[0], &fa, nullptr, cargv.data(), environ) != 0) pid_ = -1;
-        posix_spawn_file_actions_destroy(&fa);
-    }
-    ~Background() {
-        if (pid_ <= 0) return;
-        ::kill(pid_, SIGTERM);
-        int status;
-        for (int i = 0; i < 100 && ::waitpid(pid_, &status, WNOHANG) == 0; i++)
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        if (::waitpid(pid_, &status, WNOHANG) == 0) {
-            ::kill(pid_, SIGKILL);
-            ::waitpid(pid_, &status, 0);
-        }
-    }
-    bool running() const {
-        int status;
-        return pid_ > 0 && ::waitpid(pid_, &status, WNOHANG) == 0;
-    }
-
-private:
-    pid_t pid_ = -1;
-};
+using kvmready::testsupport::Background;  // a process left running (dnsmasq), killed by its PID
 
 struct Stage {
     std::string name, result;

@@ -1,5 +1,7 @@
 #include <unistd.h>
 
+#include <chrono>
+#include <filesystem>
 #include <iostream>
 
 #include <fmt/format.h>
@@ -10,9 +12,12 @@
 #include "core/probe.hpp"
 #include "core/runner.hpp"
 #include "fixes/fix.hpp"
+#include "host/nofollow_fs.hpp"
 #include "host/recording_host.hpp"
+#include "output/formats.hpp"
 #include "output/output.hpp"
 #include "smoke/smoke.hpp"
+#include "util/text.hpp"
 #include "util/utf8.hpp"
 
 namespace kvmready::cli {
@@ -22,6 +27,8 @@ namespace {
 struct CheckOptions {
     bool json = false, quiet = false, verbose = false, strict = false, list = false, full = false;
     std::string color = "auto";
+    std::string format;                // --format; "" = text, or json with --json
+    std::vector<std::string> outputs;  // --output FMT:PATH, as given
     std::string record;
     ProbeCli probe;
     std::vector<std::string> selectors;
@@ -39,12 +46,58 @@ int list_checks(bool json) {
     return kExitReady;
 }
 
+output::Format stdout_format(const CheckOptions& o) {
+    if (!o.format.empty()) return *output::format_named(o.format);  // CLI11 checked the name
+    return o.json ? output::Format::Json : output::Format::Text;
+}
+
+struct OutputTo {
+    output::Format format;
+    std::string path;
+    std::string given;  // FMT:PATH as typed, for messages
+};
+
+// --output FMT:PATH values, judged before any probing so that a typo costs
+// nothing and nothing is written: a malformed value, an unknown format or the
+// same file twice is a usage error (64); then (check_output_paths, after the
+// other usage errors) a path that cannot take the file (missing directory, a
+// directory, a symlink) cannot be created (73).
+std::vector<OutputTo> parse_outputs(const std::vector<std::string>& raw) {
+    std::vector<OutputTo> outs;
+    std::vector<std::pair<std::string, std::string>> seen;  // normal absolute path, as given
+    const std::string names = util::join(output::format_names(), ", ");
+    for (const auto& v : raw) {
+        const auto colon = v.find(':');
+        if (colon == std::string::npos) throw UsageError(fmt::format("--output {}: expected FMT:PATH, FMT one of {}", v, names));
+        const std::string name = v.substr(0, colon), path = v.substr(colon + 1);
+        const auto f = output::format_named(name);
+        if (!f) throw UsageError(fmt::format("--output {}: unknown format '{}' (one of {})", v, name, names));
+        if (path.empty()) throw UsageError(fmt::format("--output {}: no file named after '{}:'", v, name));
+        const std::string key = std::filesystem::absolute(path).lexically_normal().string();
+        for (const auto& [k, given] : seen)
+            if (k == key) throw UsageError(fmt::format("--output {}: the same file as --output {}", v, given));
+        seen.emplace_back(key, v);
+        outs.push_back({*f, path, v});
+    }
+    return outs;
+}
+
+void check_output_paths(const std::vector<OutputTo>& outs) {
+    for (const auto& o : outs)
+        if (const std::string why = host::output_file_problem(o.path); !why.empty())
+            throw ExitError(kExitCantCreat, fmt::format("--output {}: {}", o.given, why));
+}
+
 int run_check(const CheckOptions& o) {
-    if (o.list) return list_checks(o.json);
+    const auto started = std::chrono::steady_clock::now();
+    const output::Format to_stdout = stdout_format(o);
+    if (o.list) return list_checks(to_stdout == output::Format::Json);
+    const std::vector<OutputTo> outputs = parse_outputs(o.outputs);
     // Reject bad selectors before any probing.
     for (const auto& s : o.selectors)
         if (!find_check(s) && std::none_of(registry().begin(), registry().end(), [&](const CheckSpec& c) { return c.category() == s; }))
             throw UsageError(fmt::format("unknown check or category '{}' (see `kvmready check --list`)", s));
+    check_output_paths(outputs);
     if (!o.record.empty() && !o.probe.from.empty()) throw UsageError("--record and --from do not mix: a bundle already is a recording");
     ProbeSource src = open_source(o.probe);
     // A recording must hold every area, whatever this run displays.
@@ -67,16 +120,50 @@ int run_check(const CheckOptions& o) {
         std::cerr << fmt::format("kvmready: recorded the facts read into {} (replay: kvmready check --root {})\n", o.record, o.record);
     }
     Report report = run_checks(facts, o.selectors, fix::plannable_unaided);
-    if (o.json) {
-        std::cout << util::dump_json(output::render_json(report, facts), 2) << "\n";
-    } else {
-        auto style = output::style_for(o.color, isatty(STDOUT_FILENO) == 1);
-        style.quiet = o.quiet;
-        style.verbose = o.verbose;
-        std::cout << util::escape_bytes(output::render_text(report, facts, style));
+    output::RunInfo run;
+    run.finished_unix = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    run.duration_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    run.strict = o.strict;
+    run.text.quiet = o.quiet;
+    run.text.verbose = o.verbose;
+    // Files first, all or none: when one cannot be written, stdout stays
+    // empty too and the run ends in 73.
+    if (!outputs.empty()) {
+        output::RunInfo to_file = run;
+        const auto file_style = output::style_for(o.color == "never" ? "never" : "auto", false);  // no colour in files
+        to_file.text.color = file_style.color;
+        to_file.text.unicode = file_style.unicode;
+        std::vector<host::OutputFile> files;
+        for (const auto& out : outputs) files.push_back({out.path, output::render(out.format, report, facts, to_file)});
+        try {
+            host::publish_files(files);
+        } catch (const std::runtime_error& e) {
+            throw ExitError(kExitCantCreat, fmt::format("cannot write --output: {}", e.what()));
+        }
     }
+    const auto style = output::style_for(o.color, isatty(STDOUT_FILENO) == 1);
+    run.text.color = style.color;
+    run.text.unicode = style.unicode;
+    std::cout << output::render(to_stdout, report, facts, run);
     std::cout.flush();
-    return exit_code_for(report, o.strict);
+    return output::exit_code(to_stdout, report, o.strict);
+}
+
+// A monitoring plugin must answer in its own terms even when the run fails:
+// UNKNOWN (3) with the error as its first line, the error on stderr too.
+int run_check_for(const CheckOptions& o) {
+    if (stdout_format(o) != output::Format::Nagios) return run_check(o);
+    std::string error;
+    try {
+        return run_check(o);
+    } catch (const ExitError& e) {
+        error = e.what();
+    } catch (const std::exception& e) {
+        error = std::string("internal error: ") + e.what();
+    }
+    std::cerr << "kvmready: " << error << "\n";
+    std::cout << output::render_nagios_error("kvmready: " + error);
+    return static_cast<int>(output::NagiosState::Unknown);
 }
 
 }  // namespace
@@ -85,7 +172,13 @@ Action setup_check(CLI::App& app) {
     auto o = std::make_shared<CheckOptions>();
     auto* sub = app.add_subcommand("check", "Probe this host (or a recorded one) and judge whether it can run KVM guests.");
     sub->add_option("checks", o->selectors, "Check ids or categories to run (default: all), e.g. `kvm cpu.virt-extensions`");
-    sub->add_flag("--json", o->json, "Print one JSON object (schema in kvmready(1))");
+    sub->add_option("--format", o->format, "Print the report on stdout in this format: text (default), json, prometheus, nagios, junit or nfd")
+        ->check(CLI::IsMember(output::format_names()))
+        ->type_name("FMT");
+    sub->add_option("--output", o->outputs,
+                    "Also write the report in format FMT to the file PATH, atomically (repeatable: one run, several formats)")
+        ->type_name("FMT:PATH");
+    sub->add_flag("--json", o->json, "Print one JSON object (schema in kvmready(1)); short for --format json");
     sub->add_flag("-q,--quiet", o->quiet, "Print only the verdict line");
     sub->add_flag("-v,--verbose", o->verbose, "Show each check's title, level and evidence");
     sub->add_option("--color", o->color, "Colour output: auto, always or never (NO_COLOR is honoured by auto)")
@@ -96,7 +189,8 @@ Action setup_check(CLI::App& app) {
     sub->add_flag("--list", o->list, "List the checks with their level and exit");
     sub->add_flag("--full", o->full, "Also boot a throwaway guest through libvirt (check smoke.boot; takes seconds)");
     sub->get_option("--json")->excludes("--quiet");
-    return [o] { return run_check(*o); };
+    sub->get_option("--json")->excludes("--format");
+    return [o] { return run_check_for(*o); };
 }
 
 }  // namespace kvmready::cli

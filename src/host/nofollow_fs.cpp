@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <random>
 #include <stdexcept>
 #include <system_error>
 #include <vector>
@@ -153,6 +154,89 @@ void remove_temp(const std::string& root, const std::string& path, const std::st
     bool missing = false;
     Fd dir = open_parent(root, path, false, &leaf, &missing);
     if (!missing) ::unlinkat(dir.get(), temp_name.c_str(), 0);
+}
+
+namespace {
+
+// path made absolute against the working directory (getcwd has no symlinks)
+// and lexically normal: with every symlink refused, that is the real path.
+std::string absolute_output_path(const std::string& path) {
+    if (path.empty()) throw std::runtime_error("empty path");
+    if (path.back() == '/') throw std::runtime_error(fmt::format("{}: names a directory, not a file", path));
+    std::filesystem::path p(path);
+    if (p.is_relative()) p = std::filesystem::current_path() / p;
+    return p.lexically_normal().string();
+}
+
+// Why the entry `leaf` in dir cannot be replaced by an output file, or "".
+std::string leaf_problem(int dir, const std::string& leaf) {
+    struct stat st{};
+    if (::fstatat(dir, leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return errno == ENOENT ? "" : std::strerror(errno);
+    if (S_ISLNK(st.st_mode)) return "is a symbolic link; refusing to follow or replace it";
+    if (S_ISDIR(st.st_mode)) return "is a directory";
+    if (!S_ISREG(st.st_mode)) return "is not a regular file";
+    return "";
+}
+
+struct Staged {
+    std::string path, leaf, temp;
+    Fd dir;
+};
+
+}  // namespace
+
+std::string output_file_problem(const std::string& path) {
+    try {
+        const std::string abs = absolute_output_path(path);
+        std::string leaf;
+        bool missing = false;
+        Fd dir = open_parent("", abs, false, &leaf, &missing);
+        if (missing) return fmt::format("its directory {} does not exist", std::filesystem::path(abs).parent_path().string());
+        if (std::string why = leaf_problem(dir.get(), leaf); !why.empty()) return why;
+        if (::faccessat(dir.get(), ".", W_OK, AT_EACCESS) != 0) return fmt::format("cannot write in its directory: {}", std::strerror(errno));
+    } catch (const std::exception& e) {
+        return e.what();
+    }
+    return "";
+}
+
+void publish_files(const std::vector<OutputFile>& files) {
+    std::vector<Staged> staged;
+    static constexpr char kAlnum[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    std::random_device rd;
+    try {
+        for (const auto& f : files) {
+            Staged s;
+            s.path = f.path;
+            const std::string abs = absolute_output_path(f.path);
+            bool missing = false;
+            s.dir = open_parent("", abs, false, &s.leaf, &missing);
+            if (missing) throw std::runtime_error(fmt::format("{}: its directory does not exist", f.path));
+            if (std::string why = leaf_problem(s.dir.get(), s.leaf); !why.empty()) throw std::runtime_error(fmt::format("{}: {}", f.path, why));
+            Fd out;
+            for (int attempt = 0; attempt < 100 && !out.ok(); ++attempt) {
+                s.temp = "." + s.leaf.substr(0, 200) + ".";
+                for (int i = 0; i < 6; ++i) s.temp += kAlnum[rd() % (sizeof kAlnum - 1)];
+                out = Fd(::openat(s.dir.get(), s.temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+                if (!out.ok() && errno != EEXIST) fail(f.path, errno);
+            }
+            if (!out.ok()) fail(f.path, EEXIST);
+            staged.push_back(std::move(s));
+            write_all(out.get(), f.content, f.path);
+            if (::fchmod(out.get(), 0644) != 0) fail(f.path, errno);
+            if (::fsync(out.get()) != 0) fail(f.path, errno);
+        }
+        for (auto& s : staged) {
+            if (::renameat(s.dir.get(), s.temp.c_str(), s.dir.get(), s.leaf.c_str()) != 0) fail(s.path, errno);
+            s.temp.clear();
+        }
+    } catch (...) {
+        for (auto& s : staged)
+            if (!s.temp.empty()) ::unlinkat(s.dir.get(), s.temp.c_str(), 0);
+        throw;
+    }
+    for (auto& s : staged) ::fsync(s.dir.get());
 }
 
 void write_file_durably(const std::string& path, const std::string& content, unsigned mode) {

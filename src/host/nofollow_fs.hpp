@@ -136,6 +136,28 @@ private:
     int error_ = 0;
 };
 
+// ---- files a run hands to other programs (check --output FMT:PATH) -------------
+
+// A file for a monitoring agent or a scheduler to read (a Prometheus
+// textfile, an NFD feature file) at a path the user named. Every component
+// of the (absolute or cwd-relative) path is walked with O_NOFOLLOW, so a
+// symlink anywhere on the way is refused, never followed; the file itself
+// must be absent or a regular file.
+struct OutputFile {
+    std::string path;
+    std::string content;
+};
+// "" when path can take such a file, else why not ("its directory ... does
+// not exist", "is a directory", "is a symbolic link ..."): a check before any work.
+std::string output_file_problem(const std::string& path);
+// Writes every file, each to a dot-file beside it (.NAME.XXXXXX: NFD skips
+// dot-files, node_exporter reads only *.prom), mode 0644 (read by agents
+// running as other users), fsynced; only when all are written are they
+// renamed into place and their directories fsynced. A reader sees the old
+// file or the new one, never a part. Throws std::runtime_error naming the
+// file; the temporary files are removed.
+void publish_files(const std::vector<OutputFile>& files);
+
 // A procfs/sysfs value (first 4 KiB, trailing newline and blanks dropped);
 // throws naming the path.
 std::string read_value(const std::string& path);

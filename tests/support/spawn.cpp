@@ -34,7 +34,8 @@ int exit_code_of(int status) {
 
 }  // namespace
 
-Captured run_captured(const std::vector<std::string>& argv, int timeout_ms, const std::string& cwd, const std::vector<std::string>* env) {
+Captured run_captured(const std::vector<std::string>& argv, int timeout_ms, const std::string& cwd, const std::vector<std::string>* env,
+                      const std::string& stdin_file) {
     Captured r;
     if (argv.empty()) {
         r.spawn_error = "empty argv";
@@ -57,7 +58,7 @@ Captured run_captured(const std::vector<std::string>& argv, int timeout_ms, cons
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, out_pipe[1], STDOUT_FILENO);
     posix_spawn_file_actions_adddup2(&fa, err_pipe[1], STDERR_FILENO);
-    posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, stdin_file.empty() ? "/dev/null" : stdin_file.c_str(), O_RDONLY, 0);
     if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&fa, cwd.c_str());
     pid_t pid = -1;
     const int rc = posix_spawn(&pid, cargv[0], &fa, nullptr, cargv.data(), env ? cenv.data() : environ);

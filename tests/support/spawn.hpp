@@ -17,11 +17,12 @@ struct Captured {
     std::string out, err;
 };
 
-// stdin from /dev/null, stdout and stderr captured; in `cwd` when given; with
+// stdin from /dev/null (or stdin_file when given: `promtool check metrics`
+// reads only stdin), stdout and stderr captured; in `cwd` when given; with
 // `env` instead of this process's environment when given; SIGKILLed at the
 // deadline.
 Captured run_captured(const std::vector<std::string>& argv, int timeout_ms, const std::string& cwd = "",
-                      const std::vector<std::string>* env = nullptr);
+                      const std::vector<std::string>* env = nullptr, const std::string& stdin_file = "");
 
 struct Logged {
     std::string spawn_error;
