@@ -42,8 +42,8 @@ std::string describe_flavour(const std::string& module) {
     return module;
 }
 
-bool is_pvm(const Facts& f) {
-    const KvmState s = kvm_state(f);
+bool is_pvm(const Derived& d) {
+    const KvmState& s = d.kvm;
     return s.flavour && s.flavour->name == "kvm_pvm" && s.flavour_bound();
 }
 

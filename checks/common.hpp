@@ -24,7 +24,7 @@ const ModuleInfo* flavour_module(const Facts& f);
 // Human description of a flavour module, e.g. "kvm_pvm (PVM: software, pagetable-based)".
 std::string describe_flavour(const std::string& module);
 // KVM here comes from kvm_pvm, and kvm_pvm bound (registered /dev/kvm).
-bool is_pvm(const Facts& f);
+bool is_pvm(const Derived& d);
 // What still works where KVM cannot (TCG guests), a sentence to append to a
 // remediation's text: it is a workaround, not the fix, so never a command.
 extern const char* const kTcgMeanwhile;

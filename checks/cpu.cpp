@@ -19,7 +19,7 @@ std::string under(const OuterHypervisor& hv) {
     return " under " + hv.name + " (" + basis + ")";
 }
 
-void virt_extensions(const Facts& f, const Results&, Finding& out) {
+void virt_extensions(const Facts& f, const Results& r, Finding& out) {
     if (!f.cpu.available) {
         set(out, Status::Unknown, "CPUID not available: " + f.cpu.unavailable_reason);
         remedy(out, "Re-run on the host itself, or pass a CPUID dump with --cpuid-dump FILE.", {"cpuid -r -1 > cpuid.txt"},
@@ -57,7 +57,7 @@ void virt_extensions(const Facts& f, const Results&, Finding& out) {
         const auto* m = flavour_module(f);
         const std::string fl = m ? describe_flavour(m->name) : "a KVM module";
         set(out, Status::Warn, fmt::format("no {} in CPUID, yet KVM works here through {}", expected, fl));
-        if (is_pvm(f)) {
+        if (is_pvm(r.derived())) {
             ev["kvm_flavour"] = "pvm";
             remedy(out, std::string(kPvmImplications) + ".",
                    {"qemu-system-x86_64 -accel tcg ...   # ordinary guests", "virt-install --virt-type qemu ...   # libvirt"},
@@ -67,7 +67,7 @@ void virt_extensions(const Facts& f, const Results&, Finding& out) {
         }
         return;
     }
-    if (is_pvm(f)) {
+    if (is_pvm(r.derived())) {
         // kvm_pvm needs no VT-x/AMD-V at all: the missing flag is not the cause
         // when the ioctl test could not run (a user without access to /dev/kvm);
         // kvm.access and kvm.api say what is.
@@ -82,8 +82,8 @@ void virt_extensions(const Facts& f, const Results&, Finding& out) {
         return;
     }
     if (d.hypervisor) {
-        OuterHypervisor hv = outer_hypervisor(f);
-        const KvmState ks = kvm_state(f);
+        OuterHypervisor hv = r.derived().outer;
+        const KvmState& ks = r.derived().kvm;
         set(out, Status::Fail,
             fmt::format("no {} in CPUID: this is a virtual machine{} that does not pass virtualization extensions through", expected,
                         under(hv)));

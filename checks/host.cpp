@@ -10,7 +10,7 @@ namespace kvmready::checks {
 
 namespace {
 
-void hypervisor(const Facts& f, const Results&, Finding& out) {
+void hypervisor(const Facts& f, const Results& r, Finding& out) {
     const auto& h = f.hypervisor;
     auto& ev = out.evidence;
     std::optional<cpuid::Decoded> d;
@@ -22,7 +22,7 @@ void hypervisor(const Facts& f, const Results&, Finding& out) {
     }
     if (!h.dmi.empty()) ev["dmi"] = h.dmi;
     if (!h.sys_hypervisor_type.empty()) ev["sys_hypervisor_type"] = h.sys_hypervisor_type;
-    const Derived dv = derive(f);
+    const Derived& dv = r.derived();
     const OuterHypervisor& hv = dv.outer;
     if (!hv.kernel_detected.empty()) ev["kernel_detected"] = hv.kernel_detected;
     else ev["kernel_detected"] = f.kernel_log.read ? "nothing (no \"Hypervisor detected\" line in the kernel log)"

@@ -67,7 +67,7 @@ void unbound_remedy(const Facts& f, const KvmState& s, const Results& r, Finding
     const char* cause = cpu_cause(r);
     switch (s.absence) {
     case KvmAbsence::PvmGuest: {
-        OuterHypervisor hv = outer_hypervisor(f);
+        OuterHypervisor hv = r.derived().outer;
         hv.key = "pvm";
         remedy(out, nested_advice(hv, f).text + kTcgMeanwhile, {}, "", "manual", false);
         return;
@@ -83,7 +83,7 @@ void unbound_remedy(const Facts& f, const KvmState& s, const Results& r, Finding
             remedy(out, fmt::format("Fix {} first: the module binds once the CPU offers VT-x/AMD-V.{}", cause, kTcgMeanwhile), {}, "",
                    "manual", false);
         } else {
-            const auto adv = nested_advice(outer_hypervisor(f), f);
+            const auto adv = nested_advice(r.derived().outer, f);
             remedy(out, adv.text + kTcgMeanwhile, adv.commands, "", "manual", false);
         }
         return;
@@ -112,7 +112,7 @@ void module(const Facts& f, const Results& r, Finding& out) {
     ev["kernel"] = f.kernel.release;
     const std::string want = expected_vendor_module(f);
     if (!want.empty()) ev["expected_vendor_module"] = want;
-    const KvmState s = kvm_state(f);
+    const KvmState& s = r.derived().kvm;
     const ModuleInfo* core = s.core;
     const ModuleInfo* flav = s.flavour;
     ev["device_registration"] = registration_text(s.registration);
@@ -186,7 +186,7 @@ void module(const Facts& f, const Results& r, Finding& out) {
 
 void device(const Facts& f, const Results& r, Finding& out) {
     const auto& d = f.device;
-    const KvmState s = kvm_state(f);
+    const KvmState& s = r.derived().kvm;
     auto& ev = out.evidence;
     ev["path"] = d.path;
     ev["exists"] = d.stat.exists;
@@ -251,7 +251,7 @@ void device(const Facts& f, const Results& r, Finding& out) {
         remedy(out, "Replace it with the real device node.", {"rm /dev/kvm && " + mknod}, "", "confirm", true);
         return;
     }
-    const bool container = container_of(f.hypervisor).detected();
+    const bool container = r.derived().container.detected();
     if (container) {
         set(out, Status::Fail, "/dev/kvm does not exist in this container");
         remedy(out, "Pass the host's /dev/kvm into the container.", {"docker run --device /dev/kvm ..."}, "", "manual", false);

@@ -119,7 +119,7 @@ const std::vector<VmmRequirement>& vmm_requirements() {
     return r;
 }
 
-void vmm_capabilities(const Facts& f, const Results&, Finding& out) {
+void vmm_capabilities(const Facts& f, const Results& r, Finding& out) {
     if (!need_vmm_facts(f, out)) return;
     const auto& k = f.kvm;
     auto& ev = out.evidence;
@@ -164,7 +164,7 @@ void vmm_capabilities(const Facts& f, const Results&, Finding& out) {
     if (!broken.empty()) {
         set(out, Status::Warn, fmt::format("{}: {} refuses to start on this KVM", join(broken, "; "), broken.size() == 1 ? "it" : "each"));
         remedy(out,
-               is_pvm(f) ? "kvm_pvm implements a subset of KVM's API; these VMMs need kvm_intel or kvm_amd on a host with VT-x/AMD-V."
+               is_pvm(r.derived()) ? "kvm_pvm implements a subset of KVM's API; these VMMs need kvm_intel or kvm_amd on a host with VT-x/AMD-V."
                          : "These capabilities come with the kernel's KVM: boot a newer distribution kernel (with kvm_intel/kvm_amd).",
                {}, "", "manual", true);
         return;
@@ -390,7 +390,7 @@ XsaveComparison compare_xsave(const Facts& f) {
     return x;
 }
 
-void guest_cpuid(const Facts& f, const Results&, Finding& out) {
+void guest_cpuid(const Facts& f, const Results& r, Finding& out) {
     if (!need_vmm_facts(f, out)) return;
     const auto& k = f.kvm;
     auto& ev = out.evidence;
@@ -485,7 +485,7 @@ void guest_cpuid(const Facts& f, const Results&, Finding& out) {
         fmt::format("guests get only {} on this {} CPU: KVM withholds {} of its features: {}{}", guest_level, host_level,
                     all_missing.size(), join(parts, "; "),
                     all_missing.size() > named ? fmt::format(" and {} more", all_missing.size() - named) : ""));
-    if (is_pvm(f)) {
+    if (is_pvm(r.derived())) {
         remedy(out,
                "kvm_pvm gives guests only the CPU features its software virtualization handles; guests built for x86-64-v2 or "
                "later (RHEL 9 and newer) need kvm_intel/kvm_amd on a host with VT-x/AMD-V.",

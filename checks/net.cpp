@@ -62,7 +62,7 @@ struct NodeSpec {
     const char* missing_effect;
 };
 
-void node_check(const NetNode& n, const NodeSpec& spec, const Facts& f, Finding& out) {
+void node_check(const NetNode& n, const NodeSpec& spec, const Facts& f, const Results& r, Finding& out) {
     auto& ev = out.evidence;
     if (!f.net.probed) {
         set(out, Status::Unknown, "the network was not probed in this recording");
@@ -94,7 +94,7 @@ void node_check(const NetNode& n, const NodeSpec& spec, const Facts& f, Finding&
         remedy(out, "Replace it with the real device node.", {fmt::format("rm {} && {}", n.path, mknod)}, "", "manual", true);
         return;
     }
-    if (container_of(f.hypervisor).detected()) {
+    if (r.derived().container.detected()) {
         set(out, Status::Warn, fmt::format("{} does not exist in this container: {}", n.path, spec.missing_effect));
         remedy(out, "Pass the host's device into the container.", {fmt::format("docker run --device {} ...", n.path)}, "", "manual",
                false);
@@ -133,23 +133,23 @@ void node_check(const NetNode& n, const NodeSpec& spec, const Facts& f, Finding&
            "", "manual", true);
 }
 
-void tun(const Facts& f, const Results&, Finding& out) {
+void tun(const Facts& f, const Results& r, Finding& out) {
     node_check(f.net.tun, {"tun", 200, "TUN/TAP", "QEMU and libvirt cannot create tap devices, so guests get no bridged or NAT network"}, f,
-               out);
+               r, out);
 }
 
-void vhost_net(const Facts& f, const Results&, Finding& out) {
+void vhost_net(const Facts& f, const Results& r, Finding& out) {
     node_check(f.net.vhost_net,
                {"vhost_net", 238, "vhost-net",
                 "virtio-net is then served by QEMU's own thread instead of the in-kernel vhost worker (slower, more CPU per packet)"},
-               f, out);
+               f, r, out);
 }
 
-void vhost_vsock(const Facts& f, const Results&, Finding& out) {
+void vhost_vsock(const Facts& f, const Results& r, Finding& out) {
     node_check(f.net.vhost_vsock,
                {"vhost_vsock", 241, "vhost-vsock", "guests cannot get a virtio-vsock device (host<->guest sockets for agents)",
 },
-               f, out);
+               f, r, out);
 }
 
 // ---- bridges -----------------------------------------------------------------

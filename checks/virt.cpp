@@ -429,7 +429,7 @@ void domcaps_kvm(const Facts& f, const Results& r, Finding& out) {
     auto& ev = out.evidence;
     const Status access = status(r, ids::kvm_qemu_user_access);
     const Status api = status(r, ids::kvm_api);
-    const bool pvm = is_pvm(f);
+    const bool pvm = is_pvm(r.derived());
     const std::string qemu_user = f.virt.qemu_user.user.empty() ? "its QEMU user" : f.virt.qemu_user.user;
     if (contains(s.unanswered, "domcaps-kvm")) {
         ev["unanswered"] = s.unanswered;

@@ -52,7 +52,7 @@ br::Runner runner_of(const PlanInput& in) {
 std::optional<Plan> plan_bring_up(const PlanInput& in) {
     if (in.offline()) return std::nullopt;
     Plan p;
-    for (const auto* f : in.wanting("net.bridge")) {
+    for (const auto* f : in.wanting(ids::fix::net_bridge.text)) {
         (void)f;
         for (const auto& b : in.facts.net.bridges)
             if (b.admin_up && !*b.admin_up && !b.ports.empty()) {
@@ -244,8 +244,8 @@ std::optional<Plan> plan_bridge(const PlanInput& in) {
     Plan p;
     p.fix_id = "net.bridge";
     p.title = uplink.empty() ? fmt::format("Create bridge {}", bridge) : fmt::format("Create bridge {} with uplink {}", bridge, uplink);
-    p.repairs = {"net.bridges"};
-    for (const auto* f : in.wanting("net.bridge")) p.reason += (p.reason.empty() ? "" : "; ") + f->message;
+    p.repairs = {ids::net_bridges.text};
+    for (const auto* f : in.wanting(ids::fix::net_bridge.text)) p.reason += (p.reason.empty() ? "" : "; ") + f->message;
     if (p.reason.empty()) p.reason = fmt::format("--bridge {}{} asked for it", bridge, uplink.empty() ? "" : " --uplink " + uplink);
 
     Runtime rt = read_runtime(in, bridge, uplink);
@@ -274,9 +274,9 @@ std::optional<Plan> plan_bridge(const PlanInput& in) {
 }  // namespace
 
 FixSpec fix_net_bridge() {
-    return {"net.bridge",
+    return {ids::fix::net_bridge.text,
             "Linux bridge for guests",
-            {"net.bridges"},
+            {ids::net_bridges},
             "Creates the bridge named by --bridge (STP off), at runtime and in the configuration of the host's network stack "
             "(ifupdown, systemd-networkd, netplan or NetworkManager, detected). With --uplink NIC the NIC becomes its port and its addresses "
             "and routes move to the bridge in one step, under a connectivity probe and a watchdog that reverts the move if the host loses "

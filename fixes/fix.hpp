@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/facts.hpp"
+#include "core/ids.hpp"
 #include "core/runner.hpp"
 #include "host/host.hpp"
 #include "host/target.hpp"
@@ -77,7 +78,7 @@ struct PlanInput {
 struct FixSpec {
     const char* id;
     const char* title;
-    std::vector<const char*> repairs;  // check ids this fix can repair
+    std::vector<CheckId> repairs;      // the checks this fix can repair (typed: ids::kvm_access, ...)
     const char* description;           // for `kvmready fix --list` and the man page
     // nullopt: nothing to do. Must be idempotent: after a successful apply the
     // same state yields nullopt. May throw std::runtime_error for a fix that

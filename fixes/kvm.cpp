@@ -73,7 +73,7 @@ bool group_exists(const PlanInput& in, const std::string& name) {
 }
 
 std::optional<Plan> plan_modules_load(const PlanInput& in) {
-    auto want = in.wanting("kvm.modules-load");
+    auto want = in.wanting(ids::fix::kvm_modules_load.text);
     const std::string mod = vendor_module_for(in.facts);
     if (mod.empty()) {
         if (!want.empty()) throw std::runtime_error("cannot tell which vendor module this CPU needs (no CPUID)");
@@ -114,7 +114,7 @@ std::optional<Plan> plan_modules_load(const PlanInput& in) {
 }
 
 std::optional<Plan> plan_nested(const PlanInput& in) {
-    auto want = in.wanting("kvm.nested");
+    auto want = in.wanting(ids::fix::kvm_nested.text);
     if (want.empty()) return std::nullopt;
     const ModuleInfo* m = checks::flavour_module(in.facts);
     if (!m || (m->name != "kvm_intel" && m->name != "kvm_amd")) return std::nullopt;
@@ -157,7 +157,7 @@ std::optional<Plan> plan_nested(const PlanInput& in) {
 }
 
 std::optional<Plan> plan_device_permissions(const PlanInput& in) {
-    auto want = in.wanting("kvm.device-permissions");
+    auto want = in.wanting(ids::fix::kvm_device_permissions.text);
     const std::string rule_path = "/etc/udev/rules.d/65-kvm.rules";
     const std::string rule = "KERNEL==\"kvm\", GROUP=\"kvm\", MODE=\"0660\"";
     const auto cur = in.target_file(rule_path);
@@ -182,8 +182,8 @@ std::optional<Plan> plan_device_permissions(const PlanInput& in) {
 std::optional<Plan> plan_user_groups(const PlanInput& in) {
     // kvm.device-permissions findings also name the usermod that must follow
     // the node's change; one run does both.
-    auto want = in.wanting("user.groups");
-    for (const auto* f : in.wanting("kvm.device-permissions")) want.push_back(f);
+    auto want = in.wanting(ids::fix::user_groups.text);
+    for (const auto* f : in.wanting(ids::fix::kvm_device_permissions.text)) want.push_back(f);
     std::vector<std::pair<std::string, std::string>> pairs;  // group, user
     static const std::regex usermod(R"(usermod -aG ([A-Za-z0-9_.-]+) ([A-Za-z0-9_.$-]+))");
     for (const auto* f : want)
@@ -202,7 +202,7 @@ std::optional<Plan> plan_user_groups(const PlanInput& in) {
     std::set<std::string> users;
     for (const auto& [g, u] : pairs) {
         // kvm.device-permissions, earlier in the same run, creates kvm.
-        const bool created_earlier = g == "kvm" && !in.wanting("kvm.device-permissions").empty();
+        const bool created_earlier = g == "kvm" && !in.wanting(ids::fix::kvm_device_permissions.text).empty();
         if (!group_exists(in, g) && !created_earlier) {
             p.notes.push_back(fmt::format("group {} does not exist yet (installing libvirt-daemon-system creates libvirt)", g));
             continue;
@@ -222,25 +222,25 @@ std::optional<Plan> plan_user_groups(const PlanInput& in) {
 }  // namespace
 
 FixSpec fix_kvm_modules_load() {
-    return {"kvm.modules-load", "Load the KVM vendor module now and at boot", {"kvm.module", "kvm.device"},
+    return {ids::fix::kvm_modules_load.text, "Load the KVM vendor module now and at boot", {ids::kvm_module, ids::kvm_device},
             "modprobe kvm_intel or kvm_amd (whichever this CPU needs) and list it in /etc/modules-load.d/kvm.conf.", plan_modules_load};
 }
 
 FixSpec fix_kvm_nested() {
-    return {"kvm.nested", "Enable nested virtualization", {"kvm.nested"},
+    return {ids::fix::kvm_nested.text, "Enable nested virtualization", {ids::kvm_nested},
             "options kvm_intel|kvm_amd nested=1 in /etc/modprobe.d/kvm-nested.conf; the module is reloaded now only when no VM uses "
             "it, otherwise the setting waits for the next load.",
             plan_nested};
 }
 
 FixSpec fix_kvm_device_permissions() {
-    return {"kvm.device-permissions", "Give /dev/kvm to group kvm, mode 0660", {"kvm.access", "kvm.qemu-user-access", "libvirt.domcaps-kvm"},
+    return {ids::fix::kvm_device_permissions.text, "Give /dev/kvm to group kvm, mode 0660", {ids::kvm_access, ids::kvm_qemu_user_access, ids::libvirt_domcaps_kvm},
             "Creates group kvm if missing, adds a udev rule (/etc/udev/rules.d/65-kvm.rules) and changes the node now.",
             plan_device_permissions};
 }
 
 FixSpec fix_user_groups() {
-    return {"user.groups", "Add users to the kvm and libvirt groups", {"kvm.access", "kvm.qemu-user-access", "libvirt.manage"},
+    return {ids::fix::user_groups.text, "Add users to the kvm and libvirt groups", {ids::kvm_access, ids::kvm_qemu_user_access, ids::libvirt_manage},
             "usermod -aG for each group a check found missing; takes effect at the user's next login.", plan_user_groups};
 }
 

@@ -26,13 +26,13 @@ std::string names(const std::vector<lv::DaemonInfo>& ds) {
 
 std::optional<Plan> plan_daemon(const PlanInput& in) {
     if (in.offline()) return std::nullopt;
-    if (in.wanting("libvirt.daemon").empty()) return std::nullopt;
+    if (in.wanting(ids::fix::libvirt_daemon.text).empty()) return std::nullopt;
     const auto& f = in.facts;
     const std::string uri = in.options.connect_uri;
     Plan p;
     p.fix_id = "libvirt.daemon";
     p.applicability = Applicability::Confirm;  // starts system services
-    p.repairs = {"libvirt.daemon"};
+    p.repairs = {ids::libvirt_daemon.text};
     p.reason = lv::reasons(in, p.fix_id);
 
     const auto init = lv::detect_init(f);
@@ -121,7 +121,7 @@ std::optional<Plan> plan_daemon(const PlanInput& in) {
 }  // namespace
 
 FixSpec fix_libvirt_daemon() {
-    return {"libvirt.daemon", "Start the libvirt daemons", {"libvirt.daemon"},
+    return {ids::fix::libvirt_daemon.text, "Start the libvirt daemons", {ids::libvirt_daemon},
             "Starts virtlogd and libvirtd (or the modular virtqemud, virtnetworkd and virtstoraged) and has them start at boot: "
             "`systemctl enable --now` where systemd is PID 1, the init scripts and update-rc.d under sysvinit, else the daemons "
             "directly (`virtlogd -d`, `libvirtd -d`), saying that nothing will start them at boot. Undo stops only the daemons "

@@ -371,7 +371,7 @@ std::optional<int> running_pid(const ConfigFacts& c, const DaemonInfo& d) {
 
 bool daemon_fix_will_run(const PlanInput& in) {
     if (in.facts.virt.libvirt.snapshot.connected) return false;
-    if (in.wanting("libvirt.daemon").empty()) return false;
+    if (in.wanting(ids::fix::libvirt_daemon.text).empty()) return false;
     const auto& only = in.options.only;
     return only.empty() || std::find(only.begin(), only.end(), "libvirt.daemon") != only.end();
 }

@@ -48,7 +48,7 @@ std::optional<Plan> plan_network(const PlanInput& in) {
     const std::string uri = in.options.connect_uri;
     Plan p;
     p.fix_id = "libvirt.network-default";
-    p.repairs = {"libvirt.network"};
+    p.repairs = {ids::libvirt_network.text};
     p.reason = lv::reasons(in, p.fix_id);
 
     std::optional<lv::Ipv4Net> asked;
@@ -162,7 +162,7 @@ std::optional<Plan> plan_network(const PlanInput& in) {
 }  // namespace
 
 FixSpec fix_libvirt_network_default() {
-    return {"libvirt.network-default", "libvirt's NAT network", {"libvirt.network"},
+    return {ids::fix::libvirt_network_default.text, "libvirt's NAT network", {ids::libvirt_network},
             "Defines, starts and autostarts libvirt's default NAT network (virbr0, 192.168.122.0/24), or --network NAME on "
             "--subnet A.B.C.D/N. A subnet that overlaps a route, an address or another libvirt network of the host is replaced by "
             "the next free 192.168.X.0/24 (the plan says so). A network in a partial state (defined but stopped, transient, "

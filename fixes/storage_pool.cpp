@@ -23,7 +23,7 @@ std::optional<Plan> plan_pool(const PlanInput& in) {
     const std::string uri = in.options.connect_uri;
     Plan p;
     p.fix_id = "storage.pool-default";
-    p.repairs = {"storage.pool"};
+    p.repairs = {ids::storage_pool.text};
     p.reason = lv::reasons(in, p.fix_id);
 
     const VirtPool* pool = nullptr;
@@ -116,7 +116,7 @@ std::optional<Plan> plan_pool(const PlanInput& in) {
 }  // namespace
 
 FixSpec fix_storage_pool_default() {
-    return {"storage.pool-default", "libvirt's directory storage pool", {"storage.pool"},
+    return {ids::fix::storage_pool_default.text, "libvirt's directory storage pool", {ids::storage_pool},
             "Defines, builds, starts and autostarts a directory storage pool: `default` on /var/lib/libvirt/images, or --pool NAME "
             "--pool-path DIR. A pool in a partial state (stopped, transient, without autostart) gets only the missing steps; an "
             "existing directory is used as it is. Undo stops and undefines only what the run did and removes a directory only if "

@@ -71,7 +71,7 @@ std::string nat_network_reason(const PlanInput& in) {
 }
 
 std::optional<Plan> plan_ip_forward(const PlanInput& in) {
-    auto want = in.wanting("net.ip-forward");
+    auto want = in.wanting(ids::fix::net_ip_forward.text);
     const std::string nat = want.empty() ? nat_network_reason(in) : "";
     if (want.empty() && (nat.empty() || configured_value(in, "net.ipv4.ip_forward") == "1")) return std::nullopt;
     Plan p;
@@ -103,7 +103,7 @@ std::optional<Plan> plan_hugepages(const PlanInput& in) {
     p.applicability = Applicability::Confirm;
     p.reason = fmt::format("--hugepages {} asks for {} MiB of {} kB pages", want, *in.options.hugepages * dflt / 1024, dflt);
     for (const auto& f : in.report.findings)
-        if (f.id == "memory.hugepages") p.repairs.push_back(f.id);
+        if (f.id == ids::memory_hugepages.text) p.repairs.push_back(f.id);
     add_sysctl_steps(in, p, "vm.nr_hugepages", want, "/etc/sysctl.d/60-kvmready-hugepages.conf", now, "memory.hugepages");
     if (p.steps.empty()) return std::nullopt;
     p.notes.push_back("the kernel may grant fewer pages when memory is fragmented; the step then fails and says how many it got");
@@ -113,12 +113,12 @@ std::optional<Plan> plan_hugepages(const PlanInput& in) {
 }  // namespace
 
 FixSpec fix_net_ip_forward() {
-    return {"net.ip-forward", "Turn on IPv4 forwarding for NAT networks", {"net.ip-forward"},
+    return {ids::fix::net_ip_forward.text, "Turn on IPv4 forwarding for NAT networks", {ids::net_ip_forward},
             "sysctl net.ipv4.ip_forward=1 now and /etc/sysctl.d/60-kvmready-ip-forward.conf for boot.", plan_ip_forward};
 }
 
 FixSpec fix_memory_hugepages() {
-    return {"memory.hugepages", "Reserve huge pages (--hugepages N)", {"memory.hugepages"},
+    return {ids::fix::memory_hugepages.text, "Reserve huge pages (--hugepages N)", {ids::memory_hugepages},
             "vm.nr_hugepages=N now and in /etc/sysctl.d/60-kvmready-hugepages.conf.", plan_hugepages};
 }
 

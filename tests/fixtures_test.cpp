@@ -3,11 +3,16 @@
 // the real binary twice, as text and as JSON, from the fixtures directory so
 // that the printed source is the tree's relative name; asserts exit code,
 // verdict, key statuses and hints; checks the JSON schema invariants; and
-// compares both outputs byte for byte with tests/golden/<case>.{txt,json}
-// (<case>.stderr for runs that fail before judging).
+// compares both outputs byte for byte with their golden copies: a few base
+// cases are stored complete (tests/golden/<case>.{txt,json}), the others as
+// overlays on another case (tests/golden/<case>.overlay.json, holding only
+// the checks and fields that differ; support/golden_overlay.hpp), composed
+// complete before the comparison; <case>.stderr for runs that fail before
+// judging.
 //
 // KVMREADY_UPDATE_GOLDEN=1 rewrites the golden files instead of comparing
-// them (every other assertion still runs). Read the diff before committing.
+// them (every other assertion still runs): bases complete, the others as
+// overlays on their base's output of this run. Read the diff before committing.
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
@@ -23,12 +28,15 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 #include "support/background.hpp"
+#include "support/golden_overlay.hpp"
 #include "support/spawn.hpp"
 
 #include "core/check.hpp"
@@ -39,6 +47,7 @@ extern char** environ;
 namespace {
 
 namespace fs = std::filesystem;
+namespace golden = kvmready::testsupport::golden;
 using nlohmann::json;
 
 const std::string kBinary = KVMREADY_BINARY;
@@ -80,16 +89,13 @@ bool updating_golden() {
     return v && std::string(v) == "1";
 }
 
-// Byte-for-byte comparison with tests/golden/<name>, or rewrite it.
-void check_golden(const std::string& name, const std::string& actual) {
-    const fs::path path = kGolden / name;
-    if (updating_golden()) {
-        fs::create_directories(kGolden);
-        std::ofstream(path, std::ios::binary | std::ios::trunc) << actual;
-        return;
-    }
-    ASSERT_TRUE(fs::exists(path)) << path << " is missing; run with KVMREADY_UPDATE_GOLDEN=1 to create it";
-    const std::string expected = read_file(path);
+void write_file(const fs::path& path, const std::string& content) {
+    fs::create_directories(path.parent_path());
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
+}
+
+// Byte-for-byte comparison of an output with what `what` says it must be.
+void compare_output(const std::string& what, const std::string& expected, const std::string& actual) {
     if (expected == actual) return;
     std::istringstream a(actual), e(expected);
     std::string la, le;
@@ -98,14 +104,25 @@ void check_golden(const std::string& name, const std::string& actual) {
         const bool ga = static_cast<bool>(std::getline(a, la)), ge = static_cast<bool>(std::getline(e, le));
         if (!ga && !ge) break;
         if (!ga || !ge || la != le) {
-            ADD_FAILURE() << path << " differs at line " << line << "\n  golden: " << (ge ? le : "<end of file>")
+            ADD_FAILURE() << what << " differs at line " << line << "\n  golden: " << (ge ? le : "<end of file>")
                           << "\n  actual: " << (ga ? la : "<end of output>")
                           << "\n(KVMREADY_UPDATE_GOLDEN=1 rewrites the golden files)";
             return;
         }
         ++line;
     }
-    ADD_FAILURE() << path << " differs (line endings or trailing bytes)";
+    ADD_FAILURE() << what << " differs (line endings or trailing bytes)";
+}
+
+// Byte-for-byte comparison with the complete file tests/golden/<name>, or rewrite it.
+void check_golden(const std::string& name, const std::string& actual) {
+    const fs::path path = kGolden / name;
+    if (updating_golden()) {
+        write_file(path, actual);
+        return;
+    }
+    ASSERT_TRUE(fs::exists(path)) << path << " is missing; run with KVMREADY_UPDATE_GOLDEN=1 to create it";
+    compare_output(path.string(), read_file(path), actual);
 }
 
 // The JSON schema every `check --json` output must follow (kvmready(1), JSON OUTPUT).
@@ -330,16 +347,105 @@ const std::vector<Case>& cases() {
     return c;
 }
 
-class FixtureCase : public ::testing::TestWithParam<Case> {};
+// The case each overlay case's golden output is stored on
+// (tests/golden/<case>.overlay.json); every other case that judges is a base,
+// stored complete (<case>.txt, <case>.json). Mostly the case of the tree its
+// fixture tree is an overlay on (tests/fixtures/*/.kvmready-overlay).
+const std::map<std::string, std::string> kGoldenBase = {
+    {"amd_nested", "intel_vtx"},
+    {"no_kvm_module", "intel_vtx"},
+    {"no_dev_kvm", "intel_vtx"},
+    {"kvm_group_outside", "intel_vtx"},
+    {"kvm_group_stale_session", "kvm_group_outside"},
+    {"vmx_locked", "intel_vtx"},
+    {"vmx_locked_nonroot", "vmx_locked"},
+    {"hyperv_guest", "intel_vtx"},
+    {"container", "intel_vtx"},
+    {"amd_epyc_guest", "intel_vtx"},
+    {"intel_novmx_guest", "amd_epyc_guest"},
+    {"pvm_host_nobody", "pvm_host"},
+    {"pvm_host_strict", "pvm_host"},
+    {"select_category_and_id", "pvm_host"},
+    {"select_id", "no_dev_kvm"},
+    {"pvm_guest_no_kvm", "pvm_host"},
+    {"select_memory_without_kvm", "intel_vtx"},
+};
 
-TEST_P(FixtureCase, TextAndJsonMatchExpectationsAndGolden) {
-    const Case& c = GetParam();
+const Case& case_named(const std::string& name) {
+    for (const auto& c : cases())
+        if (c.name == name) return c;
+    throw std::runtime_error("no fixture case named " + name);
+}
+
+// The case's text and JSON runs.
+std::pair<Proc, Proc> run_case(const Case& c) {
     std::vector<std::string> text_args = {"check", "--root", c.fixture, "--color=never"};
     std::vector<std::string> json_args = {"check", "--root", c.fixture, "--json"};
     text_args.insert(text_args.end(), c.args.begin(), c.args.end());
     json_args.insert(json_args.end(), c.args.begin(), c.args.end());
-    const Proc text = run_kvmready(text_args);
-    const Proc js = run_kvmready(json_args);
+    return {run_kvmready(text_args), run_kvmready(json_args)};
+}
+
+fs::path overlay_path(const std::string& name) { return kGolden / (name + ".overlay.json"); }
+
+// The golden output of a case: its complete files, or its overlay composed
+// on its base's golden output.
+golden::Outputs expected_outputs(const std::string& name) {
+    const auto base = kGoldenBase.find(name);
+    if (base == kGoldenBase.end())
+        return {read_file(kGolden / (name + ".txt")), read_file(kGolden / (name + ".json"))};
+    const fs::path path = overlay_path(name);
+    if (!fs::exists(path)) throw std::runtime_error(path.string() + " is missing; run with KVMREADY_UPDATE_GOLDEN=1 to create it");
+    const auto overlay = nlohmann::ordered_json::parse(read_file(path));
+    if (overlay.value("base", "") != base->second)
+        throw std::runtime_error(path.string() + " names base " + overlay.value("base", "(none)") + ", kGoldenBase says " + base->second);
+    try {
+        return golden::compose(expected_outputs(base->second), overlay);
+    } catch (const std::exception& e) {
+        throw std::runtime_error(path.string() + ": " + e.what());
+    }
+}
+
+// Compares a case's text and JSON output with its golden output, or (when
+// updating) rewrites its golden files: complete for a base, else an overlay
+// on what its base prints now.
+void check_golden_outputs(const Case& c, const golden::Outputs& actual) {
+    const auto base = kGoldenBase.find(c.name);
+    if (base == kGoldenBase.end()) {
+        check_golden(c.name + ".txt", actual.text);
+        check_golden(c.name + ".json", actual.json);
+        if (updating_golden()) fs::remove(overlay_path(c.name));
+        return;
+    }
+    if (updating_golden()) {
+        const auto [text, js] = run_case(case_named(base->second));
+        try {
+            const auto overlay = golden::make_overlay(base->second, {text.out, js.out}, actual);
+            write_file(overlay_path(c.name), golden::overlay_file_text(overlay));
+        } catch (const std::exception& e) {
+            ADD_FAILURE() << c.name << " cannot be stored as an overlay on " << base->second << ": " << e.what();
+            return;
+        }
+        for (const char* ext : {".txt", ".json"}) fs::remove(kGolden / (c.name + ext));
+        return;
+    }
+    golden::Outputs expected;
+    try {
+        expected = expected_outputs(c.name);
+    } catch (const std::exception& e) {
+        ADD_FAILURE() << e.what() << "\n(KVMREADY_UPDATE_GOLDEN=1 rewrites the golden files)";
+        return;
+    }
+    const std::string what = overlay_path(c.name).string() + " (on " + base->second + ")";
+    compare_output(what + ", text output", expected.text, actual.text);
+    compare_output(what + ", JSON output", expected.json, actual.json);
+}
+
+class FixtureCase : public ::testing::TestWithParam<Case> {};
+
+TEST_P(FixtureCase, TextAndJsonMatchExpectationsAndGolden) {
+    const Case& c = GetParam();
+    const auto [text, js] = run_case(c);
     EXPECT_EQ(text.exit_code, c.exit_code) << text.err;
     EXPECT_EQ(js.exit_code, c.exit_code) << js.err;
 
@@ -393,8 +499,7 @@ TEST_P(FixtureCase, TextAndJsonMatchExpectationsAndGolden) {
                                                       {"failed", "Verdict: selected checks FAILED — "}};
     EXPECT_NE(text.out.find(label.at(c.verdict)), std::string::npos) << text.out;
     EXPECT_EQ(text.out.find("\x1b["), std::string::npos) << "--color=never printed escape sequences";
-    check_golden(c.name + ".txt", text.out);
-    check_golden(c.name + ".json", js.out);
+    check_golden_outputs(c, {text.out, js.out});
 }
 
 INSTANTIATE_TEST_SUITE_P(FixtureCases, FixtureCase, ::testing::ValuesIn(cases()),
@@ -411,6 +516,24 @@ TEST(FixtureTrees, EveryDerivedTreeHasACase) {
         EXPECT_TRUE(fs::is_directory(fs::path(kFixtures) / tree)) << tree;
         EXPECT_TRUE(used.count(tree)) << tree << " has no case";
     }
+}
+
+// Each golden file belongs to a case and is in the form the case's kind
+// asks for: complete text and JSON for a base, one overlay for the others,
+// stderr for runs that stop before judging; nothing stale beside them.
+TEST(FixtureTrees, EveryGoldenFileBelongsToItsCase) {
+    std::set<std::string> expected, present;
+    for (const auto& c : cases()) {
+        if (c.verdict.empty()) expected.insert(c.name + ".stderr");
+        else if (kGoldenBase.count(c.name)) expected.insert(c.name + ".overlay.json");
+        else expected.insert({c.name + ".txt", c.name + ".json"});
+    }
+    for (const auto& [name, base] : kGoldenBase) {
+        EXPECT_NO_THROW(case_named(name)) << "kGoldenBase names no case " << name;
+        EXPECT_NO_THROW(case_named(base)) << "kGoldenBase names no case " << base;
+    }
+    for (const auto& e : fs::directory_iterator(kGolden)) present.insert(e.path().filename().string());
+    EXPECT_EQ(present, expected);
 }
 
 // `--strict` is the only difference between pvm_host and pvm_host_strict.

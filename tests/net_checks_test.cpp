@@ -16,7 +16,7 @@ Finding run_check(const Facts& f, const std::string& id) {
     Finding out;
     if (!spec) return out;
     out.id = id;
-    Results results;
+    Results results(f);
     spec->run(f, results, out);
     return out;
 }

@@ -150,3 +150,32 @@ TEST(Runner, SkippedDependencyPassesItsReasonOn) {
     EXPECT_EQ(status_of(r, "c.next"), Status::Skip);
     EXPECT_EQ(r.findings[1].message, "no VT-x to look at");
 }
+
+// Derived facts (KVM state, outer hypervisor, container) are computed once
+// per run, before the first check, from the run's own Facts: every check sees
+// the same object, not a derivation of its own.
+TEST(Runner, DerivedFactsAreComputedOncePerRunAndSharedByEveryCheck) {
+    Facts facts;
+    ModuleInfo kvm;
+    kvm.name = "kvm";
+    ModuleInfo intel;
+    intel.name = "kvm_intel";
+    facts.modules.present = {kvm, intel};
+    facts.hypervisor.container_env = "podman";
+    std::vector<const Derived*> seen;
+    std::vector<bool> from_these_facts;  // KvmState points into the run's Facts
+    const auto record = [&](const Facts&, const Results& r, Finding& f) {
+        seen.push_back(&r.derived());
+        from_these_facts.push_back(r.derived().kvm.core == &facts.modules.present[0] &&
+                                   r.derived().kvm.flavour == &facts.modules.present[1] &&
+                                   r.derived().container.runtime == "podman");
+        f.status = Status::Pass;
+        f.message = "recorded";
+    };
+    const std::vector<CheckSpec> checks = {CheckSpec{"a.one", "one", Level::Required, {}, "", "", "", record},
+                                           CheckSpec{"a.two", "two", Level::Required, {}, "", "", "", record}};
+    (void)run_checks(facts, {}, checks);
+    ASSERT_EQ(seen.size(), 2u);
+    EXPECT_EQ(seen[0], seen[1]);
+    EXPECT_EQ(from_these_facts, std::vector<bool>({true, true}));
+}

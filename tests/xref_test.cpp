@@ -32,6 +32,11 @@ bool repairs(const kvmready::fix::FixSpec& f, const std::string& check) {
     return false;
 }
 
+// A fix names the checks it repairs by their typed constants (ids::kvm_access),
+// never as free text: a misspelt id does not compile, and the constants are
+// held to the check registry below (every constant registered).
+static_assert(std::is_same_v<decltype(kvmready::fix::FixSpec::repairs), std::vector<kvmready::CheckId>>);
+
 TEST(CrossReference, EveryCheckAFixRepairsExists) {
     for (const auto& f : kvmready::fix::registry()) {
         EXPECT_FALSE(f.repairs.empty()) << f.id << " repairs no check";

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/derived.hpp"
 #include "core/facts.hpp"
 
 namespace kvmready {
@@ -40,9 +41,14 @@ struct Finding {
     Remediation remediation;
 };
 
-// What a check may know besides Facts: results of the checks before it.
+// What a check may know besides Facts: the derived facts of this run
+// (derive(), computed once when the run starts, not by each check) and the
+// results of the checks before it.
 class Results {
 public:
+    // `f` must outlive the Results (Derived points into it).
+    explicit Results(const Facts& f) : derived_(derive(f)) {}
+    [[nodiscard]] const Derived& derived() const { return derived_; }
     void add(const Finding& f) { by_id_[f.id] = f; }
     [[nodiscard]] const Finding* find(const std::string& id) const {
         auto it = by_id_.find(id);
@@ -53,6 +59,7 @@ public:
         return f ? f->status : Status::Unknown;
     }
 private:
+    Derived derived_;
     std::map<std::string, Finding> by_id_;
 };
 

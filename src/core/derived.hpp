@@ -5,7 +5,9 @@
 // evidence or message to learn them.
 //
 // derive() is a pure function of Facts (KvmState points into the Facts it
-// was computed from, so a Derived lives no longer than its Facts).
+// was computed from, so a Derived lives no longer than its Facts). The runner
+// calls it once per run, before the first check (Results(facts)); checks read
+// it through Results::derived().
 #pragma once
 
 #include <string>

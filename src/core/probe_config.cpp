@@ -158,11 +158,13 @@ struct Collector {
         return text;
     }
     // A file a fix writes: also whether it may be edited in place (no
-    // symlink on the way, a regular file), as the write will insist.
+    // symlink on the way, a regular file), as the write will insist. The
+    // content is read once, through the Host (so it is recorded); the check
+    // only opens the file.
     void target(const std::string& path) {
         read(path);
         try {
-            (void)host::read_nofollow(root, path);
+            host::check_nofollow(root, path);
         } catch (const std::exception& e) {
             c.files[path].error = e.what();
         }

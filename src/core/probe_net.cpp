@@ -459,6 +459,124 @@ std::vector<FwChain> forward_reachable(std::vector<FwChain> chains) {
     return chains;
 }
 
+namespace {
+
+// What probe_net reads only when a bridge exists: addresses and the firewall,
+// each from the Host's own reader or, in trees recorded before kvmready read
+// them itself, from the programs' output.
+struct BridgeReads {
+    host::RunResult addr_res, ipt_res, nft_res;
+    host::InterfaceAddresses addrs;
+    host::NftRuleset nft;
+    bool run_iptables = false;
+};
+
+// Starts the reads; `iptables -S`, when it must run, runs on `iptables`
+// beside the sysfs reads (the caller joins it).
+void start_bridge_reads(const host::Host& h, FirewallFacts& fw, BridgeReads& r, std::thread& iptables) {
+    std::istringstream in(h.read_file("/proc/net/ip_tables_names").value_or(""));
+    for (std::string t; in >> t;) fw.legacy_tables.push_back(t);
+    const bool legacy_filter = std::find(fw.legacy_tables.begin(), fw.legacy_tables.end(), "filter") != fw.legacy_tables.end();
+    r.nft = h.nftables();
+    r.addrs = h.interface_addresses("bridge");
+    // iptables -S shows what nf_tables cannot: a legacy x_tables filter
+    // table (its rules never reach nf_tables), or any rules at all when
+    // nf_tables could not be read for another reason than privileges
+    // (a kernel without it). It costs 1.7 ms, so it runs beside sysfs.
+    const bool denied = r.nft.error_code == EPERM || r.nft.error_code == EACCES;
+    r.run_iptables = !r.nft.available || legacy_filter || (!r.nft.error.empty() && !denied);
+    if (r.run_iptables) iptables = std::thread([&h, &r] { r.ipt_res = h.run({"iptables", "-S"}, kToolTimeoutMs); });
+    // Trees recorded before kvmready read these itself hold the programs' output.
+    if (!r.nft.available) r.nft_res = h.run({"nft", "-j", "list", "ruleset"}, kToolTimeoutMs);
+    if (!r.addrs.available) r.addr_res = h.run({"ip", "-j", "addr", "show", "type", "bridge"}, kToolTimeoutMs);
+}
+
+// The bridges' addresses, onto the bridges probed.
+void attach_addresses(const BridgeReads& r, NetFacts& n) {
+    if (r.addrs.available) {
+        if (r.addrs.error.empty()) {
+            for (const auto& a : r.addrs.addresses) {
+                auto it = std::find_if(n.bridges.begin(), n.bridges.end(), [&](const BridgeInfo& b) { return b.name == a.ifname; });
+                if (it != n.bridges.end()) it->addresses.push_back(BridgeAddress{a.family, a.local, a.prefixlen, a.scope});
+            }
+            n.addresses_known = true;
+        } else {
+            n.addresses_error = r.addrs.error;
+        }
+    } else if (r.addr_res.started && r.addr_res.exit_code == 0) {
+        try {
+            parse_addresses(r.addr_res.out, n);
+            n.addresses_known = true;
+        } catch (const nlohmann::json::exception& e) {
+            n.addresses_error = std::string("ip -j addr show: unreadable output: ") + e.what();
+        }
+    } else {
+        n.addresses_error = run_error(r.addr_res, "ip -j addr show");
+    }
+}
+
+// nf_tables' chains, from the ruleset read or `nft -j list ruleset`.
+std::vector<FwChain> nft_chains(const BridgeReads& r, FirewallFacts& fw) {
+    std::vector<FwChain> c;
+    if (r.nft.available && r.nft.error.empty()) {
+        c = parse_nft_ruleset(r.nft.ruleset);
+        fw.nft_ok = true;
+        if (!r.run_iptables) {
+            // iptables-nft keeps its rules in nf_tables' "ip filter" table:
+            // they are iptables' rules (read without running it), judged and
+            // fixed as such. A table of that name written with nft itself
+            // (base chains not named like iptables') stays nft's.
+            const bool iptables_made = std::all_of(c.begin(), c.end(), [](const FwChain& x) {
+                if (x.family != "ip" || x.table != "filter" || x.policy.empty()) return true;
+                return x.name == "INPUT" || x.name == "FORWARD" || x.name == "OUTPUT";
+            });
+            fw.iptables_ok = true;
+            if (iptables_made)
+                for (auto& x : c)
+                    if (x.family == "ip" && x.table == "filter") x.source = "iptables";
+            std::stable_partition(c.begin(), c.end(), [](const FwChain& x) { return x.source == "iptables"; });
+        }
+    } else if (r.nft.available) {
+        fw.nft_error = r.nft.error;
+        // Without legacy tables, iptables' rules are nf_tables' too.
+        if (!r.run_iptables) fw.iptables_error = r.nft.error;
+    } else if (r.nft_res.started && r.nft_res.exit_code == 0) {
+        try {
+            c = parse_nft_json(r.nft_res.out);
+            fw.nft_ok = true;
+        } catch (const nlohmann::json::exception& e) {
+            fw.nft_error = std::string("nft -j list ruleset: unreadable output: ") + e.what();
+        }
+    } else {
+        fw.nft_error = run_error(r.nft_res, "nft -j list ruleset");
+    }
+    return c;
+}
+
+// The chains guest traffic can pass, from iptables and nf_tables.
+void read_firewall(const BridgeReads& r, FirewallFacts& fw) {
+    fw.probed = true;
+    std::vector<FwChain> all;
+    if (r.run_iptables) {
+        if (r.ipt_res.started && r.ipt_res.exit_code == 0) {
+            fw.iptables_ok = true;
+            all = parse_iptables_save(r.ipt_res.out);
+        } else {
+            fw.iptables_error = run_error(r.ipt_res, "iptables -S");
+        }
+    }
+    const bool legacy_filter = std::find(fw.legacy_tables.begin(), fw.legacy_tables.end(), "filter") != fw.legacy_tables.end();
+    std::vector<FwChain> c = nft_chains(r, fw);
+    // When `iptables -S` showed iptables-nft's rules (and legacy iptables
+    // holds no filter table of its own), judge them once, as iptables rules.
+    if (r.run_iptables && fw.iptables_ok && !legacy_filter)
+        c.erase(std::remove_if(c.begin(), c.end(), [](const FwChain& x) { return x.family == "ip" && x.table == "filter"; }), c.end());
+    all.insert(all.end(), c.begin(), c.end());
+    fw.chains = forward_reachable(std::move(all));
+}
+
+}  // namespace
+
 void probe_net(const host::Host& h, const ProbeOptions&, Facts& f) {
     auto& n = f.net;
     n.probed = true;
@@ -472,29 +590,9 @@ void probe_net(const host::Host& h, const ProbeOptions&, Facts& f) {
         else others.push_back(iface);
     }
 
-    auto& fw = n.firewall;
-    host::RunResult addr_res, ipt_res, nft_res;
-    host::InterfaceAddresses addrs;
-    host::NftRuleset nft;
-    bool run_iptables = false;
+    BridgeReads reads;
     std::thread iptables;
-    if (!bridge_names.empty()) {
-        std::istringstream in(h.read_file("/proc/net/ip_tables_names").value_or(""));
-        for (std::string t; in >> t;) fw.legacy_tables.push_back(t);
-        const bool legacy_filter = std::find(fw.legacy_tables.begin(), fw.legacy_tables.end(), "filter") != fw.legacy_tables.end();
-        nft = h.nftables();
-        addrs = h.interface_addresses("bridge");
-        // iptables -S shows what nf_tables cannot: a legacy x_tables filter
-        // table (its rules never reach nf_tables), or any rules at all when
-        // nf_tables could not be read for another reason than privileges
-        // (a kernel without it). It costs 1.7 ms, so it runs beside sysfs.
-        const bool denied = nft.error_code == EPERM || nft.error_code == EACCES;
-        run_iptables = !nft.available || legacy_filter || (!nft.error.empty() && !denied);
-        if (run_iptables) iptables = std::thread([&] { ipt_res = h.run({"iptables", "-S"}, kToolTimeoutMs); });
-        // Trees recorded before kvmready read these itself hold the programs' output.
-        if (!nft.available) nft_res = h.run({"nft", "-j", "list", "ruleset"}, kToolTimeoutMs);
-        if (!addrs.available) addr_res = h.run({"ip", "-j", "addr", "show", "type", "bridge"}, kToolTimeoutMs);
-    }
+    if (!bridge_names.empty()) start_bridge_reads(h, n.firewall, reads, iptables);
 
     const auto misc = misc_minors(h);
     const std::string& rel = f.kernel.release;
@@ -514,81 +612,11 @@ void probe_net(const host::Host& h, const ProbeOptions&, Facts& f) {
 
     if (iptables.joinable()) iptables.join();
     if (bridge_names.empty()) {
-        fw.not_probed_reason = "no bridge exists, so no guest traffic is forwarded here";
+        n.firewall.not_probed_reason = "no bridge exists, so no guest traffic is forwarded here";
         return;
     }
-
-    if (addrs.available) {
-        if (addrs.error.empty()) {
-            for (const auto& a : addrs.addresses) {
-                auto it = std::find_if(n.bridges.begin(), n.bridges.end(), [&](const BridgeInfo& b) { return b.name == a.ifname; });
-                if (it != n.bridges.end()) it->addresses.push_back(BridgeAddress{a.family, a.local, a.prefixlen, a.scope});
-            }
-            n.addresses_known = true;
-        } else {
-            n.addresses_error = addrs.error;
-        }
-    } else if (addr_res.started && addr_res.exit_code == 0) {
-        try {
-            parse_addresses(addr_res.out, n);
-            n.addresses_known = true;
-        } catch (const nlohmann::json::exception& e) {
-            n.addresses_error = std::string("ip -j addr show: unreadable output: ") + e.what();
-        }
-    } else {
-        n.addresses_error = run_error(addr_res, "ip -j addr show");
-    }
-
-    fw.probed = true;
-    std::vector<FwChain> all;
-    if (run_iptables) {
-        if (ipt_res.started && ipt_res.exit_code == 0) {
-            fw.iptables_ok = true;
-            all = parse_iptables_save(ipt_res.out);
-        } else {
-            fw.iptables_error = run_error(ipt_res, "iptables -S");
-        }
-    }
-    const bool legacy_filter = std::find(fw.legacy_tables.begin(), fw.legacy_tables.end(), "filter") != fw.legacy_tables.end();
-    std::vector<FwChain> c;
-    if (nft.available && nft.error.empty()) {
-        c = parse_nft_ruleset(nft.ruleset);
-        fw.nft_ok = true;
-        if (!run_iptables) {
-            // iptables-nft keeps its rules in nf_tables' "ip filter" table:
-            // they are iptables' rules (read without running it), judged and
-            // fixed as such. A table of that name written with nft itself
-            // (base chains not named like iptables') stays nft's.
-            const bool iptables_made = std::all_of(c.begin(), c.end(), [](const FwChain& x) {
-                if (x.family != "ip" || x.table != "filter" || x.policy.empty()) return true;
-                return x.name == "INPUT" || x.name == "FORWARD" || x.name == "OUTPUT";
-            });
-            fw.iptables_ok = true;
-            if (iptables_made)
-                for (auto& x : c)
-                    if (x.family == "ip" && x.table == "filter") x.source = "iptables";
-            std::stable_partition(c.begin(), c.end(), [](const FwChain& x) { return x.source == "iptables"; });
-        }
-    } else if (nft.available) {
-        fw.nft_error = nft.error;
-        // Without legacy tables, iptables' rules are nf_tables' too.
-        if (!run_iptables) fw.iptables_error = nft.error;
-    } else if (nft_res.started && nft_res.exit_code == 0) {
-        try {
-            c = parse_nft_json(nft_res.out);
-            fw.nft_ok = true;
-        } catch (const nlohmann::json::exception& e) {
-            fw.nft_error = std::string("nft -j list ruleset: unreadable output: ") + e.what();
-        }
-    } else {
-        fw.nft_error = run_error(nft_res, "nft -j list ruleset");
-    }
-    // When `iptables -S` showed iptables-nft's rules (and legacy iptables
-    // holds no filter table of its own), judge them once, as iptables rules.
-    if (run_iptables && fw.iptables_ok && !legacy_filter)
-        c.erase(std::remove_if(c.begin(), c.end(), [](const FwChain& x) { return x.family == "ip" && x.table == "filter"; }), c.end());
-    all.insert(all.end(), c.begin(), c.end());
-    fw.chains = forward_reachable(std::move(all));
+    attach_addresses(reads, n);
+    read_firewall(reads, n.firewall);
 }
 
 }  // namespace kvmready

@@ -290,7 +290,7 @@ Report run_checks(const Facts& facts, const std::vector<std::string>& selectors,
                                  [&](const CheckSpec& c) { return s == c.id || s == c.category(); });
         if (!known) throw UsageError(fmt::format("unknown check or category '{}' (see `kvmready check --list`)", s));
     }
-    Results results;
+    Results results(facts);
     Report r;
     r.scope.selected = selectors;
     for (const auto& spec : checks) {

@@ -91,7 +91,11 @@ void write_all(int fd, const std::string& data, const std::string& what) {
 
 }  // namespace
 
-std::optional<std::string> read_nofollow(const std::string& root, const std::string& path, FileMeta* meta) {
+namespace {
+
+// root+path opened read-only as read_nofollow() and check_nofollow() need it:
+// no symlink in any component, a regular file. Nothing when absent.
+std::optional<Fd> open_regular_nofollow(const std::string& root, const std::string& path, FileMeta* meta, off_t* size = nullptr) {
     std::string leaf;
     bool missing = false;
     Fd dir = open_parent(root, path, false, &leaf, &missing);
@@ -105,12 +109,29 @@ std::optional<std::string> read_nofollow(const std::string& root, const std::str
     if (::fstat(f.get(), &st) != 0) fail(display(root, path), errno);
     if (!S_ISREG(st.st_mode)) throw std::runtime_error(fmt::format("{}: not a regular file", display(root, path)));
     if (meta) *meta = FileMeta{static_cast<unsigned>(st.st_mode & 07777), st.st_uid, st.st_gid};
-    host::BoundedRead r = host::read_fd_bounded(f.get(), host::kMaxHostFileBytes);
+    if (size) *size = st.st_size;
+    return f;
+}
+
+}  // namespace
+
+std::optional<std::string> read_nofollow(const std::string& root, const std::string& path, FileMeta* meta) {
+    std::optional<Fd> f = open_regular_nofollow(root, path, meta);
+    if (!f) return std::nullopt;
+    host::BoundedRead r = host::read_fd_bounded(f->get(), host::kMaxHostFileBytes);
     if (!r.data) {
         if (r.error == EFBIG) throw std::runtime_error(host::describe_read_failure(r, display(root, path), host::kMaxHostFileBytes));
         fail(display(root, path), r.error);
     }
     return std::move(*r.data);
+}
+
+void check_nofollow(const std::string& root, const std::string& path) {
+    off_t size = 0;
+    if (!open_regular_nofollow(root, path, nullptr, &size)) return;
+    // As read_nofollow() would refuse it: over the cap (a regular file's size is exact).
+    if (static_cast<uint64_t>(size) > host::kMaxHostFileBytes)
+        throw std::runtime_error(host::describe_read_failure({std::nullopt, EFBIG, ""}, display(root, path), host::kMaxHostFileBytes));
 }
 
 void write_atomic(const std::string& root, const std::string& path, const std::string& content, const FileMeta& meta,

@@ -31,6 +31,10 @@ struct FileMeta {
 // Content of root+path, not following symlinks in any component; nullopt if
 // absent. Throws std::runtime_error on anything else (a symlink, EACCES).
 std::optional<std::string> read_nofollow(const std::string& root, const std::string& path, FileMeta* meta = nullptr);
+// What read_nofollow() would refuse, without reading the content: throws as
+// it does for a symlink on the way or something else than a regular file;
+// returns when the file is absent or may be read and replaced.
+void check_nofollow(const std::string& root, const std::string& path);
 
 // Atomically replaces (or creates) root+path. Missing parent directories are
 // created (0755 root:root). temp_name: the temp file's name in the same
