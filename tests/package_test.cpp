@@ -131,6 +131,22 @@ TEST(PackageInstall, BuildLintInstallUseAndPurge) {
         }
     }
     EXPECT_EQ(jobs, 1u);
+    // The guard itself, run by sh in a mount namespace of its own with a
+    // fresh /run, with and without /run/systemd/system (systemd as PID 1).
+    // The job's kvmready is replaced by echo: only whether it is reached counts.
+    if (auto unshare = find_in_path("unshare"); unshare && jobs == 1) {
+        std::string job;
+        for (const auto& l : nonempty_lines(kvmready::testsupport::read_text(x.path / "etc/cron.d/kvmready")))
+            if (std::regex_search(l, std::regex(R"(^#[0-9*])"))) job = l.substr(l.find(" root ") + 6);
+        job = std::regex_replace(job, std::regex("/usr/bin/kvmready check"), "echo REACHED");
+        job = std::regex_replace(job, std::regex(" >/dev/null$"), "");
+        for (const bool systemd : {true, false}) {
+            const std::string setup = std::string("mount -t tmpfs none /run || exit 90; ") + (systemd ? "mkdir -p /run/systemd/system; " : "");
+            auto r = run_captured({*unshare, "--mount", "--propagation", "private", tool("sh"), "-c", setup + job}, 30000);
+            EXPECT_EQ(r.exit_code, 0) << dump(r);
+            EXPECT_EQ(r.out.find("REACHED") != std::string::npos, !systemd) << (systemd ? "runs beside systemd" : "never runs") << ": " << job;
+        }
+    }
 
     // 3. lintian: no errors (the warnings kept are listed in README.md).
     if (auto lintian = find_in_path("lintian")) {
