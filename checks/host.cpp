@@ -1,5 +1,7 @@
 // host.*: what kind of machine this is (bare metal, VM, container), because
 // that decides where a missing capability must be fixed.
+#include <cerrno>
+
 #include <fmt/format.h>
 
 #include "checks/checks.hpp"
@@ -71,6 +73,16 @@ void hypervisor(const Facts& f, const Results& r, Finding& out) {
         return;
     }
     const bool guest = d && live_cpu && d->hypervisor;
+    // Without the right to open /dev/kvm this user never ran KVM: that says
+    // nothing about nested virtualization, so it is not judged.
+    const int denied = f.kvm.attempted ? f.kvm.open_errno : 0;
+    if (guest && !d->vmx && !d->svm && !f.kvm.ran && (denied == EACCES || denied == EPERM)) {
+        set(out, Status::Unknown,
+            fmt::format("running as {}; whether KVM works inside it cannot be judged: permission denied opening /dev/kvm ({}) for "
+                        "this user",
+                        what, denied == EACCES ? "EACCES" : "EPERM"));
+        return;
+    }
     if (guest && !d->vmx && !d->svm && !f.kvm.ran) {
         set(out, Status::Warn, "running as " + what + " without nested virtualization");
         OuterHypervisor target = hv;

@@ -182,6 +182,11 @@ void qemu_user_access(const Facts& f, const Results&, Finding& out) {
         set(out, Status::Skip, fmt::format("libvirt's QEMU driver is not installed ({} does not exist)", q.conf_path));
         return;
     }
+    if (q.user.empty()) {
+        set(out, Status::Unknown, "cannot tell which user libvirt runs QEMU as: " + q.user_source);
+        remedy(out, "Run the check as root.", {"sudo kvmready check kvm.qemu-user-access"}, "", "manual", true);
+        return;
+    }
     ev["user"] = q.user;
     ev["user_from"] = q.user_source;
     ev["group"] = q.group;

@@ -4,6 +4,7 @@
 #   scripts/dev.sh test    the same, then run the whole test suite (CTest)
 #   scripts/dev.sh bench   the same, then the benchmarks (README figures)
 #   scripts/dev.sh fuzz [SECONDS]  the libFuzzer harnesses, SECONDS each (default 600)
+#   scripts/dev.sh package  build, then the Debian package (CPack) and its lintian report
 # Installs only packages that are missing; needs root (or sudo) for apt.
 set -euo pipefail
 
@@ -13,6 +14,8 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 build=${KVMREADY_BUILD_DIR:-$here/build}
 jobs=$(nproc 2>/dev/null || echo 2)
 
+# CPack's DEB generator needs dpkg-shlibdeps (dpkg-dev); lintian judges the result.
+package_pkgs=(dpkg-dev lintian man-db adduser util-linux)
 build_pkgs=(cmake g++ make pkg-config libcli11-dev nlohmann-json3-dev libfmt-dev libacl1-dev libarchive-dev libxml2-dev libvirt-dev)
 # Real components the tests start themselves: libvirtd/virtlogd, QEMU, network namespaces.
 # kmod: the guest initramfs packs /usr/bin/kmod (modprobe, rmmod); virtinst: the seed workflow's virt-install.
@@ -21,6 +24,9 @@ build_pkgs=(cmake g++ make pkg-config libcli11-dev nlohmann-json3-dev libfmt-dev
 # (xmllint): the real consumers of check's output formats (tests/output_consumers_test.cpp).
 test_pkgs=(libgtest-dev python3 cpuid qemu-system-x86 cpio busybox-static kmod libvirt-daemon-system dnsmasq-base iproute2 iptables nftables ovmf virtinst
            prometheus prometheus-node-exporter nagios-nrpe-server nagios-nrpe-plugin python3-junitparser libxml2-utils)
+# The package test (tests/package_test.cpp) builds, lints, installs and purges the .deb and runs
+# man; the completion test runs the three shells' completion.
+test_pkgs+=("${package_pkgs[@]}" bash-completion zsh fish)
 # The own-code benchmarks (bench/*_bench.cpp) start a private libvirtd and fill a network namespace's firewall.
 bench_pkgs=(libbenchmark-dev hyperfine libvirt-clients cpu-checker libvirt-daemon-system dnsmasq-base iproute2 iptables nftables)
 # libFuzzer comes with clang's runtime libraries.
@@ -73,13 +79,23 @@ fuzz)
     install_missing "${build_pkgs[@]}" "${fuzz_pkgs[@]}"
     exec "$here/scripts/fuzz.sh" "${1:-600}"
     ;;
+package)
+    install_missing "${build_pkgs[@]}" "${package_pkgs[@]}"
+    configure_and_build -DKVMREADY_TESTS=OFF -DKVMREADY_BENCH=OFF
+    cd "$build"
+    rm -f kvmready_*.deb
+    cpack -G DEB >/dev/null
+    deb=$(ls kvmready_*.deb)
+    echo "dev.sh: $build/$deb ($(stat -c %s "$deb") bytes); lintian:" >&2
+    lintian --fail-on error "$deb"
+    ;;
 bench)
     install_missing "${build_pkgs[@]}" "${bench_pkgs[@]}"
     configure_and_build -DCMAKE_BUILD_TYPE=Release -DKVMREADY_TESTS=OFF -DKVMREADY_BENCH=ON
     "$here/bench/compare.sh" "$build" "$@"
     ;;
 *)
-    echo "usage: scripts/dev.sh check|test|bench|fuzz [args]" >&2
+    echo "usage: scripts/dev.sh check|test|bench|fuzz|package [args]" >&2
     exit 64
     ;;
 esac

@@ -173,7 +173,7 @@ TEST(SmokeGuestPaths, BuildTreeFirstThenInstallDirThenEnvironment) {
     EXPECT_EQ(found, dir + "/" + name);
     ASSERT_EQ(searched.size(), 3u);
     EXPECT_NE(searched[0].find("/guest/" + name), std::string::npos) << "the build tree comes first: " << searched[0];
-    EXPECT_NE(searched[1].find("/../share/kvmready/" + name), std::string::npos) << searched[1];
+    EXPECT_NE(searched[1].find("/../lib/kvmready/" + name), std::string::npos) << searched[1];
     // The build tree's guest is what the smoke test boots from a build.
     const auto guest = builtin_guest_path();
     if (!guest.empty()) {

@@ -20,6 +20,11 @@ Action setup_report(CLI::App& app);
 Action setup_smoke(CLI::App& app);
 Action setup_fix(CLI::App& app);
 Action setup_doc_lists(CLI::App& app);  // hidden: README/man lists from the registries
+Action setup_completion(CLI::App& app);  // hidden: bash/zsh/fish completion from this tree
+
+// The completion script for `shell` (bash, zsh, fish) of the subcommands
+// and options registered in `app` so far.
+std::string completion_script(const CLI::App& app, const std::string& shell);
 
 // Reads and parses a CPUID dump file; throws NoInputError / DataError.
 cpuid::Dump load_cpuid_dump(const std::string& path);

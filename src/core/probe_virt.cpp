@@ -4,6 +4,7 @@
 // did not report that emulator's version, beside the remaining file reads.
 // Nothing here may throw: an exception on this thread would end the process.
 #include <algorithm>
+#include <cerrno>
 #include <cctype>
 #include <charconv>
 #include <cstring>
@@ -91,7 +92,16 @@ void probe_dir(const host::Host& h, const std::string& path, const std::string& 
 }
 
 void probe_qemu_user(const host::Host& h, QemuUserFacts& q) {
-    auto conf = h.read_file(q.conf_path);
+    int err = 0;
+    auto conf = h.read_file(q.conf_path, &err);
+    // Debian's qemu.conf is 0600 root: unreadable, it still exists. Which
+    // user QEMU runs as is then not known to this user: user stays empty
+    // (not the "assumed" root below), and kvm.qemu-user-access says unknown.
+    if (!conf && (err == EACCES || err == EPERM)) {
+        q.libvirt_qemu_driver = true;
+        q.user_source = q.conf_path + " is not readable by this user (permission denied, " + (err == EACCES ? "EACCES" : "EPERM") + ")";
+        return;
+    }
     q.libvirt_qemu_driver = conf.has_value();
     if (conf) parse_qemu_conf(*conf, q);
     if (q.user.empty()) {

@@ -31,7 +31,9 @@ std::string guest_file_path(const std::string& name, std::vector<std::string>* s
 #ifdef KVMREADY_GUEST_DIR
     dirs.emplace_back(KVMREADY_GUEST_DIR);
 #endif
-    if (const auto dir = exe_dir(); !dir.empty()) dirs.push_back(dir + "/../share/kvmready");
+    // Installed: PREFIX/lib/kvmready (architecture-dependent files, which
+    // Debian policy keeps out of share/).
+    if (const auto dir = exe_dir(); !dir.empty()) dirs.push_back(dir + "/../lib/kvmready");
     if (const char* env = std::getenv("KVMREADY_GUEST_DIR"); env && *env) dirs.emplace_back(env);
     for (const auto& d : dirs) {
         const std::string p = d + "/" + name;

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -36,5 +37,14 @@ struct Logged {
 // deadline. TMPDIR is replaced when `tmpdir` is not empty.
 Logged run_logged(const std::vector<std::string>& argv, const std::filesystem::path& log, std::chrono::seconds timeout,
                   const std::filesystem::path& tmpdir = {});
+
+// A program's output as its non-empty lines.
+inline std::vector<std::string> nonempty_lines(const std::string& s) {
+    std::vector<std::string> out;
+    std::istringstream in(s);
+    for (std::string l; std::getline(in, l);)
+        if (!l.empty()) out.push_back(l);
+    return out;
+}
 
 }  // namespace kvmready::testsupport
