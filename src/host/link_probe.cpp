@@ -28,7 +28,7 @@ namespace {
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
+double ms_elapsed_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
 
 uint16_t checksum(const uint8_t* p, size_t n) {
     uint32_t sum = 0;
@@ -63,15 +63,15 @@ LinkProbe probe_link(const std::string& dev, const std::string& target, int time
     const auto t0 = Clock::now();
     LinkProbe res;
     if (target.empty()) {
-        while (ms_since(t0) < timeout_ms) {
+        while (ms_elapsed_since(t0) < timeout_ms) {
             if (link_operstate(dev) == "up") {
-                res = {true, fmt::format("{} is up (no default gateway to probe)", dev), ms_since(t0)};
+                res = {true, fmt::format("{} is up (no default gateway to probe)", dev), ms_elapsed_since(t0)};
                 return res;
             }
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
         }
         res.how = fmt::format("{} did not come up (no default gateway to probe)", dev);
-        res.ms = ms_since(t0);
+        res.ms = ms_elapsed_since(t0);
         return res;
     }
     const bool v6 = target.find(':') != std::string::npos;
@@ -103,7 +103,7 @@ LinkProbe probe_link(const std::string& dev, const std::string& target, int time
     uint16_t seq = 0;
     auto next_send = t0;
     auto next_neigh = t0 + std::chrono::milliseconds(100);
-    while (ms_since(t0) < timeout_ms) {
+    while (ms_elapsed_since(t0) < timeout_ms) {
         const auto now = Clock::now();
         if (fd >= 0 && now >= next_send) {
             uint8_t pkt[16] = {};
@@ -123,7 +123,7 @@ LinkProbe probe_link(const std::string& dev, const std::string& target, int time
         }
         if (now >= next_neigh) {
             if (neighbour_reachable(dev, target)) {
-                res = {true, fmt::format("{} answered {} on {}", target, v6 ? "neighbour discovery" : "ARP", dev), ms_since(t0)};
+                res = {true, fmt::format("{} answered {} on {}", target, v6 ? "neighbour discovery" : "ARP", dev), ms_elapsed_since(t0)};
                 break;
             }
             next_neigh = Clock::now() + std::chrono::milliseconds(100);
@@ -151,14 +151,14 @@ LinkProbe probe_link(const std::string& dev, const std::string& target, int time
         if (v6) from_target = std::memcmp(&reinterpret_cast<sockaddr_in6*>(&from)->sin6_addr, &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr, 16) == 0;
         else from_target = reinterpret_cast<sockaddr_in*>(&from)->sin_addr.s_addr == reinterpret_cast<sockaddr_in*>(&ss)->sin_addr.s_addr;
         if (reply && from_target && (!raw || rid == id)) {
-            res = {true, fmt::format("{} answered ping through {}", target, dev), ms_since(t0)};
+            res = {true, fmt::format("{} answered ping through {}", target, dev), ms_elapsed_since(t0)};
             break;
         }
     }
     if (fd >= 0) ::close(fd);
     if (!res.ok) {
         res.how = fmt::format("{} did not answer ping, ARP or neighbour discovery through {} within {} ms", target, dev, timeout_ms);
-        res.ms = ms_since(t0);
+        res.ms = ms_elapsed_since(t0);
     }
     return res;
 }

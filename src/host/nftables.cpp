@@ -35,11 +35,11 @@ namespace kvmready::host {
 
 namespace {
 
-constexpr int kTimeoutMs = 2000;
+constexpr int kNftTimeoutMs = 2000;
 
 class Reader {
 public:
-    int open() { return sock_.open(NETLINK_NETFILTER, kTimeoutMs); }
+    int open() { return sock_.open(NETLINK_NETFILTER, kNftTimeoutMs); }
 
     // The reply messages of the chain, rule and set dumps, then the elements
     // of the sets the decoder needs. 0 or errno; *interrupted when the

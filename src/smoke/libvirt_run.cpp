@@ -51,8 +51,6 @@ using Marker = SerialReport;
 
 std::optional<Marker> parse_marker(const std::string& line) { return parse_serial_line(line); }
 
-std::string tail_of(const std::string& s, size_t n) { return s.size() <= n ? s : s.substr(s.size() - n); }
-
 std::string read_tail(const std::string& path, size_t n) {
     std::ifstream in(path, std::ios::binary);
     if (!in) return "";

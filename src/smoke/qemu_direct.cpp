@@ -30,8 +30,6 @@ std::string qemu_escape(const std::string& s) {
     return o;
 }
 
-std::string tail_of(const std::string& s, size_t n) { return s.size() <= n ? s : s.substr(s.size() - n); }
-
 std::string first_line(const std::string& s) {
     const auto start = s.find_first_not_of("\r\n ");
     if (start == std::string::npos) return "";

@@ -16,6 +16,7 @@
 #include "core/probe.hpp"
 #include "host/host.hpp"
 #include "host/target.hpp"
+#include "smoke/common.hpp"
 #include "smoke/guest_paths.hpp"
 #include "smoke/initramfs.hpp"
 #include "smoke/libvirt_run.hpp"
@@ -26,7 +27,6 @@ namespace kvmready::smoke {
 namespace {
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
 
 std::atomic<int> g_signal{0};
 
@@ -39,8 +39,6 @@ void on_signal(int sig) {
         ::raise(sig);
     }
 }
-
-double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
 
 SmokeStep stage_a(Facts& facts) {
     SmokeStep s;
