@@ -1,6 +1,8 @@
 #include "checks/common.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include <fmt/format.h>
 
@@ -118,6 +120,30 @@ Status status(const Results& r, CheckId id) { return r.status(id.text); }
 void remedy(Finding& f, std::string text, std::vector<std::string> commands, FixId fix, const char* applicability,
             bool requires_root) {
     f.remediation = Remediation{std::move(text), std::move(commands), fix.text, applicability, requires_root};
+}
+
+namespace {
+const char* errno_name(int e) {
+    switch (e) {
+    case EACCES: return "EACCES";
+    case EPERM: return "EPERM";
+    case ENOENT: return "ENOENT";
+    case EBUSY: return "EBUSY";
+    case ENODEV: return "ENODEV";
+    case ENXIO: return "ENXIO";
+    case EINVAL: return "EINVAL";
+    case ENOTTY: return "ENOTTY";
+    case E2BIG: return "E2BIG";
+    case ENOMEM: return "ENOMEM";
+    case ENODATA: return "ENODATA";
+    default: return nullptr;
+    }
+}
+}  // namespace
+
+std::string errno_text(int e) {
+    const char* n = errno_name(e);
+    return fmt::format("{} ({})", std::strerror(e), n ? n : std::to_string(e));
 }
 
 }  // namespace kvmready::checks

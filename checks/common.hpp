@@ -62,6 +62,8 @@ Status status(const Results& r, CheckId id);
 
 std::string hex(uint64_t v);
 std::string mode_string(unsigned mode);  // "0660"
+// "Permission denied (EACCES)": strerror and the errno name an admin greps for.
+std::string errno_text(int e);
 void set(Finding& f, Status s, std::string message);
 // fix: the `kvmready fix` that carries this out, or "" (ids::fix::none).
 void remedy(Finding& f, std::string text, std::vector<std::string> commands, FixId fix,

@@ -15,12 +15,6 @@ namespace {
 
 constexpr unsigned kKvmMajor = 10, kKvmMinor = 232;
 
-std::string errno_text(int e) {
-    return fmt::format("{} ({})", std::strerror(e), e == EACCES ? "EACCES" : e == EPERM ? "EPERM" : e == ENOENT ? "ENOENT"
-                                                                          : e == EBUSY ? "EBUSY" : e == ENODEV ? "ENODEV"
-                                                                          : e == ENXIO ? "ENXIO" : std::to_string(e));
-}
-
 std::vector<std::string> module_list(const Facts& f) {
     std::vector<std::string> v;
     for (const auto& m : f.modules.present)

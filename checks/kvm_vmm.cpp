@@ -23,25 +23,6 @@ namespace {
 // ---------------------------------------------------------------------------
 // Shared
 
-const char* errno_name(int e) {
-    switch (e) {
-    case EINVAL: return "EINVAL";
-    case ENOTTY: return "ENOTTY";
-    case E2BIG: return "E2BIG";
-    case ENXIO: return "ENXIO";
-    case EBUSY: return "EBUSY";
-    case ENOMEM: return "ENOMEM";
-    case EPERM: return "EPERM";
-    case ENODATA: return "ENODATA";
-    default: return nullptr;
-    }
-}
-
-std::string errno_text(int e) {
-    const char* n = errno_name(e);
-    return fmt::format("{} ({})", std::strerror(e), n ? n : std::to_string(e));
-}
-
 // Common preamble: the VMM pass must have run. Returns false after setting
 // the finding when it did not.
 bool need_vmm_facts(const Facts& f, Finding& out) {

@@ -22,15 +22,9 @@
 
 set(KVMREADY_UNITY_CHUNK 8 CACHE STRING "Most source files per unity unit of kvmready_lib")
 
-# Files that still clash with a neighbour (option 3 above); paths relative to
+# Files that clash with a neighbour (option 3 above; none today); paths relative to
 # the source directory.
-set(KVMREADY_UNITY_SKIP
-  # words() and read_trimmed() as in probe_config.cpp, probe_system.cpp
-  src/core/probe.cpp
-  # lower() as in probe_net.cpp
-  src/core/kvm_state.cpp
-  # errno_text() as in checks/kvm.cpp
-  checks/kvm_vmm.cpp)
+set(KVMREADY_UNITY_SKIP)
 
 if(KVMREADY_UNITY_BUILD)
   set_target_properties(kvmready_lib PROPERTIES UNITY_BUILD ON UNITY_BUILD_MODE GROUP)

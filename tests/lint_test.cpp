@@ -296,20 +296,6 @@ std::vector<Function> long_functions(const std::string& stripped, int limit) {
 constexpr int kMaxFileLines = 900;
 constexpr int kMaxFunctionLines = 120;
 
-// Functions over the limit in files another change is reworking now; each
-// entry goes once its function is split. Nothing else may grow past it.
-struct LongFunction {
-    const char* file;
-    const char* function;
-    const char* why;
-};
-const LongFunction kLongAllowed[] = {
-    {"src/smoke/qemu_direct.cpp", "run_qemu_direct", "the libvirt-interface change reworks src/smoke; split after it merges"},
-    {"src/smoke/smoke.cpp", "run_smoke", "the libvirt-interface change reworks src/smoke; split after it merges"},
-    {"src/host/libvirt_live.cpp", "run", "the libvirt-interface change reworks src/host/libvirt*; split after it merges"},
-    {"src/host/libvirt_wire.cpp", "query", "the libvirt-interface change reworks src/host/libvirt*; split after it merges"},
-};
-
 TEST(Lint, ScannerFindsRawCallsAndIgnoresCommentsStringsAndMembers) {
     const std::string code =
         "int fd = ::open(p, O_RDONLY);\n"                      // 1
@@ -392,18 +378,11 @@ TEST(Lint, NoLongFilesOrFunctions) {
     const auto files = product_sources();
     EXPECT_GT(files.size(), 50u) << "the source tree was not found under " << root;
     std::vector<std::string> found;
-    std::set<std::string> allowed_seen;
     for (const auto& rel : files) {
         const std::string text = read_source(root / rel);
         const auto lines = std::count(text.begin(), text.end(), '\n') + (text.empty() || text.back() == '\n' ? 0 : 1);
         if (lines > kMaxFileLines) found.push_back(rel + ": " + std::to_string(lines) + " lines (at most " + std::to_string(kMaxFileLines) + ")");
         for (const auto& f : long_functions(strip(text), kMaxFunctionLines)) {
-            const auto allowed = std::find_if(std::begin(kLongAllowed), std::end(kLongAllowed),
-                                              [&](const LongFunction& a) { return rel == a.file && f.name == a.function; });
-            if (allowed != std::end(kLongAllowed)) {
-                allowed_seen.insert(std::string(allowed->file) + " " + allowed->function);
-                continue;
-            }
             found.push_back(rel + ":" + std::to_string(f.first_line) + ": " + f.name + " is " + std::to_string(f.lines()) +
                             " lines (at most " + std::to_string(kMaxFunctionLines) + ")");
         }
@@ -411,10 +390,6 @@ TEST(Lint, NoLongFilesOrFunctions) {
     std::string list;
     for (const auto& f : found) list += "  " + f + "\n";
     EXPECT_TRUE(found.empty()) << "split these into cohesive files and functions:\n" << list;
-    // An allowance whose function got short (or moved) goes from the list.
-    for (const auto& a : kLongAllowed)
-        EXPECT_TRUE(allowed_seen.count(std::string(a.file) + " " + a.function))
-            << a.file << " " << a.function << " is no longer over " << kMaxFunctionLines << " lines: remove it from kLongAllowed";
 }
 
 }  // namespace

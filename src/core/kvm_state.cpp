@@ -5,14 +5,13 @@
 
 #include <fmt/format.h>
 
+#include "util/text.hpp"
+
 namespace kvmready {
 
 namespace {
 
-std::string lower(std::string s) {
-    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return s;
-}
+using util::lower;
 
 bool has(const std::string& hay, std::string_view needle) { return hay.find(needle) != std::string::npos; }
 

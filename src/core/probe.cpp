@@ -12,14 +12,9 @@ namespace {
 
 using util::trim;
 
-std::vector<std::string> words(const std::string& s) {
-    std::istringstream in(s);
-    std::vector<std::string> out;
-    for (std::string w; in >> w;) out.push_back(w);
-    return out;
-}
+using util::words;
 
-std::string read_trimmed(const host::Host& h, const std::string& path) {
+std::string trimmed_or_empty(const host::Host& h, const std::string& path) {
     return trim(h.read_file(path).value_or(""));
 }
 
@@ -41,7 +36,7 @@ std::string module_name_from_path(std::string p) {
 void probe_modules(const host::Host& h, Facts& f) {
     auto& m = f.modules;
     m.module_support = h.stat("/proc/modules").exists;
-    m.modules_disabled = read_trimmed(h, "/proc/sys/kernel/modules_disabled") == "1";
+    m.modules_disabled = trimmed_or_empty(h, "/proc/sys/kernel/modules_disabled") == "1";
     for (const auto& name : h.list_dir("/sys/module")) {
         if (!is_kvm_module(name)) continue;
         ModuleInfo mi;
@@ -163,10 +158,10 @@ void probe_access(const host::Host& h, const ProbeOptions& opt, Facts& f) {
 void probe_hypervisor(const host::Host& h, Facts& f) {
     auto& v = f.hypervisor;
     for (const char* key : {"sys_vendor", "product_name", "product_version", "bios_vendor", "board_vendor", "chassis_vendor"}) {
-        auto val = read_trimmed(h, std::string("/sys/class/dmi/id/") + key);
+        auto val = trimmed_or_empty(h, std::string("/sys/class/dmi/id/") + key);
         if (!val.empty()) v.dmi[key] = val;
     }
-    v.sys_hypervisor_type = read_trimmed(h, "/sys/hypervisor/type");
+    v.sys_hypervisor_type = trimmed_or_empty(h, "/sys/hypervisor/type");
     if (auto env = h.read_file("/proc/1/environ")) {
         std::string_view s(*env);
         for (size_t pos = 0; pos < s.size();) {
@@ -261,10 +256,10 @@ Facts probe(const host::Host& h, const ProbeOptions& opt) {
     // this thread; the file reads go to a new one. A new thread starts on an
     // idle vCPU, and waking that costs ~1 ms in a VM: the reads absorb that
     // delay, the critical path does not.
-    f.kernel.release = read_trimmed(h, "/proc/sys/kernel/osrelease");
+    f.kernel.release = trimmed_or_empty(h, "/proc/sys/kernel/osrelease");
     std::thread files([&] {
-        f.kernel.cmdline = read_trimmed(h, "/proc/cmdline");
-        f.kernel.hostname = read_trimmed(h, "/proc/sys/kernel/hostname");
+        f.kernel.cmdline = trimmed_or_empty(h, "/proc/cmdline");
+        f.kernel.hostname = trimmed_or_empty(h, "/proc/sys/kernel/hostname");
         f.kernel.os_id = read_os_id(h);
         probe_cpu(h, opt, f);
         probe_msrs(h, opt, f);

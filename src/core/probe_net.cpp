@@ -23,6 +23,7 @@ namespace {
 constexpr int kToolTimeoutMs = 2000;
 const std::string kNet = "/sys/class/net/";
 
+using util::lower;
 using util::trim;
 
 std::optional<int> read_int(const host::Host& h, const std::string& path, int base = 10) {
@@ -212,11 +213,6 @@ std::vector<std::string> split_args(const std::string& line) {
     }
     if (any || !cur.empty()) out.push_back(cur);
     return out;
-}
-
-std::string lower(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-    return s;
 }
 
 bool states_established_only(const std::string& list) {

@@ -47,6 +47,12 @@ inline bool has_word(const std::string& list, const std::string& word, char sep 
     return false;
 }
 
+// s in ASCII lower case (kernel and firmware strings; no locale).
+inline std::string lower(std::string s) {
+    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
 // The whitespace-separated words of s.
 inline std::vector<std::string> words(const std::string& s) {
     std::vector<std::string> out;
