@@ -59,7 +59,8 @@ int run(int argc, char** argv) {
     app.set_version_flag("-V,--version", std::string("kvmready ") + KVMREADY_VERSION);
     app.require_subcommand(1);
     app.footer("Exit status: 0 ready, 1 not ready, 3 undetermined, 64 usage, 65 bad input data, 66 input missing, "
-               "70 internal error, 75 another fix runs, 77 needs root. See kvmready(1).");
+               "70 internal error, 73 an output file cannot be created, 75 another fix runs, 77 needs root; "
+               "check --format nagios: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. See kvmready(1), EXIT STATUS.");
     std::vector<std::pair<CLI::App*, Action>> actions;
     Action check = setup_check(app);
     actions.emplace_back(app.get_subcommand("check"), check);
