@@ -19,7 +19,14 @@ harnesses=("$@")
 
 t0=$(date +%s)
 CC=clang CXX=clang++ cmake -S "$here" -B "$out" -DKVMREADY_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$out" -j"${KVMREADY_FUZZ_JOBS:-2}" 2>&1 | grep -E "error|warning" || true
+# A harness that does not build is a failure, said here, not later as a
+# missing binary.
+if ! cmake --build "$out" -j"${KVMREADY_FUZZ_JOBS:-2}" >"$out/build.log" 2>&1; then
+    grep -E "error|undefined reference" "$out/build.log" | head -20 >&2 || true
+    echo "fuzz: the harnesses do not build (see $out/build.log)" >&2
+    exit 1
+fi
+grep -E "warning" "$out/build.log" >&2 || true
 echo "fuzz: harnesses built in $(( $(date +%s) - t0 )) s" >&2
 
 seeds=$out/seeds

@@ -1,11 +1,14 @@
 // Smoke and bundles change the system through the Target as the fixes do:
 // the bundle writer, smoke step (b)'s run directory, disk and QEMU, and the
 // Linux guest's initramfs run for real against a RecordingTarget, which
-// writes down what they would have done and changes nothing. Each test fails
+// writes down what they would have done and changes nothing; so does reading
+// a bundle back (its unpacking). Each test fails
 // when the code under it goes around the target (then the change happens,
 // or fails, for real and nothing is recorded).
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -84,6 +87,42 @@ TEST(TargetRecords, BundleWriterAsksTheTargetWhetherTheFileExists) {
         EXPECT_EQ(e.code, kvmready::kExitUsage) << e.what();
     }
     EXPECT_TRUE(rec.changes().empty());
+}
+
+// Reading a bundle unpacks it through the target too: the private temp dir,
+// each directory and member, and the removal. Nothing is unpacked for real,
+// so the bundle then has no manifest to read (65), and $TMPDIR stays empty.
+TEST(TargetRecords, BundleIsUnpackedThroughTheTarget) {
+    TempDir tree, out_dir, tmp;
+    const std::string out = (out_dir.path / "b.tar.gz").string();
+    try {
+        kvmready::report::write_bundle(sample_bundle(tree.path), out, false);
+    } catch (const kvmready::ExitError& e) {
+        if (e.code == kvmready::kExitUnavailable) GTEST_SKIP() << e.what();
+        throw;
+    }
+    const char* old_tmpdir = std::getenv("TMPDIR");
+    const std::string saved = old_tmpdir ? old_tmpdir : "";
+    ::setenv("TMPDIR", tmp.path.c_str(), 1);
+    RecordingTarget rec;
+    int code = 0;
+    try {
+        kvmready::report::open_bundle(out, {}, rec);
+    } catch (const kvmready::ExitError& e) {
+        code = e.code;
+    }
+    if (old_tmpdir) ::setenv("TMPDIR", saved.c_str(), 1); else ::unsetenv("TMPDIR");
+    EXPECT_EQ(code, kvmready::kExitDataErr);
+    EXPECT_TRUE(fs::is_empty(tmp.path));
+    const auto& ch = rec.changes();
+    ASSERT_FALSE(ch.empty());
+    const std::string dir = tmp.path.string() + "/kvmready-bundle-recorded";
+    EXPECT_EQ(ch.front(), "mkdtemp " + tmp.path.string() + "/kvmready-bundle-XXXXXX");
+    EXPECT_EQ(ch.back(), "rmtree " + dir);
+    const std::string member = dir + "/" + kvmready::report::kBundleTop + "/host/proc/sys/vm/nr_hugepages";
+    EXPECT_NE(std::find(ch.begin(), ch.end(), "new " + member), ch.end()) << join(ch);
+    EXPECT_NE(std::find(ch.begin(), ch.end(), "new " + dir + "/" + kvmready::report::kBundleTop + "/manifest.json"), ch.end()) << join(ch);
+    EXPECT_EQ(rec.written().at(member), "7\n");
 }
 
 // Step (b) up to the point where QEMU would start: the run directory, the

@@ -65,6 +65,8 @@ public:
         return host::replace_file(path, data, mode, error);
     }
     std::unique_ptr<PendingWrite> create_file(const std::string& path) override;
+    int make_dirs(const std::string& path) override { return host::make_dirs(path).value(); }
+    std::unique_ptr<NewWrite> create_new_file(const std::string& path) override;
 
 private:
     std::string root_;
@@ -89,6 +91,18 @@ private:
 };
 
 std::unique_ptr<PendingWrite> FsTarget::create_file(const std::string& path) { return std::make_unique<LiveWrite>(path); }
+
+class LiveNewWrite final : public NewWrite {
+public:
+    explicit LiveNewWrite(const std::string& path) : file_(path) {}
+    [[nodiscard]] int error() const override { return file_.ok() ? 0 : file_.error(); }
+    int write(const char* data, size_t n) override { return file_.write(data, n); }
+
+private:
+    NewFile file_;
+};
+
+std::unique_ptr<NewWrite> FsTarget::create_new_file(const std::string& path) { return std::make_unique<LiveNewWrite>(path); }
 
 }  // namespace
 
@@ -202,6 +216,38 @@ bool RecordingTarget::replace_file(const std::string& path, const std::string& d
     return true;
 }
 std::unique_ptr<PendingWrite> RecordingTarget::create_file(const std::string& path) { return std::make_unique<RecordedWrite>(*this, path); }
+
+int RecordingTarget::make_dirs(const std::string& path) {
+    changes_.push_back("mkdir -p " + path);
+    return 0;
+}
+
+class RecordedNewWrite final : public NewWrite {
+public:
+    RecordedNewWrite(RecordingTarget& rec, const std::string& path) : rec_(rec), path_(path) {
+        if (rec_.written_.count(path_)) {
+            error_ = EEXIST;
+            return;
+        }
+        rec_.changes_.push_back("new " + path_);
+        rec_.written_[path_];
+    }
+    [[nodiscard]] int error() const override { return error_; }
+    int write(const char* data, size_t n) override {
+        if (error_) return error_;
+        rec_.written_[path_].append(data, n);
+        return 0;
+    }
+
+private:
+    RecordingTarget& rec_;
+    std::string path_;
+    int error_ = 0;
+};
+
+std::unique_ptr<NewWrite> RecordingTarget::create_new_file(const std::string& path) {
+    return std::make_unique<RecordedNewWrite>(*this, path);
+}
 
 int send_signal(pid_t pid, int sig) { return ::kill(pid, sig) == 0 ? 0 : errno; }
 

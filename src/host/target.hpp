@@ -44,6 +44,18 @@ public:
     virtual uint64_t size() = 0;
 };
 
+// A new file written in pieces (an unpacked bundle member): created with
+// O_EXCL|O_NOFOLLOW, so a duplicate, or a name where a directory or symlink
+// stands, is refused instead of overwritten or followed. Errors are errno.
+class NewWrite {
+public:
+    virtual ~NewWrite() = default;
+    // 0, or why the file could not be created.
+    [[nodiscard]] virtual int error() const = 0;
+    // All of data: 0 or errno.
+    virtual int write(const char* data, size_t n) = 0;
+};
+
 class Target {
 public:
     virtual ~Target() = default;
@@ -89,6 +101,9 @@ public:
     virtual void create_disk_image(const std::string& path, const std::string& head, size_t size) = 0;
     virtual bool replace_file(const std::string& path, const std::string& data, unsigned mode, std::string* error) = 0;
     virtual std::unique_ptr<PendingWrite> create_file(const std::string& path) = 0;
+    // mkdir -p: 0 or errno (a file standing on the way: EEXIST/ENOTDIR).
+    virtual int make_dirs(const std::string& path) = 0;
+    virtual std::unique_ptr<NewWrite> create_new_file(const std::string& path) = 0;
 };
 
 // The live system (root "") or a directory tree (--root DIR).
@@ -134,12 +149,18 @@ public:
     // Written into memory; commit records "write PATH (N bytes)" and keeps
     // the bytes in written().
     std::unique_ptr<PendingWrite> create_file(const std::string& path) override;
+    // "mkdir -p PATH".
+    int make_dirs(const std::string& path) override;
+    // "new PATH" when created; the bytes go to written(). A path already
+    // written (a duplicate) answers EEXIST, as the live O_EXCL would.
+    std::unique_ptr<NewWrite> create_new_file(const std::string& path) override;
     // Content of the files written whole (replace_file, committed
     // create_file, create_disk_image's head), by path.
     [[nodiscard]] const std::map<std::string, std::string>& written() const { return written_; }
 
 private:
     friend class RecordedWrite;
+    friend class RecordedNewWrite;
     std::string root_;
     std::shared_ptr<Target> reads_;
     std::vector<std::string> changes_;

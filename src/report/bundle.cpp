@@ -228,7 +228,7 @@ void throw_if_interrupted(const std::string& path) {
 }  // namespace
 
 OpenedBundle::~OpenedBundle() {
-    if (!tmp_.empty()) host::remove_tree(tmp_);
+    if (!tmp_.empty()) target_.remove_tree(tmp_);
     if (g_guarded) {
         ::sigaction(SIGINT, &g_old_int, nullptr);
         ::sigaction(SIGTERM, &g_old_term, nullptr);
@@ -272,7 +272,7 @@ void check_manifest(const nlohmann::json& m, const std::string& path) {
 
 // Unpacks the archive at path into dir under limits; throws DataError naming
 // the member at fault.
-void unpack(const std::string& path, const std::string& dir, const BundleLimits& limits) {
+void unpack(const std::string& path, const std::string& dir, const BundleLimits& limits, host::Target& target) {
     const auto started = std::chrono::steady_clock::now();
     archive* a = la().archive_read_new();
     struct Closer {
@@ -311,19 +311,20 @@ void unpack(const std::string& path, const std::string& dir, const BundleLimits&
         const auto type = la().archive_entry_filetype(e);
         const fs::path dest = fs::path(dir) / name;
         if (type == AE_IFDIR) {
-            if (const auto ec = host::make_dirs(dest.string())) fail(fmt::format("{}: cannot create the directory: {}", member, ec.message()));
+            if (const int err = target.make_dirs(dest.string()))
+                fail(fmt::format("{}: cannot create the directory: {}", member, std::strerror(err)));
             continue;
         }
         if (type != AE_IFREG) fail(fmt::format("{} is not a regular file or directory", member));
         const auto size = la().archive_entry_size(e);
         if (size < 0 || static_cast<uint64_t>(size) > limits.member_bytes)
             fail(fmt::format("{} is larger than {} bytes (--bundle-limit member_bytes=N)", member, limits.member_bytes));
-        if (const auto ec = host::make_dirs(dest.parent_path().string()))
-            fail(fmt::format("{}: cannot create its directory: {}", member, ec.message()));
+        if (const int err = target.make_dirs(dest.parent_path().string()))
+            fail(fmt::format("{}: cannot create its directory: {}", member, std::strerror(err)));
         // O_EXCL|O_NOFOLLOW: a duplicate member, or one where a directory
         // already stands, is refused rather than overwritten or followed.
-        host::NewFile out(dest.string());
-        if (!out.ok()) fail(fmt::format("{}: cannot extract: {}", member, std::strerror(out.error())));
+        const auto out = target.create_new_file(dest.string());
+        if (out->error()) fail(fmt::format("{}: cannot extract: {}", member, std::strerror(out->error())));
         uint64_t written = 0;
         for (;;) {
             const la_ssize_t n = la().archive_read_data(a, buf.data(), buf.size());
@@ -337,7 +338,7 @@ void unpack(const std::string& path, const std::string& dir, const BundleLimits&
                          ? fmt::format("{} is larger than {} bytes (--bundle-limit member_bytes=N)", member, limits.member_bytes)
                          : fmt::format("larger than {} bytes unpacked (--bundle-limit bytes=N)", limits.bytes));
             }
-            if (const int err = out.write(buf.data(), static_cast<size_t>(n)))
+            if (const int err = out->write(buf.data(), static_cast<size_t>(n)))
                 throw ExitError(kExitCantCreat, fmt::format("{}: unpacking {} into {}: {}", path, member, dir, std::strerror(err)));
         }
     }
@@ -345,8 +346,8 @@ void unpack(const std::string& path, const std::string& dir, const BundleLimits&
 
 }  // namespace
 
-std::unique_ptr<OpenedBundle> open_bundle(const std::string& path, const BundleLimits& limits) {
-    std::unique_ptr<OpenedBundle> b(new OpenedBundle());
+std::unique_ptr<OpenedBundle> open_bundle(const std::string& path, const BundleLimits& limits, host::Target& target) {
+    std::unique_ptr<OpenedBundle> b(new OpenedBundle(target));
     struct stat st {};
     if (::stat(path.c_str(), &st) < 0) throw NoInputError(fmt::format("--from {}: {}", path, std::strerror(errno)));
     fs::path top;
@@ -358,10 +359,10 @@ std::unique_ptr<OpenedBundle> open_bundle(const std::string& path, const BundleL
         const char* tmpdir = std::getenv("TMPDIR");
         const std::string parent = tmpdir && *tmpdir ? tmpdir : "/tmp";
         int err = 0;
-        auto made = host::make_temp_dir(parent, "kvmready-bundle-", &err);
+        auto made = target.make_temp_dir(parent, "kvmready-bundle-", &err);
         if (!made) throw ExitError(kExitCantCreat, fmt::format("mkdtemp {}/kvmready-bundle-XXXXXX: {}", parent, std::strerror(err)));
         b->tmp_ = *made;  // removed by ~OpenedBundle, also when unpack throws or a signal comes
-        unpack(path, b->tmp_, limits);
+        unpack(path, b->tmp_, limits, target);
         top = fs::path(b->tmp_) / kBundleTop;
     }
     const fs::path manifest = top / "manifest.json";

@@ -50,7 +50,8 @@ struct BundleLimits {
 void set_bundle_limit(BundleLimits& limits, const std::string& name_eq_value);
 
 // An opened bundle: extracted into a private temporary directory that is
-// removed when this object goes away.
+// removed when this object goes away (both through the Target it was opened
+// with, which must outlive it).
 class OpenedBundle {
 public:
     ~OpenedBundle();
@@ -60,8 +61,9 @@ public:
     [[nodiscard]] const nlohmann::json& manifest() const { return manifest_; }
 
 private:
-    friend std::unique_ptr<OpenedBundle> open_bundle(const std::string& path, const BundleLimits& limits);
-    OpenedBundle() = default;
+    friend std::unique_ptr<OpenedBundle> open_bundle(const std::string& path, const BundleLimits& limits, host::Target& target);
+    explicit OpenedBundle(host::Target& target) : target_(target) {}
+    host::Target& target_;
     std::string tmp_;        // extraction dir we own (empty for an unpacked dir)
     std::string host_tree_;
     nlohmann::json manifest_;
@@ -70,6 +72,8 @@ private:
 // Accepts a .tar.gz bundle or an unpacked bundle directory. Throws
 // NoInputError (66) when missing, DataError (65) when corrupt, truncated,
 // unsafe (absolute paths, .., links, devices) or not a kvmready bundle.
-std::unique_ptr<OpenedBundle> open_bundle(const std::string& path, const BundleLimits& limits = {});
+// The extraction (temp dir, directories, members, removal) goes through target.
+std::unique_ptr<OpenedBundle> open_bundle(const std::string& path, const BundleLimits& limits = {},
+                                          host::Target& target = host::live_target());
 
 }  // namespace kvmready::report
