@@ -24,6 +24,8 @@ build_pkgs=(cmake g++ make pkg-config libcli11-dev nlohmann-json3-dev libfmt-dev
 # (xmllint): the real consumers of check's output formats (tests/output_consumers_test.cpp).
 test_pkgs=(libgtest-dev python3 cpuid qemu-system-x86 cpio busybox-static kmod libvirt-daemon-system dnsmasq-base iproute2 iptables nftables ovmf virtinst
            prometheus prometheus-node-exporter nagios-nrpe-server nagios-nrpe-plugin python3-junitparser libxml2-utils)
+# chromium: the fleet page rendered by a real headless browser (tests/fleet_browser_test.cpp).
+test_pkgs+=(chromium)
 # The package test (tests/package_test.cpp) builds, lints, installs and purges the .deb and runs
 # man; the completion test runs the three shells' completion.
 test_pkgs+=("${package_pkgs[@]}" bash-completion zsh fish)

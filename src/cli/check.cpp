@@ -90,6 +90,7 @@ void check_output_paths(const std::vector<OutputTo>& outs) {
 
 int run_check(const CheckOptions& o) {
     const auto started = std::chrono::steady_clock::now();
+    const auto started_wall = std::chrono::system_clock::now();
     const output::Format to_stdout = stdout_format(o);
     if (o.list) return list_checks(to_stdout == output::Format::Json);
     const std::vector<OutputTo> outputs = parse_outputs(o.outputs);
@@ -123,6 +124,9 @@ int run_check(const CheckOptions& o) {
     output::RunInfo run;
     run.finished_unix = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
     run.duration_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    run.started_unix = std::chrono::duration_cast<std::chrono::seconds>(started_wall.time_since_epoch()).count();
+    if (src.bundle && src.bundle->manifest().contains("created") && src.bundle->manifest()["created"].is_string())
+        run.recorded_at = src.bundle->manifest()["created"].get<std::string>();
     run.strict = o.strict;
     run.text.quiet = o.quiet;
     run.text.verbose = o.verbose;

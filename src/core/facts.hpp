@@ -142,6 +142,7 @@ struct Facts {
     std::string source_note;          // for recordings: who made it, when
     Request request;
     KernelFacts kernel;
+    host::HostIdentity identity;      // the hash a fleet report tells hosts apart by
     CpuFacts cpu;
     MsrFacts msr;
     ModuleFacts modules;
@@ -158,7 +159,7 @@ struct Facts {
 };
 
 // source_note is not serialised: the bundle's manifest carries it.
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Facts, schema_version, source, kernel, cpu, msr, modules, device, access, kvm, hypervisor,
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Facts, schema_version, source, kernel, identity, cpu, msr, modules, device, access, kvm, hypervisor,
                                                 kernel_log, request, virt, net, system, smoke, config)
 
 // The serialisation above, by name (bundles, --record, tests).

@@ -260,6 +260,7 @@ Facts probe(const host::Host& h, const ProbeOptions& opt) {
     std::thread files([&] {
         f.kernel.cmdline = trimmed_or_empty(h, "/proc/cmdline");
         f.kernel.hostname = trimmed_or_empty(h, "/proc/sys/kernel/hostname");
+        f.identity = h.identity();
         f.kernel.os_id = read_os_id(h);
         probe_cpu(h, opt, f);
         probe_msrs(h, opt, f);

@@ -102,6 +102,22 @@ struct NftRuleset {
     nlohmann::json ruleset;        // {"nftables": [{"chain": {...}}, {"rule": {...}}, ...]}
 };
 
+// Who a host is, across runs, renames and clones that kept their hostname:
+// a kvmready-specific salted SHA-256 of the machine id, shortened. The id
+// itself never leaves the host (bundles record only this hash), and the
+// hash says nothing about other programs' uses of the id.
+struct HostIdentity {
+    std::string id;                // 16 hex digits; "" when no source was readable
+    std::string source;            // the file it was derived from
+    std::string error;             // why there is none ("" when id is set)
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HostIdentity, id, source, error)
+
+// The identity derived from the raw content of `source` (a machine-id or a
+// DMI product UUID): nullopt when the value is empty, uninitialised or a
+// firmware placeholder that many machines share.
+std::optional<HostIdentity> identity_from(const std::string& source, const std::string& raw);
+
 class Host {
 public:
     virtual ~Host() = default;
@@ -169,6 +185,10 @@ public:
     // The kernel log's lines about virtualization (bounded, never blocks);
     // offline: as recorded.
     [[nodiscard]] virtual KernelLog kernel_log() const = 0;
+    // The host's identity (host_identity.cpp): /etc/machine-id, else
+    // /var/lib/dbus/machine-id, else the DMI product UUID, read through
+    // read_file. A recording keeps only the result, never the id.
+    [[nodiscard]] virtual HostIdentity identity() const;
 };
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(InterfaceAddress, ifname, family, local, prefixlen, scope)

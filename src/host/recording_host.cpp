@@ -216,6 +216,13 @@ NftRuleset RecordingHost::nftables() const {
     return r;
 }
 
+HostIdentity RecordingHost::identity() const {
+    auto r = inner_.identity();
+    std::lock_guard<std::mutex> lock(mu_);
+    identity_ = r;
+    return r;
+}
+
 KernelLog RecordingHost::kernel_log() const {
     auto r = inner_.kernel_log();
     std::lock_guard lock(mu_);
@@ -304,6 +311,7 @@ void RecordingHost::write_tree(const std::string& dir, const std::string& descri
     if (interface_addresses_) j["interface_addresses"] = *interface_addresses_;
     if (nftables_) j["nftables"] = *nftables_;
     if (kernel_log_) j["kernel_log"] = *kernel_log_;
+    if (identity_) j["identity"] = *identity_;
     if (!commands_.empty()) {
         nlohmann::json cmds = nlohmann::json::array();
         for (const auto& [argv, res] : commands_) cmds.push_back({{"argv", argv}, {"result", res}});

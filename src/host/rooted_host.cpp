@@ -214,6 +214,10 @@ public:
         return r;
     }
 
+    // As recorded (.kvmready/host.json); a tree without it (a fixture made
+    // by hand) answers from its own etc/machine-id like a live host.
+    [[nodiscard]] HostIdentity identity() const override { return identity_ ? *identity_ : Host::identity(); }
+
 private:
     struct Node {
         StatInfo st;
@@ -276,6 +280,7 @@ private:
             if (j.contains("interface_addresses")) interface_addresses_ = j["interface_addresses"].get<InterfaceAddresses>();
             if (j.contains("nftables")) nftables_ = j["nftables"].get<NftRuleset>();
             if (j.contains("kernel_log")) kernel_log_ = j["kernel_log"].get<KernelLog>();
+            if (j.contains("identity")) identity_ = j["identity"].get<HostIdentity>();
             for (const auto& b : j.value("binary_strings", json::array())) {
                 BinaryString v;
                 if (b.contains("value") && !b["value"].is_null()) v.value = b["value"].get<std::string>();
@@ -331,6 +336,7 @@ private:
     std::optional<InterfaceAddresses> interface_addresses_;
     std::optional<NftRuleset> nftables_;
     std::optional<KernelLog> kernel_log_;
+    std::optional<HostIdentity> identity_;
     cpuid::Dump cpuid_;
 };
 

@@ -46,7 +46,7 @@ std::string rfc3339_utc(int64_t unix_seconds) {
 std::string render(Format fmt, const Report& r, const Facts& f, const RunInfo& run) {
     switch (fmt) {
     case Format::Text: return util::escape_bytes(render_text(r, f, run.text));
-    case Format::Json: return util::dump_json(render_json(r, f), 2) + "\n";
+    case Format::Json: return util::dump_json(render_json(r, f, run), 2) + "\n";
     case Format::Prometheus: return render_prometheus(r, f, run);
     case Format::Nagios: return render_nagios(r, f, run);
     case Format::Junit: return render_junit(r, f, run);

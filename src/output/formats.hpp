@@ -36,6 +36,8 @@ const char* name_of(Format f);
 struct RunInfo {
     int64_t finished_unix = 0;   // wall clock at the end of the run, seconds since the epoch
     double duration_seconds = 0; // probe + checks
+    int64_t started_unix = 0;    // wall clock at the start of the run (JSON run.started)
+    std::string recorded_at;     // a replayed bundle: when its host was recorded (RFC 3339, as the manifest says)
     bool strict = false;         // --strict: warnings count as failures (junit)
     TextStyle text;              // the text format's style
 };
@@ -58,6 +60,10 @@ inline constexpr int64_t kNfdExpirySeconds = 3 * 3600;
 // Every label name in an NFD feature file starts with this prefix (NFD's
 // own default namespace, accepted by every nfd-master configuration).
 inline constexpr const char* kNfdPrefix = "feature.node.kubernetes.io/kvmready.";
+
+// The JSON report (render_json) with the run's block: when it started, how
+// long it took, and for a replayed bundle when the host was recorded.
+nlohmann::ordered_json render_json(const Report& r, const Facts& f, const RunInfo& run);
 
 // "2026-12-07T19:00:00Z" (RFC 3339, UTC) for a time in seconds since the epoch.
 std::string rfc3339_utc(int64_t unix_seconds);

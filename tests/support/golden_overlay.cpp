@@ -251,4 +251,11 @@ Json make_overlay(const std::string& base_name, const Outputs& base, const Outpu
 
 std::string overlay_file_text(const Json& overlay) { return overlay.dump(2) + "\n"; }
 
+std::string normalise_run(const std::string& json_text) {
+    static const std::regex run(R"(("run": \{\s*"started": ")[^"]*(",\s*"duration_ms": )[0-9]+)");
+    std::smatch m;
+    if (!std::regex_search(json_text, m, run)) return json_text;
+    return m.prefix().str() + m[1].str() + kRunStarted + m[2].str() + "0" + m.suffix().str();
+}
+
 }  // namespace kvmready::testsupport::golden

@@ -51,4 +51,11 @@ Outputs compose(const Outputs& base, const nlohmann::ordered_json& overlay);
 // An overlay as stored: JSON, two-space indent, UTF-8 as is, final newline.
 std::string overlay_file_text(const nlohmann::ordered_json& overlay);
 
+// A `check --json` output with the members that differ from run to run
+// (run.started, run.duration_ms) set to fixed values (kRunStarted, 0), so
+// goldens and two runs compare byte for byte. Everything else, run.recorded_at
+// included, is left as printed.
+inline constexpr const char* kRunStarted = "2000-01-01T00:00:00Z";
+std::string normalise_run(const std::string& json_text);
+
 }  // namespace kvmready::testsupport::golden
