@@ -190,4 +190,24 @@ TEST_F(FleetCli, BrokenInputsAreListedWithReasonsNeverAbort) {
     EXPECT_NE(none.err.find("foreign.json"), std::string::npos) << none.err;
 }
 
+// The summary on a terminal: a report's strings cannot send escape
+// sequences or forge lines.
+TEST_F(FleetCli, SummaryNeutralisesControlCharacters) {
+    const fs::path d = path("escapes");
+    fs::create_directories(d);
+    json r = reports_->at("no-kvm-module");
+    bool changed = false;
+    for (auto& c : r["checks"])
+        if (c["status"] == "fail" && !changed) {
+            c["title"] = "evil\x1b[2J\nforged line";
+            changed = true;
+        }
+    ASSERT_TRUE(changed);
+    spit(d / "r.json", r.dump());
+    const auto c = run_kvmready({"fleet", d.string()});
+    EXPECT_EQ(c.exit_code, 1) << c.err;
+    EXPECT_EQ(c.out.find('\x1b'), std::string::npos) << c.out;
+    EXPECT_NE(c.out.find("evil?[2J?forged line"), std::string::npos) << c.out;
+}
+
 }  // namespace

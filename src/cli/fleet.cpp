@@ -57,17 +57,25 @@ int64_t parse_duration(const std::string& s) {
     return total;
 }
 
+// A report's strings on a terminal: control characters (an escape
+// sequence in a hostile check title) become '?'.
+std::string printable(std::string s) {
+    for (auto& c : s)
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+    return s;
+}
+
 std::string text_summary(const fleet::Fleet& f) {
     std::string verdicts;
-    for (const auto& [v, n] : f.verdicts) verdicts += fmt::format("{}{} {}", verdicts.empty() ? "" : ", ", n, v);
+    for (const auto& [v, n] : f.verdicts) verdicts += fmt::format("{}{} {}", verdicts.empty() ? "" : ", ", n, printable(v));
     std::string o = fmt::format("kvmready fleet: {} host{}{}{}; {} stale", f.hosts.size(), f.hosts.size() == 1 ? "" : "s",
                                 verdicts.empty() ? "" : ": ", verdicts, f.stale_count());
     if (f.inventory_given) o += fmt::format(", {} missing from the inventory", f.missing.size());
     o += fmt::format(", {} unreadable\n", f.unreadable.size());
     if (!f.ranked.empty()) o += "Failing checks, by hosts blocked:\n";
-    for (const auto& r : f.ranked) o += fmt::format("  {:>5}  {:<24} {}\n", r.hosts.size(), r.id, r.title);
-    for (const auto& u : f.unreadable) o += fmt::format("unreadable: {}: {}\n", u.path, u.error);
-    for (const auto& m : f.missing) o += fmt::format("no report: {}\n", m);
+    for (const auto& r : f.ranked) o += fmt::format("  {:>5}  {:<24} {}\n", r.hosts.size(), printable(r.id), printable(r.title));
+    for (const auto& u : f.unreadable) o += fmt::format("unreadable: {}: {}\n", printable(u.path), printable(u.error));
+    for (const auto& m : f.missing) o += fmt::format("no report: {}\n", printable(m));
     return util::escape_bytes(o);
 }
 
