@@ -5,10 +5,12 @@
 // Intel host, and pvm_host.json), each with its own hostname, host id, run
 // time and, for a third of them, a failing check and a not-ready verdict.
 #include <benchmark/benchmark.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include <fmt/format.h>
