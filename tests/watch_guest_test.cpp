@@ -5,7 +5,10 @@
 // output file to be replaced and SIGTERMs watch. The module and /dev/kvm
 // uevents must reach watch, re-judge KVM, rewrite the outputs and log the
 // verdict changes with their cause.
+#include <algorithm>
+#include <cstring>
 #include <fstream>
+#include <iostream>
 #include <regex>
 #include <sstream>
 
@@ -80,6 +83,7 @@ TEST_F(WatchGuest, KvmAmdLoadedLaterChangesTheOutputsAndIsLogged) {
     // emulated (tens of times slower), hence the margin.
     EXPECT_LT(first_ms, 10000);
 
+    std::cout << "[ watch    ] changes logged in the guest:\n" << g.stdout_text << std::flush;
     EXPECT_EQ(g.exit_code, std::optional<int>(0)) << "watch must end cleanly on SIGTERM";
     EXPECT_NE(g.stderr_text.find("stopped by SIGTERM"), std::string::npos);
     // Each verdict change with its cause: the module's and /dev/kvm's uevents.
