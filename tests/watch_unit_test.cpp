@@ -4,9 +4,14 @@
 // loop runs in watch_netns_test.cpp and watch_guest_test.cpp.
 #include <poll.h>
 
+#include <sstream>
+#include <stdexcept>
+
 #include <gtest/gtest.h>
 
 #include "core/probe.hpp"
+#include "core/runner.hpp"
+#include "watch/judge.hpp"
 #include "host/udev_monitor.hpp"
 #include "watch/batch.hpp"
 #include "watch/impact.hpp"
@@ -129,6 +134,96 @@ TEST(WatchUnit, RecordingKeepsTheNewestEventsAndReplays) {
     EXPECT_EQ(back[0].sysname, "b");
     EXPECT_EQ(kvmready::host::describe(back[1]), "net add c");
     EXPECT_THROW(kvmready::host::uevents_from_json_lines("{\"action\": 3}\n"), std::runtime_error);
+}
+
+// The Judge with its world injected: a probe that answers prepared Facts
+// and writes down what it was asked, a publisher that keeps the files.
+struct JudgeRig {
+    std::vector<kvmready::ProbeOptions> asked;
+    std::vector<kvmready::Facts> answers;
+    std::vector<std::vector<kvmready::host::OutputFile>> published;
+    bool fail_publish = false;
+    std::ostringstream changes, diagnostics;
+
+    kvmready::watch::Judge make() {
+        JudgeIo io;
+        io.probe = [this](const kvmready::ProbeOptions& o) {
+            asked.push_back(o);
+            kvmready::Facts f = answers.at(asked.size() - 1);
+            if (!o.kvm_api) f.kvm = {};  // as probe() leaves it: not attempted
+            return f;
+        };
+        io.publish = [this](const std::vector<kvmready::host::OutputFile>& files) {
+            if (fail_publish) throw std::runtime_error("disk full");
+            published.push_back(files);
+        };
+        io.unix_now = [] { return int64_t{0}; };
+        io.changes = &changes;
+        io.diagnostics = &diagnostics;
+        return kvmready::watch::Judge(kvmready::ProbeOptions{},
+                                      {{kvmready::output::Format::Json, "/o/k.json"}, {kvmready::output::Format::Prometheus, "/o/k.prom"}},
+                                      {}, io);
+    }
+};
+
+std::string status_of(const kvmready::Report& r, const std::string& id) {
+    for (const auto& f : r.findings)
+        if (f.id == id) return kvmready::to_string(f.status);
+    return "";
+}
+
+TEST(WatchUnit, JudgeReprobesOnlyWhatTheEventChangesAndLogsTheCause) {
+    JudgeRig rig;
+    kvmready::Facts without, with;
+    with.device.stat.exists = true;
+    with.device.stat.type = "char";
+    with.device.stat.major = 10;
+    with.device.stat.minor = 232;
+    with.device.stat.mode = 0660;
+    rig.answers = {without, without, with};
+    auto judge = rig.make();
+    const auto cause = [](const std::string& cat) { return cat == "kvm" ? std::string("misc add kvm") : std::string("start"); };
+
+    judge.run(everything(), cause);
+    ASSERT_EQ(rig.asked.size(), 1u);
+    EXPECT_EQ(rig.asked[0].areas, unsigned{kvmready::kAreaAll}) << "the first run reads everything";
+    EXPECT_TRUE(rig.asked[0].kvm_api);
+    EXPECT_EQ(rig.changes.str(), "") << "the first run has nothing to compare with";
+    EXPECT_NE(rig.diagnostics.str().find("at start: "), std::string::npos);
+    ASSERT_EQ(rig.published.size(), 1u);
+    ASSERT_EQ(rig.published[0].size(), 2u);
+    EXPECT_EQ(rig.published[0][0].path, "/o/k.json");
+    EXPECT_NE(rig.published[0][1].content.find("kvmready_check_status"), std::string::npos);
+
+    judge.run(impact_of(ev("net", "add", "br0")), cause);
+    EXPECT_EQ(rig.asked[1].areas, unsigned{kvmready::kAreaNet | kvmready::kAreaVirt});
+    EXPECT_FALSE(rig.asked[1].kvm_api) << "an interface does not re-run the ioctl test";
+    EXPECT_EQ(rig.changes.str(), "") << "same facts, same verdicts";
+
+    judge.run(impact_of(ev("misc", "add", "kvm")), cause);
+    EXPECT_EQ(rig.asked[2].areas, 0u);
+    EXPECT_TRUE(rig.asked[2].kvm_api);
+    const std::string before = status_of(kvmready::run_checks(without, {}), "kvm.device");
+    const std::string after = status_of(judge.report(), "kvm.device");
+    ASSERT_NE(before, after) << "the prepared facts must change kvm.device";
+    EXPECT_NE(rig.changes.str().find("1970-01-01T00:00:00Z kvm.device: " + before + " -> " + after + " after misc add kvm\n"),
+              std::string::npos)
+        << rig.changes.str();
+    EXPECT_EQ(judge.runs(), 3u);
+    EXPECT_EQ(rig.published.size(), 3u) << "every run rewrites the outputs";
+}
+
+TEST(WatchUnit, JudgeKeepsGoingWhenAnOutputCannotBeWritten) {
+    JudgeRig rig;
+    rig.answers = {kvmready::Facts{}, kvmready::Facts{}};
+    rig.fail_publish = true;
+    auto judge = rig.make();
+    judge.run(everything(), [](const std::string&) { return std::string("start"); });
+    EXPECT_EQ(judge.write_failures(), 1u);
+    EXPECT_NE(rig.diagnostics.str().find("cannot write --output: disk full"), std::string::npos) << rig.diagnostics.str();
+    rig.fail_publish = false;
+    judge.run(everything(), [](const std::string&) { return std::string("periodic full run"); });
+    EXPECT_EQ(rig.published.size(), 1u) << "the next run writes again";
 }
 
 }  // namespace
