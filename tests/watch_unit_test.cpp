@@ -93,8 +93,8 @@ TEST(WatchUnit, CausesNameTheEventsOfTheCheckCategory) {
     b.add(impact_of(ev("module", "add", "kvm_amd")), "module add kvm_amd", t);
     for (int i = 0; i < 5; ++i) b.add(impact_of(ev("net", "add", "tap" + std::to_string(i))), "net add tap" + std::to_string(i), t);
     EXPECT_EQ(b.cause_for("kvm"), "module add kvm_amd");
-    EXPECT_EQ(b.cause_for("net"), "net add br0, net add tap0 and 4 more events");
-    EXPECT_EQ(b.cause_for(""), "net add br0, module add kvm_amd and 5 more events");
+    EXPECT_EQ(b.cause_for("net"), "net add br0, net add tap0, net add tap1 and 3 more events");
+    EXPECT_EQ(b.cause_for(""), "net add br0, module add kvm_amd, net add tap0 and 4 more events");
     const Impact i = b.impact();
     EXPECT_TRUE(i.kvm);
     EXPECT_TRUE(i.areas & kvmready::kAreaNet);

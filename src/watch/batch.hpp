@@ -38,7 +38,7 @@ private:
         std::vector<std::string> first;  // the first few, for the log
         size_t count = 0;
     };
-    static constexpr size_t kNamed = 2;
+    static constexpr size_t kNamed = 3;
     static std::string words(const Causes& c);
     std::chrono::milliseconds settle_, max_delay_;
     Impact impact_;
