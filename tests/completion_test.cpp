@@ -24,7 +24,7 @@ using kvmready::testsupport::nonempty_lines;
 using kvmready::testsupport::TempDir;
 namespace fs = std::filesystem;
 
-const std::vector<std::string> kSubcommands = {"check", "explain", "cpuid", "report", "smoke", "fix"};
+const std::vector<std::string> kSubcommands = {"check", "explain", "cpuid", "report", "smoke", "fix", "watch"};
 
 std::string script(const std::string& shell) {
     auto r = run_captured({KVMREADY_BINARY, "__completion", shell}, 30000);

@@ -34,9 +34,9 @@ TEST(Docs, ManPageDocumentsEveryCheckAndCommand) {
     const std::string man = unroff(slurp(KVMREADY_SOURCE_DIR "/man/kvmready.1"));
     ASSERT_FALSE(man.empty());
     for (const auto& c : kvmready::registry()) EXPECT_NE(man.find(c.id), std::string::npos) << c.id << " missing from man/kvmready.1";
-    for (const char* cmd : {"kvmready check", "kvmready explain", "kvmready cpuid", "kvmready report", "kvmready fix", "kvmready smoke"})
+    for (const char* cmd : {"kvmready check", "kvmready explain", "kvmready cpuid", "kvmready report", "kvmready fix", "kvmready smoke", "kvmready watch"})
         EXPECT_NE(man.find(cmd), std::string::npos) << cmd;
-    for (const char* code : {".B 0", ".B 1", ".B 2", ".B 3", ".B 64", ".B 65", ".B 66", ".B 70", ".B 75", ".B 77"})
+    for (const char* code : {".B 0", ".B 1", ".B 2", ".B 3", ".B 64", ".B 65", ".B 66", ".B 69", ".B 70", ".B 75", ".B 77"})
         EXPECT_NE(man.find(code), std::string::npos) << "exit status " << code;
 }
 

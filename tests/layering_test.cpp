@@ -63,3 +63,4 @@ TEST(Layering, TheScanSeesIncludesOfTheLayersAbove) {
     EXPECT_FALSE(allowed("fixes/fix.hpp", {"core", "host", "cpuid", "util"}));
     EXPECT_FALSE(allowed("smoke/report.hpp", {"core", "host", "cpuid", "util"}));
 }
+TEST(Layering, WatchKnowsNoCliFixOrSmoke) { expect_only("watch", {"watch", "core", "host", "output", "cpuid", "util"}); }

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "cli/cli.hpp"
+#include "cli/output_args.hpp"
 #include "cli/probe_cli.hpp"
 #include "core/errors.hpp"
 #include "core/probe.hpp"
@@ -49,43 +50,6 @@ int list_checks(bool json) {
 output::Format stdout_format(const CheckOptions& o) {
     if (!o.format.empty()) return *output::format_named(o.format);  // CLI11 checked the name
     return o.json ? output::Format::Json : output::Format::Text;
-}
-
-struct OutputTo {
-    output::Format format;
-    std::string path;
-    std::string given;  // FMT:PATH as typed, for messages
-};
-
-// --output FMT:PATH values, judged before any probing so that a typo costs
-// nothing and nothing is written: a malformed value, an unknown format or the
-// same file twice is a usage error (64); then (check_output_paths, after the
-// other usage errors) a path that cannot take the file (missing directory, a
-// directory, a symlink) cannot be created (73).
-std::vector<OutputTo> parse_outputs(const std::vector<std::string>& raw) {
-    std::vector<OutputTo> outs;
-    std::vector<std::pair<std::string, std::string>> seen;  // normal absolute path, as given
-    const std::string names = util::join(output::format_names(), ", ");
-    for (const auto& v : raw) {
-        const auto colon = v.find(':');
-        if (colon == std::string::npos) throw UsageError(fmt::format("--output {}: expected FMT:PATH, FMT one of {}", v, names));
-        const std::string name = v.substr(0, colon), path = v.substr(colon + 1);
-        const auto f = output::format_named(name);
-        if (!f) throw UsageError(fmt::format("--output {}: unknown format '{}' (one of {})", v, name, names));
-        if (path.empty()) throw UsageError(fmt::format("--output {}: no file named after '{}:'", v, name));
-        const std::string key = std::filesystem::absolute(path).lexically_normal().string();
-        for (const auto& [k, given] : seen)
-            if (k == key) throw UsageError(fmt::format("--output {}: the same file as --output {}", v, given));
-        seen.emplace_back(key, v);
-        outs.push_back({*f, path, v});
-    }
-    return outs;
-}
-
-void check_output_paths(const std::vector<OutputTo>& outs) {
-    for (const auto& o : outs)
-        if (const std::string why = host::output_file_problem(o.path); !why.empty())
-            throw ExitError(kExitCantCreat, fmt::format("--output {}: {}", o.given, why));
 }
 
 int run_check(const CheckOptions& o) {

@@ -58,7 +58,7 @@ int run(int argc, char** argv) {
     app.name("kvmready");
     app.set_version_flag("-V,--version", std::string("kvmready ") + KVMREADY_VERSION);
     app.require_subcommand(1);
-    app.footer("Exit status: 0 ready, 1 not ready, 3 undetermined, 64 usage, 65 bad input data, 66 input missing, "
+    app.footer("Exit status: 0 ready, 1 not ready, 3 undetermined, 64 usage, 65 bad input data, 66 input missing, 69 watch cannot listen to device events, "
                "70 internal error, 73 an output file cannot be created, 75 another fix runs, 77 needs root; "
                "check --format nagios: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN; "
                "fleet: 0 every host ready and reported, 1 not, 66 no readable report. See kvmready(1), EXIT STATUS.");
@@ -71,6 +71,7 @@ int run(int argc, char** argv) {
     actions.emplace_back(app.get_subcommand("smoke"), setup_smoke(app));
     actions.emplace_back(app.get_subcommand("fix"), setup_fix(app));
     actions.emplace_back(app.get_subcommand("fleet"), setup_fleet(app));
+    actions.emplace_back(app.get_subcommand("watch"), setup_watch(app));
     actions.emplace_back(app.get_subcommand("__doc-lists"), setup_doc_lists(app));
     actions.emplace_back(app.get_subcommand("__completion"), setup_completion(app));
     if (argc < 2) {

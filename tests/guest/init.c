@@ -41,6 +41,15 @@
  *                             the commands: a host whose device node was
  *                             removed (/dev/kvm with KVM registered), with no
  *                             shell in the initramfs to do it
+ *   kvmready.late_wait=PATH   a host that changes under a running command
+ *                             (`kvmready watch`): once the command has made
+ *                             PATH, load the modules of /modules.late (same
+ *                             format as /modules.list, reported the same way),
+ *                             then wait until PATH is replaced (a new inode)
+ *                             and stays unchanged for 2 s, print
+ *                               KVMREADY-GUEST-LATE path=<p> result=changed first_ms=<ms> last_ms=<ms>
+ *                             (ms after the modules loaded; result=unchanged
+ *                             after 60 s) and SIGTERM the command
  *
  * The environment of the command is PATH, HOME=/root, TERM=dumb and
  * LANG=C.UTF-8, plus LD_LIBRARY_PATH when /etc/ld-library-path exists (one
@@ -295,6 +304,48 @@ static void buf_add(struct buf *b, const char *p, size_t n) {
     b->len += n;
 }
 
+/* kvmready.late_wait= (see the top): advanced from run_command's loop. */
+static struct {
+    int state; /* 0 waiting for the file, 1 modules loaded, 2 done */
+    char path[256];
+    ino_t ino;
+    uint64_t loaded, first, last;
+} late = {2, "", 0, 0, 0, 0};
+
+static void late_setup(void) {
+    const char *v = cmdline_opt("kvmready.late_wait");
+    if (!v || !*v) return;
+    snprintf(late.path, sizeof late.path, "%s", v);
+    late.state = 0;
+}
+
+static void late_tick(pid_t pid) {
+    struct stat st;
+    if (late.state == 2) return;
+    int have = stat(late.path, &st) == 0;
+    uint64_t now = now_ms();
+    if (late.state == 0) {
+        if (!have) return;
+        late.ino = st.st_ino;
+        load_modules("/modules.late");
+        late.loaded = now_ms();
+        late.state = 1;
+        return;
+    }
+    if (have && st.st_ino != late.ino) {
+        late.ino = st.st_ino;
+        if (!late.first) late.first = now;
+        late.last = now;
+    }
+    int settled = late.first && now - late.last >= 2000;
+    if (settled || now - late.loaded >= 60000) {
+        say("KVMREADY-GUEST-LATE path=%s result=%s first_ms=%llu last_ms=%llu\n", late.path, late.first ? "changed" : "unchanged",
+            (unsigned long long)(late.first ? late.first - late.loaded : 0), (unsigned long long)(late.last ? late.last - late.loaded : 0));
+        kill(pid, SIGTERM);
+        late.state = 2;
+    }
+}
+
 static void run_command(char **argv, long timeout_s) {
     int outp[2], errp[2];
     if (pipe2(outp, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0) {
@@ -350,7 +401,8 @@ static void run_command(char **argv, long timeout_s) {
             break;
         }
         uint64_t left = deadline - now;
-        int wait_ms = open_fds > 0 ? (int)(left > 200 ? 200 : left) : 50;
+        uint64_t step = late.state == 2 ? 200 : 10; /* late_wait measures milliseconds */
+        int wait_ms = open_fds > 0 ? (int)(left > step ? step : left) : 50;
         if (open_fds > 0) {
             int n = poll(fds, 2, wait_ms);
             if (n < 0 && errno != EINTR) break;
@@ -368,6 +420,7 @@ static void run_command(char **argv, long timeout_s) {
         } else {
             usleep((useconds_t)wait_ms * 1000u);
         }
+        if (!reaped) late_tick(pid);
         if (!reaped) {
             pid_t w = waitpid(pid, &status, WNOHANG);
             if (w == pid) reaped = 1;
@@ -459,6 +512,7 @@ int main(int argc, char **argv) {
 
     load_modules("/modules.list");
     unlink_listed();
+    late_setup();
 
     if (argc > 1) {
         long timeout_s = cmdline_num("kvmready.timeout", 60);

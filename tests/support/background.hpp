@@ -42,29 +42,37 @@ public:
     // exited one is reaped.
     bool running() {
         if (pid_ <= 0) return false;
-        if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
+        int status = 0;
+        if (::waitpid(pid_, &status, WNOHANG) == pid_) {
             pid_ = -1;
+            exit_code_ = code_of(status);
             return false;
         }
         return true;
     }
-    void stop() {
-        if (pid_ <= 0) return;
+    // SIGTERM, then SIGKILL after 5 s. Returns how it ended: its exit code,
+    // 128 + signal when a signal killed it, -1 when it never started.
+    int stop() {
+        if (pid_ <= 0) return exit_code_;
         ::kill(pid_, SIGTERM);
+        int status = 0;
         for (int i = 0; i < 500; ++i) {
-            if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
+            if (::waitpid(pid_, &status, WNOHANG) == pid_) {
                 pid_ = -1;
-                return;
+                return exit_code_ = code_of(status);
             }
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
         }
         ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, nullptr, 0);
+        ::waitpid(pid_, &status, 0);
         pid_ = -1;
+        return exit_code_ = code_of(status);
     }
 
 private:
+    static int code_of(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
     pid_t pid_ = -1;
+    int exit_code_ = -1;
 };
 
 // This process's environment with a C locale and no NO_COLOR, so that

@@ -219,6 +219,7 @@ GuestRun GuestVmTest::boot(const GuestSpec& spec) {
         for (size_t i = 0; i < spec.unlink.size(); i++) append += (i ? "," : "") + spec.unlink[i];
     }
     if (spec.dmesg) append += " kvmready.dmesg=1";
+    if (!spec.late_wait.empty()) append += " kvmready.late_wait=" + spec.late_wait;
     append += " --";
     for (size_t i = 0; i < spec.commands.size(); i++) {
         if (i) append += " ;;";

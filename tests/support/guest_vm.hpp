@@ -77,6 +77,10 @@ struct GuestSpec {
     // (kvmready.unlink=): e.g. /dev/kvm, to leave KVM registered without a node.
     std::vector<std::string> unlink;
     bool dmesg = false;                   // print the whole kernel log at the end (kvmready.dmesg=1)
+    // kvmready.late_wait=: once the first command has made this file, init
+    // loads the modules of /modules.late (put there with `adds`, packed with
+    // `pack_only`), waits for the file to be replaced and SIGTERMs the command.
+    std::string late_wait;
     // kvmready's arguments, one list per command, run in order in one boot.
     std::vector<std::vector<std::string>> commands;
 };
