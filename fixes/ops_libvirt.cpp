@@ -17,8 +17,9 @@
 //    daemon started at the recorded time (the PID is also written to the run
 //    directory at once, for a run killed before the step was marked done).
 //
-// libvirt is reached through the host layer's client (host/libvirt_client.hpp,
-// loaded with dlopen on first use). Every call can block for
+// libvirt is reached through a session the op's target opens
+// (ctx.sys().open_libvirt, host/libvirt_session.hpp: libvirt.so, loaded on
+// first use, or a RecordingTarget's record). Every call can block for
 // ever on a hung daemon (the socket accepts, nobody answers), so each op's
 // libvirt work runs on its own thread with deadlines: 5 s to connect (a
 // stopped daemon is reported within seconds and nothing is changed), 30 s for
@@ -45,7 +46,7 @@
 #include "fixes/fix.hpp"
 #include "fixes/fixes.hpp"
 #include "fixes/libvirt_fix.hpp"
-#include "host/libvirt_client.hpp"
+#include "host/libvirt_session.hpp"
 #include "host/nofollow_fs.hpp"
 #include "host/target.hpp"
 
@@ -75,7 +76,7 @@ std::string rec(const Json& u, const char* key) { return u.value(key, std::strin
 
 #ifdef KVMREADY_HAVE_LIBVIRT
 
-using host::LibvirtConnection;
+using host::LibvirtSession;
 using host::LibvirtKind;
 using host::LibvirtObject;
 
@@ -86,7 +87,7 @@ std::string uuid_in(const std::string& xml) {
 }
 
 // Running guests with an interface on network `name`.
-std::vector<std::string> guests_on_network(LibvirtConnection& c, const std::string& name) {
+std::vector<std::string> guests_on_network(LibvirtSession& c, const std::string& name) {
     std::vector<std::string> out;
     auto doms = c.active_domains();
     if (!doms) throw std::runtime_error("listing running guests: " + c.error().message);
@@ -103,7 +104,7 @@ struct Kind {
     const char* virsh;  // "net", "pool"
     LibvirtKind kind;
     // Running guests stopping it would cut off (nullptr: stopping is harmless).
-    std::vector<std::string> (*users)(LibvirtConnection&, const std::string&);
+    std::vector<std::string> (*users)(LibvirtSession&, const std::string&);
 };
 
 const Kind& network_kind() {
@@ -119,30 +120,34 @@ const Kind& pool_kind() {
 }
 
 // An empty object when there is no such object; throws on any other error.
-LibvirtObject by_name(const Kind& k, LibvirtConnection& c, const std::string& name) {
+LibvirtObject by_name(const Kind& k, LibvirtSession& c, const std::string& name) {
     LibvirtObject o = c.lookup(k.kind, name);
     if (!o && !c.error().not_found) throw std::runtime_error(fmt::format("looking up {} {}: {}", k.noun, name, c.error().message));
     return o;
 }
 
-LibvirtObject by_uuid(const Kind& k, LibvirtConnection& c, const std::string& uuid) {
+LibvirtObject by_uuid(const Kind& k, LibvirtSession& c, const std::string& uuid) {
     if (uuid.empty()) return {};
     LibvirtObject o = c.lookup_uuid(k.kind, uuid);
     if (!o && !c.error().not_found) throw std::runtime_error(fmt::format("looking up {} {}: {}", k.noun, uuid, c.error().message));
     return o;
 }
 
-LibvirtObject must_exist(const Kind& k, LibvirtConnection& c, const std::string& name) {
+LibvirtObject must_exist(const Kind& k, LibvirtSession& c, const std::string& name) {
     LibvirtObject o = by_name(k, c, name);
     if (!o) throw std::runtime_error(fmt::format("{} {} is not defined", k.noun, name));
     return o;
 }
 
-using Work = std::function<Json(LibvirtConnection&)>;
+using Work = std::function<Json(LibvirtSession&)>;
 
-// Runs work(conn) on its own thread with the deadlines described at the top.
-Json with_libvirt(const std::string& uri, const std::string& what, Work work) {
-    if (std::string err = LibvirtConnection::unavailable(); !err.empty()) throw std::runtime_error(err + ": not done: " + what);
+// Runs work(session) on its own thread with the deadlines described at the
+// top; the thread holds the target, so an abandoned one outlives nothing it uses.
+Json with_libvirt(OpContext& ctx, const std::string& what, Work work) {
+    const std::string uri = uri_of(ctx);
+    ctx.sys();  // sets ctx.target
+    std::shared_ptr<host::Target> target = ctx.target;
+    if (std::string err = target->libvirt_unavailable(); !err.empty()) throw std::runtime_error(err + ": not done: " + what);
     struct Shared {
         std::mutex m;
         std::condition_variable cv;
@@ -152,9 +157,9 @@ Json with_libvirt(const std::string& uri, const std::string& what, Work work) {
         std::string error;
     };
     auto sh = std::make_shared<Shared>();
-    std::thread([sh, uri, work = std::move(work)] {
+    std::thread([sh, uri, target, work = std::move(work)] {
         host::LibvirtError open_error;
-        std::unique_ptr<LibvirtConnection> c = LibvirtConnection::open(uri, &open_error);
+        std::unique_ptr<LibvirtSession> c = target->open_libvirt(uri, &open_error);
         if (!c) {
             std::lock_guard<std::mutex> g(sh->m);
             sh->error = fmt::format("cannot connect to libvirt at {}: {}", uri, open_error.message);
@@ -208,7 +213,7 @@ Op define_op(const Kind& k) {
     Op op;
     op.prepare = [&k](const Step& s, OpContext& ctx) {
         const std::string name = arg(s, "name");
-        Json now = with_libvirt(uri_of(ctx), fmt::format("looking up {} {}", k.noun, name), [&k, name](LibvirtConnection& c) {
+        Json now = with_libvirt(ctx, fmt::format("looking up {} {}", k.noun, name), [&k, name](LibvirtSession& c) {
             LibvirtObject o = by_name(k, c, name);
             if (!o) return Json{{"exists", false}};
             return Json{{"exists", true}, {"persistent", c.persistent(o)}, {"old_uuid", uuid_in(c.xml(o))}};
@@ -221,7 +226,7 @@ Op define_op(const Kind& k) {
     };
     op.apply = [&k](const Step& s, OpContext& ctx, Json& u) {
         const std::string name = arg(s, "name"), xml = lv::with_uuid(arg(s, "xml"), rec(u, "uuid"));
-        Json r = with_libvirt(uri_of(ctx), fmt::format("defining {} {}", k.noun, name), [&k, name, xml](LibvirtConnection& c) {
+        Json r = with_libvirt(ctx, fmt::format("defining {} {}", k.noun, name), [&k, name, xml](LibvirtSession& c) {
             LibvirtObject o = by_name(k, c, name);
             if (o && c.persistent(o)) return Json{{"action", "none"}};
             // Active but transient: keep it exactly as it runs, persistently.
@@ -238,7 +243,7 @@ Op define_op(const Kind& k) {
         if (u.value("existed", false) && u.value("was_persistent", false)) return;  // it was there before: not ours
         const bool made_persistent = u.value("existed", false);
         const std::string uuid = made_persistent ? rec(u, "old_uuid") : rec(u, "uuid");
-        Json r = with_libvirt(uri_of(ctx), fmt::format("undefining {} {}", k.noun, name), [&k, name, uuid, made_persistent](LibvirtConnection& c) {
+        Json r = with_libvirt(ctx, fmt::format("undefining {} {}", k.noun, name), [&k, name, uuid, made_persistent](LibvirtSession& c) {
             LibvirtObject o = by_uuid(k, c, uuid);
             if (!o || !c.persistent(o)) return Json{{"action", "none"}};
             if (!made_persistent && c.active(o))
@@ -258,7 +263,7 @@ Op start_op(const Kind& k) {
     Op op;
     op.prepare = [&k](const Step& s, OpContext& ctx) {
         const std::string name = arg(s, "name");
-        Json r = with_libvirt(uri_of(ctx), fmt::format("looking up {} {}", k.noun, name), [&k, name](LibvirtConnection& c) {
+        Json r = with_libvirt(ctx, fmt::format("looking up {} {}", k.noun, name), [&k, name](LibvirtSession& c) {
             LibvirtObject o = by_name(k, c, name);
             return Json{{"active", o && c.active(o)}};
         });
@@ -266,7 +271,7 @@ Op start_op(const Kind& k) {
     };
     op.apply = [&k](const Step& s, OpContext& ctx, Json& u) {
         const std::string name = arg(s, "name");
-        Json r = with_libvirt(uri_of(ctx), fmt::format("starting {} {}", k.noun, name), [&k, name](LibvirtConnection& c) {
+        Json r = with_libvirt(ctx, fmt::format("starting {} {}", k.noun, name), [&k, name](LibvirtSession& c) {
             LibvirtObject o = must_exist(k, c, name);
             if (c.active(o)) return Json{{"action", "none"}};
             if (!c.start(o)) throw std::runtime_error(fmt::format("starting {} {}: {}", k.noun, name, c.error().message));
@@ -278,7 +283,7 @@ Op start_op(const Kind& k) {
     op.undo = [&k](const Json& u, OpContext& ctx) {
         if (u.value("was_active", false)) return;
         const std::string name = rec(u, "name");
-        with_libvirt(uri_of(ctx), fmt::format("stopping {} {}", k.noun, name), [&k, name](LibvirtConnection& c) {
+        with_libvirt(ctx, fmt::format("stopping {} {}", k.noun, name), [&k, name](LibvirtSession& c) {
             LibvirtObject o = by_name(k, c, name);
             if (!o || !c.active(o)) return Json();
             if (k.users) {
@@ -300,7 +305,7 @@ Op autostart_op(const Kind& k) {
     Op op;
     op.prepare = [&k](const Step& s, OpContext& ctx) {
         const std::string name = arg(s, "name");
-        Json r = with_libvirt(uri_of(ctx), fmt::format("looking up {} {}", k.noun, name), [&k, name](LibvirtConnection& c) {
+        Json r = with_libvirt(ctx, fmt::format("looking up {} {}", k.noun, name), [&k, name](LibvirtSession& c) {
             LibvirtObject o = by_name(k, c, name);
             return Json{{"autostart", o && c.autostart(o)}};
         });
@@ -308,7 +313,7 @@ Op autostart_op(const Kind& k) {
     };
     op.apply = [&k](const Step& s, OpContext& ctx, Json& u) {
         const std::string name = arg(s, "name");
-        Json r = with_libvirt(uri_of(ctx), fmt::format("marking {} {} to start at boot", k.noun, name), [&k, name](LibvirtConnection& c) {
+        Json r = with_libvirt(ctx, fmt::format("marking {} {} to start at boot", k.noun, name), [&k, name](LibvirtSession& c) {
             LibvirtObject o = must_exist(k, c, name);
             if (c.autostart(o)) return Json{{"action", "none"}};
             if (!c.set_autostart(o, true)) throw std::runtime_error(fmt::format("autostart for {} {}: {}", k.noun, name, c.error().message));
@@ -319,7 +324,7 @@ Op autostart_op(const Kind& k) {
     op.undo = [&k](const Json& u, OpContext& ctx) {
         if (u.value("was_autostart", false)) return;
         const std::string name = rec(u, "name");
-        with_libvirt(uri_of(ctx), fmt::format("clearing autostart of {} {}", k.noun, name), [&k, name](LibvirtConnection& c) {
+        with_libvirt(ctx, fmt::format("clearing autostart of {} {}", k.noun, name), [&k, name](LibvirtSession& c) {
             LibvirtObject o = by_name(k, c, name);
             if (!o || !c.persistent(o) || !c.autostart(o)) return Json();
             if (!c.set_autostart(o, false))
@@ -337,7 +342,7 @@ Op network_restart() {
     op.prepare = [](const Step& s, OpContext&) { return Json{{"name", arg(s, "name")}}; };
     op.apply = [](const Step& s, OpContext& ctx, Json&) {
         const std::string name = arg(s, "name");
-        with_libvirt(uri_of(ctx), "restarting network " + name, [name](LibvirtConnection& c) {
+        with_libvirt(ctx, "restarting network " + name, [name](LibvirtSession& c) {
             const Kind& k = network_kind();
             LibvirtObject o = must_exist(k, c, name);
             if (c.active(o) && !c.stop(o)) throw std::runtime_error(fmt::format("stopping network {}: {}", name, c.error().message));
@@ -391,7 +396,7 @@ Op pool_build() {
             u["action"] = "none";
             return;
         }
-        with_libvirt(uri_of(ctx), "building pool " + name, [name](LibvirtConnection& c) {
+        with_libvirt(ctx, "building pool " + name, [name](LibvirtSession& c) {
             LibvirtObject o = must_exist(pool_kind(), c, name);
             if (!c.build_pool(o)) throw std::runtime_error(fmt::format("building pool {}: {}", name, c.error().message));
             return Json();

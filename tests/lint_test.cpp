@@ -3,8 +3,10 @@
 // opens sockets, issues ioctls, loads libraries or calls libvirt, nor changes
 // the filesystem through std::ofstream / std::filesystem. Fixes, smoke and
 // bundles reach the system through host::Target and the host primitives
-// (host/target.hpp, host/nofollow_fs.hpp, host/process.hpp,
-// host/libvirt_client.hpp). This test reads the sources (comments and string
+// (host/target.hpp, host/nofollow_fs.hpp, host/process.hpp), libvirt through
+// the session their target opens (host/libvirt_session.hpp): libvirt's
+// clients (host::LibvirtConnection, host::LibvirtReader and their headers)
+// are the host layer's own. This test reads the sources (comments and string
 // literals stripped) and names every call that slipped through.
 //
 // It also holds the size rules of the product sources (src/, checks/,
@@ -59,14 +61,33 @@ const Allowed kAllowed[] = {
     {"src/util/dynlib.hpp", "dlsym", "the lazy loader itself"},
 };
 
+// The host layer's libvirt clients: what only src/host may name or include.
+const std::set<std::string>& libvirt_clients() {
+    static const std::set<std::string> s = {"LibvirtConnection", "LibvirtReader"};
+    return s;
+}
+const char* const kLibvirtClientHeaders[] = {"host/libvirt_client.hpp", "host/libvirt_api.hpp", "host/libvirt_reader.hpp",
+                                             "host/libvirt_wire.hpp"};
+
 // The text with comments, string and character literals blanked (newlines
-// kept, so line numbers still match).
+// kept, so line numbers still match); the file named by an #include "..."
+// stays.
 std::string strip(const std::string& t) {
     std::string out;
     out.reserve(t.size());
     const size_t n = t.size();
     auto ident = [&](size_t i) { return std::isalnum(static_cast<unsigned char>(t[i])) || t[i] == '_'; };
     for (size_t i = 0; i < n;) {
+        if (t[i] == '#') {
+            const size_t k = t.find_first_not_of(" \t", i + 1);
+            const size_t open = k != std::string::npos && t.compare(k, 7, "include") == 0 ? t.find_first_of("\"<\n", k + 7) : std::string::npos;
+            const size_t close = open != std::string::npos && t[open] != '\n' ? t.find(t[open] == '"' ? '"' : '>', open + 1) : std::string::npos;
+            if (close != std::string::npos) {
+                out.append(t, i, close + 1 - i);
+                i = close + 1;
+                continue;
+            }
+        }
         if (t.compare(i, 2, "//") == 0) {
             while (i < n && t[i] != '\n') ++i;
             continue;
@@ -129,6 +150,9 @@ std::vector<Hit> scan(const std::string& code) {
             const std::string directive = code.substr(i, e == std::string::npos ? std::string::npos : e - i);
             if (directive.find("include") != std::string::npos && directive.find("<libvirt/") != std::string::npos)
                 hits.push_back({line, "#include <libvirt/...>"});
+            for (const char* h : kLibvirtClientHeaders)
+                if (directive.find("include") != std::string::npos && directive.find(std::string("\"") + h + "\"") != std::string::npos)
+                    hits.push_back({line, std::string("#include \"") + h + "\""});
             i = e == std::string::npos ? n : e;
             continue;
         }
@@ -155,6 +179,7 @@ std::vector<Hit> scan(const std::string& code) {
             qual = "->";
         }
         if (word == "ofstream" || (word == "fstream" && qual == "std")) hits.push_back({line, "std::" + word});
+        else if (libvirt_clients().count(word)) hits.push_back({line, "host::" + word});
         else if (call && (qual.empty() || qual == "::") && raw_calls().count(word)) hits.push_back({line, word});
         else if (call && qual == "std" && (word == "rename" || word == "remove" || word == "system")) hits.push_back({line, "std::" + word});
         else if (call && (qual == "fs" || qual == "filesystem") && fs_writes().count(word)) hits.push_back({line, "std::filesystem::" + word});
@@ -308,12 +333,23 @@ TEST(Lint, ScannerFindsRawCallsAndIgnoresCommentsStringsAndMembers) {
         "auto s = \"fork() in a string\"; file.open(x);\n"      // 8
         "host::make_dir(d, 0711); conn->connect(u); f.kill(1);\n"  // 9
         "/* socket(\n unlink( */ std::rename(a, b);\n"          // 10-11
-        "auto r = R\"(execv(x))\"; std::ifstream in(p);\n";     // 12
+        "auto r = R\"(execv(x))\"; std::ifstream in(p);\n"      // 12
+        "#include \"host/libvirt_client.hpp\"\n"               // 13
+        "#include \"host/libvirt_session.hpp\" // host/libvirt_api.hpp\n"  // 14
+        "auto c = host::LibvirtConnection::open(u, &e);\n"      // 15
+        "std::unique_ptr<LibvirtSession> s = t.open_libvirt(u, &e);\n";  // 16
     const auto hits = scan(strip(code));
     std::vector<std::string> got;
     for (const auto& h : hits) got.push_back(std::to_string(h.line) + ":" + h.call);
-    const std::vector<std::string> want = {"1:open", "2:kill", "3:std::ofstream", "4:std::filesystem::remove_all", "5:virConnectOpen",
-                                           "6:#include <libvirt/...>", "11:std::rename"};
+    const std::vector<std::string> want = {"1:open",
+                                           "2:kill",
+                                           "3:std::ofstream",
+                                           "4:std::filesystem::remove_all",
+                                           "5:virConnectOpen",
+                                           "6:#include <libvirt/...>",
+                                           "11:std::rename",
+                                           "13:#include \"host/libvirt_client.hpp\"",
+                                           "15:host::LibvirtConnection"};
     EXPECT_EQ(got, want);
 }
 

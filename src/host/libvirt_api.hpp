@@ -2,7 +2,8 @@
 // (the probe's query, smoke's guest, the fixes' networks and pools): one
 // table of the functions kvmready calls, resolved from libvirt.so.0 with
 // dlopen when first needed (util/dynlib.hpp says why it is not linked).
-// Only src/host includes this; everything else uses host/libvirt_client.hpp.
+// Only src/host includes this; everything else opens a session through its
+// Target (host/libvirt_session.hpp).
 #pragma once
 
 #ifdef KVMREADY_HAVE_LIBVIRT

@@ -7,12 +7,6 @@
 namespace kvmready::host {
 
 // Built without libvirt's headers: nothing opens, and the reason says why.
-LibvirtObject::~LibvirtObject() = default;
-LibvirtObject& LibvirtObject::operator=(LibvirtObject&& o) noexcept {
-    kind_ = o.kind_;
-    p_ = std::exchange(o.p_, nullptr);
-    return *this;
-}
 std::string LibvirtConnection::unavailable() { return "kvmready was built without libvirt's headers (libvirt-dev)"; }
 void LibvirtConnection::start_event_loop() {}
 std::unique_ptr<LibvirtConnection> LibvirtConnection::open(const std::string&, LibvirtError* error) {
@@ -99,26 +93,17 @@ virStorageVolPtr vol(const LibvirtObject& o) { return static_cast<virStorageVolP
 virDomainPtr dom(const LibvirtObject& o) { return static_cast<virDomainPtr>(o.handle()); }
 bool is_net(const LibvirtObject& o) { return o.kind() == LibvirtKind::network; }
 
+// How this client's objects are freed (LibvirtObject calls it).
+void release(LibvirtKind kind, void* p) {
+    switch (kind) {
+        case LibvirtKind::network: api().virNetworkFree(static_cast<virNetworkPtr>(p)); break;
+        case LibvirtKind::pool: api().virStoragePoolFree(static_cast<virStoragePoolPtr>(p)); break;
+        case LibvirtKind::volume: api().virStorageVolFree(static_cast<virStorageVolPtr>(p)); break;
+        case LibvirtKind::domain: api().virDomainFree(static_cast<virDomainPtr>(p)); break;
+    }
+}
+
 }  // namespace
-
-LibvirtObject::~LibvirtObject() {
-    if (!p_) return;
-    switch (kind_) {
-        case LibvirtKind::network: api().virNetworkFree(static_cast<virNetworkPtr>(p_)); break;
-        case LibvirtKind::pool: api().virStoragePoolFree(static_cast<virStoragePoolPtr>(p_)); break;
-        case LibvirtKind::volume: api().virStorageVolFree(static_cast<virStorageVolPtr>(p_)); break;
-        case LibvirtKind::domain: api().virDomainFree(static_cast<virDomainPtr>(p_)); break;
-    }
-}
-
-LibvirtObject& LibvirtObject::operator=(LibvirtObject&& o) noexcept {
-    if (this != &o) {
-        LibvirtObject gone(kind_, p_);
-        kind_ = o.kind_;
-        p_ = std::exchange(o.p_, nullptr);
-    }
-    return *this;
-}
 
 std::string LibvirtConnection::unavailable() {
     std::string err;
@@ -259,21 +244,21 @@ LibvirtObject LibvirtConnection::lookup(LibvirtKind kind, const std::string& nam
     void* p = kind == LibvirtKind::network ? static_cast<void*>(api().virNetworkLookupByName(conn(c_), name.c_str()))
                                            : static_cast<void*>(api().virStoragePoolLookupByName(conn(c_), name.c_str()));
     if (!p) failed();
-    return {kind, p};
+    return {kind, p, release};
 }
 
 LibvirtObject LibvirtConnection::lookup_uuid(LibvirtKind kind, const std::string& uuid) {
     void* p = kind == LibvirtKind::network ? static_cast<void*>(api().virNetworkLookupByUUIDString(conn(c_), uuid.c_str()))
                                            : static_cast<void*>(api().virStoragePoolLookupByUUIDString(conn(c_), uuid.c_str()));
     if (!p) failed();
-    return {kind, p};
+    return {kind, p, release};
 }
 
 LibvirtObject LibvirtConnection::define(LibvirtKind kind, const std::string& xml) {
     void* p = kind == LibvirtKind::network ? static_cast<void*>(api().virNetworkDefineXML(conn(c_), xml.c_str()))
                                            : static_cast<void*>(api().virStoragePoolDefineXML(conn(c_), xml.c_str(), 0));
     if (!p) failed();
-    return {kind, p};
+    return {kind, p, release};
 }
 
 bool LibvirtConnection::start(const LibvirtObject& o) {
@@ -321,7 +306,7 @@ bool LibvirtConnection::update_dhcp_host(const LibvirtObject& n, bool add, const
 LibvirtObject LibvirtConnection::create_volume(const LibvirtObject& p, const std::string& xml) {
     virStorageVolPtr v = api().virStorageVolCreateXML(pool(p), xml.c_str(), 0);
     if (!v) failed();
-    return {LibvirtKind::volume, v};
+    return {LibvirtKind::volume, v, release};
 }
 
 std::string LibvirtConnection::volume_path(const LibvirtObject& v) { return vir::take(api().virStorageVolGetPath(vol(v))); }
@@ -364,7 +349,7 @@ std::optional<std::vector<std::pair<std::string, std::string>>> LibvirtConnectio
 LibvirtObject LibvirtConnection::create_domain(const std::string& xml, bool autodestroy) {
     virDomainPtr d = api().virDomainCreateXML(conn(c_), xml.c_str(), autodestroy ? VIR_DOMAIN_START_AUTODESTROY : 0);
     if (!d) failed();
-    return {LibvirtKind::domain, d};
+    return {LibvirtKind::domain, d, release};
 }
 
 std::optional<DomainState> LibvirtConnection::domain_state(const LibvirtObject& d) {

@@ -14,7 +14,8 @@
 // client answered except for its `client` field.
 //
 // Reading only. Changes (define, start, destroy networks, pools, volumes,
-// domains) go through host::LibvirtConnection, libvirt.so alone: the wire
+// domains) go through a target's libvirt session (Target::open_libvirt,
+// host/libvirt_session.hpp), whose live one is libvirt.so alone: the wire
 // client is read-only by design. Its correctness is held to libvirt.so by a
 // test on the read calls it makes; a write path would need the same proof for
 // every call, stream and event, and buys nothing (fixes and smoke load

@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "host/libvirt_client.hpp"
 #include "host/unique_fd.hpp"
 
 namespace kvmready::host {
@@ -67,6 +68,13 @@ public:
     std::unique_ptr<PendingWrite> create_file(const std::string& path) override;
     int make_dirs(const std::string& path) override { return host::make_dirs(path).value(); }
     std::unique_ptr<NewWrite> create_new_file(const std::string& path) override;
+
+    // libvirt.so, as the URI says (the root is not the daemon's).
+    std::string libvirt_unavailable() override { return LibvirtConnection::unavailable(); }
+    void start_libvirt_event_loop() override { LibvirtConnection::start_event_loop(); }
+    std::unique_ptr<LibvirtSession> open_libvirt(const std::string& uri, LibvirtError* error) override {
+        return LibvirtConnection::open(uri, error);
+    }
 
 private:
     std::string root_;

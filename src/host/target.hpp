@@ -1,10 +1,10 @@
 // The write side of the host layer. A Host answers what the system is; a
 // Target is how kvmready changes it: every file written or removed, every
-// procfs/sysfs value, device node permission, program run, signal and socket
-// connect of fixes, smoke and bundles goes through one of these (or through
-// the host primitives below it), so the code that changes the system has one
-// place, and a test can swap in a RecordingTarget that only writes down what
-// would have been done.
+// procfs/sysfs value, device node permission, program run, signal, socket
+// connect and libvirt call of fixes, smoke and bundles goes through one of
+// these (or through the host primitives below it), so the code that changes
+// the system has one place, and a test can swap in a RecordingTarget that
+// only writes down what would have been done.
 //
 // Paths are as seen on the target: a target rooted at DIR (--root) reads and
 // writes DIR/etc/... for "/etc/...", never following a symlink on the way.
@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "host/libvirt_session.hpp"
 #include "host/nofollow_fs.hpp"
 #include "host/process.hpp"
 
@@ -104,6 +105,18 @@ public:
     // mkdir -p: 0 or errno (a file standing on the way: EEXIST/ENOTDIR).
     virtual int make_dirs(const std::string& path) = 0;
     virtual std::unique_ptr<NewWrite> create_new_file(const std::string& path) = 0;
+
+    // ---- libvirt (host/libvirt_session.hpp): the daemon the URI names,
+    // whatever the root (a libvirt daemon is never under --root).
+    // "" when open_libvirt can work, else why not (libvirt.so absent or too
+    // old, kvmready built without libvirt's headers).
+    virtual std::string libvirt_unavailable() = 0;
+    // libvirt's event loop on a thread of its own, once per process; before
+    // the open of a session that is to use the keepalive.
+    virtual void start_libvirt_event_loop() = 0;
+    // A read-write connection; nullptr with *error on failure. Can block for
+    // ever on a hung daemon: open on a thread you can abandon.
+    virtual std::unique_ptr<LibvirtSession> open_libvirt(const std::string& uri, LibvirtError* error) = 0;
 };
 
 // The live system (root "") or a directory tree (--root DIR).
@@ -158,13 +171,39 @@ public:
     // create_file, create_disk_image's head), by path.
     [[nodiscard]] const std::map<std::string, std::string>& written() const { return written_; }
 
+    // libvirt (host/recording_libvirt.cpp). No daemon is asked: sessions
+    // answer from libvirt_objects (empty at first, so lookups say "not
+    // found"; a test may seed it), which the recorded changes update (a
+    // define adds, a start activates, ...), so a plan's later steps see its
+    // earlier ones, also across sessions. Each change is one line in
+    // changes(), "libvirt VERB KIND NAME" ("libvirt define network
+    // default"), and one call, with its XML, in libvirt_calls(). Volumes are
+    // named POOL/VOLUME; a created domain never runs (its state: shut off).
+    struct LibvirtModelObject {
+        LibvirtKind kind = LibvirtKind::network;  // network or pool
+        std::string name, xml;
+        bool persistent = true, active = false, autostart = false;
+    };
+    struct LibvirtCall {
+        std::string uri, verb, kind, name;
+        std::string body;  // the XML the call carries, or an upload's bytes
+    };
+    std::vector<LibvirtModelObject> libvirt_objects;
+    [[nodiscard]] const std::vector<LibvirtCall>& libvirt_calls() const { return libvirt_calls_; }
+    // "": a recording needs no libvirt.so.
+    std::string libvirt_unavailable() override { return ""; }
+    void start_libvirt_event_loop() override {}
+    std::unique_ptr<LibvirtSession> open_libvirt(const std::string& uri, LibvirtError* error) override;
+
 private:
     friend class RecordedWrite;
     friend class RecordedNewWrite;
+    friend class RecordedLibvirt;
     std::string root_;
     std::shared_ptr<Target> reads_;
     std::vector<std::string> changes_;
     std::map<std::string, std::string> written_;
+    std::vector<LibvirtCall> libvirt_calls_;
 };
 
 // ---- primitives for kvmready's own processes ------------------------------------

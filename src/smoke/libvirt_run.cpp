@@ -6,8 +6,9 @@
 // kernel) for its QEMU user, which is why both live in a private directory
 // and never in /boot.
 //
-// libvirt is reached through the host layer's client (host/libvirt_client.hpp),
-// files through its primitives (host/nofollow_fs.hpp).
+// libvirt is reached through a session the target opens (host::Target::
+// open_libvirt, host/libvirt_session.hpp), the run directory through the
+// target too, and the serial log is read through host/nofollow_fs.hpp.
 #include "smoke/libvirt_run.hpp"
 
 #include <arpa/inet.h>
@@ -29,7 +30,7 @@
 #include <fmt/format.h>
 
 #include "core/facts_virt.hpp"
-#include "host/libvirt_client.hpp"
+#include "host/libvirt_session.hpp"
 #include "host/nofollow_fs.hpp"
 #include "smoke/common.hpp"
 #include "smoke/serial_protocol.hpp"
@@ -40,7 +41,7 @@ namespace kvmready::smoke {
 namespace {
 
 using host::DomainState;
-using host::LibvirtConnection;
+using host::LibvirtSession;
 using host::LibvirtKind;
 using host::LibvirtObject;
 using util::shell_quote;
@@ -61,14 +62,15 @@ std::string read_tail(const std::string& path, size_t n) {
 
 // virConnectOpen blocks for ever on a daemon that accepts and never answers:
 // open on a thread and abandon it at the deadline (the process _exit()s at
-// the end of the command, so the abandoned thread never sees destructors).
+// the end of the command, so the abandoned thread never sees destructors,
+// nor the end of the target it opens through).
 struct OpenResult {
-    std::unique_ptr<LibvirtConnection> conn;
+    std::unique_ptr<LibvirtSession> conn;
     bool timed_out = false;
     host::LibvirtError error;
 };
 
-OpenResult open_with_deadline(const std::string& uri, int timeout_ms) {
+OpenResult open_with_deadline(host::Target& sys, const std::string& uri, int timeout_ms) {
     struct Shared {
         std::mutex m;
         std::condition_variable cv;
@@ -77,9 +79,9 @@ OpenResult open_with_deadline(const std::string& uri, int timeout_ms) {
         OpenResult r;
     };
     auto sh = std::make_shared<Shared>();
-    std::thread([sh, uri] {
+    std::thread([sh, &sys, uri] {
         OpenResult r;
-        r.conn = LibvirtConnection::open(uri, &r.error);
+        r.conn = sys.open_libvirt(uri, &r.error);
         std::lock_guard<std::mutex> g(sh->m);
         if (sh->abandoned) return;  // r.conn closes
         sh->r = std::move(r);
@@ -230,7 +232,7 @@ private:
     SmokeStep s_;
     std::string name_, vol_name_, nonce_, mac_, dir_;
 
-    std::unique_ptr<LibvirtConnection> conn_;
+    std::unique_ptr<LibvirtSession> conn_;
     LibvirtObject pool_, vol_, dom_;
     LibvirtObject dhcp_net_;   // holds this run's DHCP reservation
     std::string dhcp_host_;    // <host mac ip/> as added
@@ -273,7 +275,7 @@ void LibvirtRun::name_things() {
 
 // False when the daemon could not be reached (nothing to tear down).
 bool LibvirtRun::open_connection() {
-    OpenResult o = open_with_deadline(cfg_.uri, 5000);
+    OpenResult o = open_with_deadline(sys(), cfg_.uri, 5000);
     if (o.conn) {
         conn_ = std::move(o.conn);
         conn_->set_keepalive(1, 3);
@@ -607,7 +609,7 @@ SmokeStep LibvirtRun::run() {
     s_.name = cfg_.step_name;
     s_.accel = cfg_.accel;
     s_.ran = true;
-    if (std::string e = LibvirtConnection::unavailable(); !e.empty()) {
+    if (std::string e = sys().libvirt_unavailable(); !e.empty()) {
         s_.ran = false;
         fail("prerequisite", e);
         return s_;
@@ -615,7 +617,7 @@ SmokeStep LibvirtRun::run() {
     // libvirt's keepalive needs its event loop: with it, a daemon that stops
     // answering mid-run (hung, SIGSTOPped) closes the connection after ~4 s
     // and every blocked call returns, instead of the run hanging forever.
-    LibvirtConnection::start_event_loop();
+    sys().start_libvirt_event_loop();
     name_things();
     if (!open_connection()) {
         s_.elapsed_ms = ms_since(t0_);
@@ -647,7 +649,7 @@ SmokeStep LibvirtRun::run() {
 
 }  // namespace
 
-std::string libvirt_client_unavailable() { return LibvirtConnection::unavailable(); }
+std::string libvirt_client_unavailable() { return host::live_target().libvirt_unavailable(); }
 
 SmokeStep run_libvirt(const LibvirtRunConfig& cfg, std::vector<std::string>* kept, std::vector<std::string>* cleanup) {
     return LibvirtRun(cfg, kept, cleanup).run();

@@ -31,7 +31,8 @@ struct LibvirtRunConfig {
     std::string step_name = "libvirt";
     std::function<bool()> cancelled;  // polled often; true = stop and clean up
     // What the run directory and its files go through (nullptr: the live
-    // system). The guest itself goes through libvirt (host/libvirt_client.hpp).
+    // system). So do its libvirt calls: the volume, the DHCP reservation and
+    // the guest (Target::open_libvirt, host/libvirt_session.hpp).
     host::Target* target = nullptr;
 };
 
