@@ -21,6 +21,7 @@ Action setup_smoke(CLI::App& app);
 Action setup_fix(CLI::App& app);
 Action setup_fleet(CLI::App& app);
 Action setup_watch(CLI::App& app);
+Action setup_compare(CLI::App& app);
 Action setup_doc_lists(CLI::App& app);  // hidden: README/man lists from the registries
 Action setup_completion(CLI::App& app);  // hidden: bash/zsh/fish completion from this tree
 

@@ -75,6 +75,12 @@ struct DomCapsFacts {
     std::vector<std::string> loaders;   // OVMF code images
     bool secure_boot = false;           // loader enum secure offers "yes"
     std::vector<std::string> cpu_modes; // supported CPU modes (host-passthrough, host-model, maximum, custom)
+    // <mode name='host-model'>: the named model libvirt would give a guest
+    // asking for host-model, and the features it adds ("require") or
+    // removes ("disable") (kvmready compare, the report's cpu section).
+    std::string host_model;
+    std::string host_model_vendor;
+    std::vector<std::pair<std::string, std::string>> host_model_features;  // (policy, name)
 };
 
 struct VirtNetwork {
@@ -140,7 +146,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(QemuBinaryFacts, arch, candidate
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(QemuUserFacts, libvirt_qemu_driver, conf_path, user, user_source, group, group_source,
                                                 found, lookup_error, uid, gid, gids, group_names)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DomCapsFacts, present, error, path, domain, machine, arch, max_vcpus, firmware, loaders,
-                                                secure_boot, cpu_modes)
+                                                secure_boot, cpu_modes, host_model, host_model_vendor, host_model_features)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VirtNetwork, name, active, autostart, persistent, bridge, forward_mode, forward_dev,
                                                 addresses, dhcp_ranges, bridge_checked, bridge_exists)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VirtPool, name, active, autostart, persistent, state, capacity, allocation, available,

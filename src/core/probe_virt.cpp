@@ -244,8 +244,14 @@ DomCapsFacts parse_domcaps(const std::string& xml) {
         }
     }
     if (const auto* cpu = root->child("cpu"))
-        for (const auto* m : cpu->all("mode"))
-            if (m->attr("supported") == "yes") d.cpu_modes.push_back(m->attr("name"));
+        for (const auto* m : cpu->all("mode")) {
+            if (m->attr("supported") != "yes") continue;
+            d.cpu_modes.push_back(m->attr("name"));
+            if (m->attr("name") != "host-model") continue;
+            d.host_model = m->child_text("model");
+            d.host_model_vendor = m->child_text("vendor");
+            for (const auto* f : m->all("feature")) d.host_model_features.emplace_back(f->attr("policy"), f->attr("name"));
+        }
     return d;
 }
 

@@ -197,11 +197,15 @@ public:
                 add_leaf(d, 0xd, 0);
                 add_leaf(d, 0xd, 1);
             }
+            // The other leaves libvirt's cpu_map names features in (the
+            // report's cpu section, kvmready compare).
+            if (a >= 6) add_leaf(d, 6, 0);
+            if (a >= 0x14) add_leaf(d, 0x14, 0);
             if (d.leaves.size() > 1 && (d.find(1)->ecx & (1u << 31))) add_leaf(d, 0x40000000, 0);
             __cpuid(0x80000000, a, b, c, e);
             add_leaf(d, 0x80000000, 0);
             if (a >= 0x80000001 && a <= 0x800000ff) {
-                for (uint32_t l : {0x80000001u, 0x80000002u, 0x80000003u, 0x80000004u, 0x8000000au, 0x8000001fu})
+                for (uint32_t l : {0x80000001u, 0x80000002u, 0x80000003u, 0x80000004u, 0x80000007u, 0x80000008u, 0x8000000au, 0x8000001fu})
                     if (l <= a) add_leaf(d, l, 0);
             }
             return d;

@@ -3,6 +3,8 @@
 #include "output/formats.hpp"
 #include "output/output.hpp"
 
+#include "fleet/host_cpu.hpp"
+
 namespace kvmready::output {
 
 namespace {
@@ -46,12 +48,17 @@ nlohmann::ordered_json finding_json(const Finding& f) {
 
 namespace {
 
-// The report as schema 1 first had it.
+// The CPU's own features, what KVM gives guests and libvirt's host-model
+// (src/fleet/host_cpu.hpp): what `kvmready compare` and the fleet baseline
+// read back from many hosts' reports.
+nlohmann::ordered_json cpu_json(const Facts& f) { return fleet::host_cpu_json(fleet::host_cpu_from_facts(f)); }
+
+// The report as schema 1 first had it, with the cpu section.
 nlohmann::ordered_json base_json(const Report& r, const Facts& f) {
     nlohmann::ordered_json checks = nlohmann::ordered_json::array();
     for (const auto& x : r.findings) checks.push_back(finding_json(x));
     const auto& s = r.summary;
-    return {{"schema_version", 1},
+    nlohmann::ordered_json out = {{"schema_version", 1},
             {"tool", {{"name", "kvmready"}, {"version", KVMREADY_VERSION}}},
             {"host",
              {{"source", f.source},
@@ -70,6 +77,8 @@ nlohmann::ordered_json base_json(const Report& r, const Facts& f) {
             {"summary",
              {{"pass", s.pass}, {"warn", s.warn}, {"fail", s.fail}, {"skip", s.skip}, {"unknown", s.unknown}, {"error", s.error}, {"total", s.total()}}},
             {"checks", checks}};
+    out["cpu"] = cpu_json(f);
+    return out;
 }
 
 }  // namespace
