@@ -6,6 +6,8 @@
 
 namespace kvmready::fix {
 
+// fixes/packages.cpp
+FixSpec fix_pkg_virt_stack();
 // fixes/kvm.cpp
 FixSpec fix_kvm_modules_load();
 FixSpec fix_kvm_nested();
@@ -27,5 +29,7 @@ void register_file_ops();
 void register_libvirt_ops();
 // Ops: fixes/ops_bridge.cpp (bridge.link, bridge.nm)
 void register_bridge_ops();
+// Ops: fixes/ops_packages.cpp (packages.install)
+void register_package_ops();
 
 }  // namespace kvmready::fix

@@ -15,6 +15,7 @@ const std::vector<FixSpec>& registry() {
     // Apply order matters: the module before /dev/kvm's permissions, groups
     // before daemons, the daemon before its networks and pools.
     static const std::vector<FixSpec> list = {
+        fix_pkg_virt_stack(),  // first: the others configure what it installs
         fix_kvm_modules_load(),
         fix_kvm_nested(),
         fix_kvm_device_permissions(),
@@ -46,6 +47,7 @@ void register_builtin_ops() {
         register_file_ops();
         register_libvirt_ops();
         register_bridge_ops();
+        register_package_ops();
     });
 }
 

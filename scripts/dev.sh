@@ -30,6 +30,9 @@ test_pkgs+=(chromium)
 # The package test (tests/package_test.cpp) builds, lints, installs and purges the .deb and runs
 # man; the completion test runs the three shells' completion.
 test_pkgs+=("${package_pkgs[@]}" bash-completion zsh fish)
+# The bootstrap test (tests/fix_packages_apt_test.cpp) installs packages with apt in a throwaway
+# Debian root made by mmdebstrap, from a local repository indexed with dpkg-scanpackages (dpkg-dev).
+test_pkgs+=(mmdebstrap)
 # The own-code benchmarks (bench/*_bench.cpp) start a private libvirtd and fill a network namespace's firewall.
 bench_pkgs=(libbenchmark-dev hyperfine libvirt-clients cpu-checker libvirt-daemon-system dnsmasq-base iproute2 iptables nftables)
 # libFuzzer comes with clang's runtime libraries.
@@ -68,6 +71,8 @@ test)
     install_missing "${build_pkgs[@]}" "${test_pkgs[@]}"
     # The guest-kernel tests boot Debian's cloud kernel under QEMU TCG.
     "$here/scripts/fetch-guest-kernel.sh" >&2
+    # The bootstrap test's Debian root and local apt repository (built once, cached).
+    "$here/scripts/fetch-bootstrap-root.sh" >&2
     configure_and_build -DKVMREADY_TESTS=ON -DKVMREADY_BENCH=OFF
     "$build/kvmready" check || true
     # Every parser fuzzed briefly (KVMREADY_FUZZ_SECONDS each, 0 skips); the

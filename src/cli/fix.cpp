@@ -4,6 +4,9 @@
 // of its own making.
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
+#include <cstring>
 #include <iostream>
 #include <sstream>
 
@@ -27,6 +30,7 @@ struct FixCli {
     bool apply = false, yes = false, json = false, history = false, list = false;
     std::optional<std::string> undo;
     std::string only;
+    std::string packages;  // --packages, for pkg.virt-stack
     ProbeCli probe;  // probe.options: what both the probe and the fixes read
     std::vector<std::string> argv;
 
@@ -159,6 +163,11 @@ void validate(FixCli& o) {
     opt.only = split_csv(o.only);
     for (const auto& id : opt.only)
         if (!fix::find_fix(id)) throw UsageError(fmt::format("unknown fix '{}' (see `kvmready fix --list`)", id));
+    opt.packages = split_csv(o.packages);
+    for (const auto& p : opt.packages)  // a package manager's argv: never an option ("-o...")
+        if (p.empty() || !std::isalnum(static_cast<unsigned char>(p[0])) ||
+            !std::all_of(p.begin(), p.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || std::strchr("+-._:", c); }))
+            throw UsageError(fmt::format("--packages: '{}' is not a package name", p));
     validate_uplink_and_pool_path(opt);
     if (!o.probe.from.empty() && (o.apply || o.undo || o.history))
         throw UsageError("--from plans for the recorded host of a bundle; --apply, --undo and --history change or read this one");
@@ -188,6 +197,8 @@ Action setup_fix(CLI::App& app) {
     sub->add_flag("--apply", o->apply, "Make the changes (automatic fixes; 'confirm' ones also need --yes), journaled for --undo");
     sub->add_flag("-y,--yes", o->yes, "Also apply the 'confirm' fixes");
     sub->add_option("--only", o->only, "Only these fixes (comma-separated ids, see --list)")->option_text("ID,...");
+    sub->add_option("--packages", o->packages, "pkg.virt-stack installs these packages instead of the distribution's virtualization stack")
+        ->option_text("PKG,...");
     sub->add_option("--undo", o->undo, "Revert a run (the newest one when no RUN-ID is given)")->expected(0, 1)->default_str("")->option_text("[RUN-ID]");
     sub->add_flag("--history", o->history, "List the recorded fix runs");
     sub->add_flag("--list", o->list, "List the fixes kvmready knows");

@@ -21,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/facts_packages.hpp"
 #include "core/json_optional.hpp"
 #include "host/process.hpp"
 
@@ -46,6 +47,7 @@ struct ConfigFacts {
     std::map<std::string, std::vector<std::string>> dirs;  // directory -> sorted names ([] when missing)
     std::map<std::string, std::string> types;             // path -> stat type ("dir", "file", ...; "" missing)
     std::map<std::string, CommandOutput> commands;        // argv joined by ' ' -> output
+    PackageFacts packages;                                // package manager and installed packages (pkg.virt-stack)
 
     // Lookups; each throws std::runtime_error when the probe did not collect it.
     [[nodiscard]] const ConfigFile& file(const std::string& path) const;
@@ -58,7 +60,7 @@ struct ConfigFacts {
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ConfigFile, content, error)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(CommandOutput, started, exit_code, out)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ConfigFacts, probed, files, dirs, types, commands)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ConfigFacts, probed, files, dirs, types, commands, packages)
 
 // ---- shared by the probe and the fixes (one copy) --------------------------
 

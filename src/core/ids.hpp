@@ -77,6 +77,7 @@ namespace fix {
 // ---- fixes (fixes/registry.cpp order) ----
 // No fix: a remediation only people can carry out.
 inline constexpr FixId none{""};
+inline constexpr FixId pkg_virt_stack{"pkg.virt-stack"};
 inline constexpr FixId kvm_modules_load{"kvm.modules-load"};
 inline constexpr FixId kvm_nested{"kvm.nested"};
 inline constexpr FixId kvm_device_permissions{"kvm.device-permissions"};
@@ -135,6 +136,7 @@ inline constexpr CheckId kAllChecks[] = {
     smoke_boot,
 };
 inline constexpr FixId kAllFixes[] = {
+    fix::pkg_virt_stack,
     fix::kvm_modules_load,
     fix::kvm_nested,
     fix::kvm_device_permissions,

@@ -37,6 +37,7 @@ struct Options : Request {
     std::string uplink;                // --uplink IFACE: enslave it to --bridge, moving its addresses
     std::optional<unsigned> hugepages; // --hugepages N (2 MiB pages)
     std::vector<std::string> only;     // --only FIX-ID,...
+    std::vector<std::string> packages; // --packages PKG,...: pkg.virt-stack installs these instead of the distribution's stack
 };
 
 }  // namespace kvmready

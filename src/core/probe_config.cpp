@@ -294,6 +294,7 @@ void probe_config(const host::Host& h, const ProbeOptions& opt, Facts& f) {
     Collector c{h, f.config, src.rfind("root:", 0) == 0 ? src.substr(5) : std::string()};
     collect_kernel(c);
     collect_libvirt(c, opt, f);
+    f.config.packages = probe_packages(h, f.kernel.os_id);
     if (!opt.request.bridge.empty()) {
         collect_network_stack(c, opt.request.bridge, opt.uplink);
         collect_links(c, opt.request.bridge, opt.uplink);
