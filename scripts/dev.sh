@@ -27,6 +27,9 @@ test_pkgs=(libgtest-dev python3 cpuid qemu-system-x86 cpio busybox-static kmod l
 # The package test (tests/package_test.cpp) builds, lints, installs and purges the .deb and runs
 # man; the completion test runs the three shells' completion.
 test_pkgs+=("${package_pkgs[@]}" bash-completion zsh fish)
+# The Ansible collection's test (tests/ansible_fleet_test.cpp): the real ansible-core over real
+# SSH into guests whose Debian root mmdebstrap builds (scripts/fetch-fleet-guest-root.sh).
+test_pkgs+=(ansible-core openssh-client mmdebstrap)
 # The own-code benchmarks (bench/*_bench.cpp) start a private libvirtd and fill a network namespace's firewall.
 bench_pkgs=(libbenchmark-dev hyperfine libvirt-clients cpu-checker libvirt-daemon-system dnsmasq-base iproute2 iptables nftables)
 # libFuzzer comes with clang's runtime libraries.
@@ -65,6 +68,8 @@ test)
     install_missing "${build_pkgs[@]}" "${test_pkgs[@]}"
     # The guest-kernel tests boot Debian's cloud kernel under QEMU TCG.
     "$here/scripts/fetch-guest-kernel.sh" >&2
+    # The Ansible fleet guests' root (cached; the test skips without it).
+    "$here/scripts/fetch-fleet-guest-root.sh" >&2 || echo "dev.sh: warning: no fleet guest root; AnsibleFleet will skip" >&2
     configure_and_build -DKVMREADY_TESTS=ON -DKVMREADY_BENCH=OFF
     "$build/kvmready" check || true
     # Every parser fuzzed briefly (KVMREADY_FUZZ_SECONDS each, 0 skips); the

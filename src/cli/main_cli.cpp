@@ -69,6 +69,7 @@ int run(int argc, char** argv) {
     actions.emplace_back(app.get_subcommand("report"), setup_report(app));
     actions.emplace_back(app.get_subcommand("smoke"), setup_smoke(app));
     actions.emplace_back(app.get_subcommand("fix"), setup_fix(app));
+    actions.emplace_back(app.get_subcommand("ansible-module"), setup_ansible_module(app));
     actions.emplace_back(app.get_subcommand("__doc-lists"), setup_doc_lists(app));
     actions.emplace_back(app.get_subcommand("__completion"), setup_completion(app));
     if (argc < 2) {
