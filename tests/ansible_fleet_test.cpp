@@ -260,6 +260,8 @@ TEST_F(AnsibleFleet, CheckFactsNameEachGuestsVerdict) {
     const json ready = result("ready", "check"), nokvm = result("nokvm", "check"), noaccess = result("noaccess", "check");
     EXPECT_TRUE(verdict_of(ready) == "ready" || verdict_of(ready) == "ready_with_warnings") << ready.dump(1);
     EXPECT_EQ(ready["ansible_facts"]["kvmready"]["kvm_flavour"], "kvm_amd") << ready["ansible_facts"].dump(1);
+    EXPECT_EQ(ready["ansible_facts"]["kvmready"]["nested"], true) << ready["ansible_facts"].dump(1);
+    EXPECT_TRUE(nokvm["ansible_facts"]["kvmready"]["kvm_flavour"].is_null()) << nokvm["ansible_facts"].dump(1);
     EXPECT_EQ(verdict_of(nokvm), "not_ready") << nokvm["ansible_facts"].dump(1);
     EXPECT_TRUE(has_id(nokvm["ansible_facts"]["kvmready"]["failed"], "kvm.")) << nokvm["ansible_facts"].dump(1);
     EXPECT_EQ(verdict_of(noaccess), "not_ready") << noaccess["ansible_facts"].dump(1);
