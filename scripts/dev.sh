@@ -33,6 +33,9 @@ test_pkgs+=("${package_pkgs[@]}" bash-completion zsh fish)
 # The bootstrap test (tests/fix_packages_apt_test.cpp) installs packages with apt in a throwaway
 # Debian root made by mmdebstrap, from a local repository indexed with dpkg-scanpackages (dpkg-dev).
 test_pkgs+=(mmdebstrap)
+# The Ansible collection's test (tests/ansible_fleet_test.cpp): the real ansible-core over real
+# SSH into guests whose Debian root mmdebstrap builds (scripts/fetch-fleet-guest-root.sh).
+test_pkgs+=(ansible-core openssh-client)
 # The own-code benchmarks (bench/*_bench.cpp) start a private libvirtd and fill a network namespace's firewall.
 bench_pkgs=(libbenchmark-dev hyperfine libvirt-clients cpu-checker libvirt-daemon-system dnsmasq-base iproute2 iptables nftables)
 # libFuzzer comes with clang's runtime libraries.
@@ -73,6 +76,8 @@ test)
     "$here/scripts/fetch-guest-kernel.sh" >&2
     # The bootstrap test's Debian root and local apt repository (built once, cached).
     "$here/scripts/fetch-bootstrap-root.sh" >&2
+    # The Ansible fleet guests' root (cached; the test skips without it).
+    "$here/scripts/fetch-fleet-guest-root.sh" >&2 || echo "dev.sh: warning: no fleet guest root; AnsibleFleet will skip" >&2
     configure_and_build -DKVMREADY_TESTS=ON -DKVMREADY_BENCH=OFF
     "$build/kvmready" check || true
     # Every parser fuzzed briefly (KVMREADY_FUZZ_SECONDS each, 0 skips); the

@@ -22,6 +22,7 @@ Action setup_fix(CLI::App& app);
 Action setup_fleet(CLI::App& app);
 Action setup_watch(CLI::App& app);
 Action setup_compare(CLI::App& app);
+Action setup_ansible_module(CLI::App& app);  // kvmready as an Ansible module (cli/ansible_module.cpp)
 Action setup_doc_lists(CLI::App& app);  // hidden: README/man lists from the registries
 Action setup_completion(CLI::App& app);  // hidden: bash/zsh/fish completion from this tree
 

@@ -73,6 +73,7 @@ int run(int argc, char** argv) {
     actions.emplace_back(app.get_subcommand("fleet"), setup_fleet(app));
     actions.emplace_back(app.get_subcommand("watch"), setup_watch(app));
     actions.emplace_back(app.get_subcommand("compare"), setup_compare(app));
+    actions.emplace_back(app.get_subcommand("ansible-module"), setup_ansible_module(app));
     actions.emplace_back(app.get_subcommand("__doc-lists"), setup_doc_lists(app));
     actions.emplace_back(app.get_subcommand("__completion"), setup_completion(app));
     if (argc < 2) {

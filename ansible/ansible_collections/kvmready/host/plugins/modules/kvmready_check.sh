@@ -1,0 +1,9 @@
+#!/bin/sh
+# WANT_JSON
+# kvmready.host.kvmready_check: kvmready itself speaks Ansible's module protocol
+# (`kvmready ansible-module check ARGS_FILE`); documentation in kvmready_check.yml.
+for k in "$(command -v kvmready 2>/dev/null)" /usr/bin/kvmready /usr/local/bin/kvmready; do
+  [ -n "$k" ] && [ -x "$k" ] && exec "$k" ansible-module check "$1"
+done
+echo '{"failed": true, "changed": false, "msg": "kvmready is not installed on this host (the kvmready.host.kvmready role installs it)"}'
+exit 1
