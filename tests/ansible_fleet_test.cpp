@@ -337,6 +337,17 @@ TEST_F(AnsibleFleet, ExamplePlaybookCollectsReportsAndLocalFact) {
     }
     EXPECT_TRUE(verdicts["ready"] == "ready" || verdicts["ready"] == "ready_with_warnings") << verdicts["ready"];
     EXPECT_EQ(verdicts["nokvm"], "not_ready");
+    // The fleet report of what the playbook collected names each host's
+    // verdict, and the inventory has no host without a report.
+    const fs::path page = dir() / "fleet.html";
+    const Captured fl = run_captured({KVMREADY_BINARY, "fleet", reports.string(), "--inventory", inventory_.string(), "-o", page.string(), "--json", "-"}, 120000);
+    EXPECT_TRUE(fl.exit_code == 0 || fl.exit_code == 1) << fl.err;
+    const json fj = json::parse(fl.out, nullptr, false);
+    ASSERT_TRUE(fj.is_object()) << fl.out << fl.err;
+    EXPECT_EQ(fj["summary"].value("hosts", 0), 3) << fl.out;
+    EXPECT_EQ(fj["summary"].value("missing", -1), 0) << fl.out;
+    for (const auto& host : fj["hosts"]) EXPECT_EQ(host.value("verdict", "?"), verdicts[host.value("hostname", "?")]) << host.value("hostname", "?");
+    EXPECT_NE(read_text(page).find("nokvm"), std::string::npos) << "the page does not name the hosts";
     // ansible_local.kvmready, as any later play gathering facts sees it.
     const fs::path play = result_play("local.yml", R"(    - ansible.builtin.setup:
         gather_subset: ['!all', '!min', 'local']

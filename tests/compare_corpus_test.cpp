@@ -1,6 +1,7 @@
 // kvmready compare and --baseline on hosts built from real CPUID dumps of the
 // corpus (Intel Haswell to Cascade Lake, AMD Zen 1 to 4): the report's cpu
 // section, the pairwise verdicts and reasons, the baseline, the exit codes.
+#include <fstream>
 #include <algorithm>
 #include <map>
 #include <memory>
@@ -159,6 +160,27 @@ TEST_F(CompareCorpus, TheBaselineIsWhatEveryHostGives) {
     EXPECT_NE(text.out.find("the CPU's own features only"), std::string::npos);
 }
 
+// `fleet --baseline` over the directory a playbook filled is the same
+// baseline as `compare --baseline` over its files; a foreign file in it is
+// listed, not fatal.
+TEST_F(CompareCorpus, FleetBaselineIsCompareBaselineOverADirectory) {
+    namespace fs = std::filesystem;
+    const TempDir tmp("kvmready-fleet-baseline");
+    const fs::path dir = tmp.path;
+    for (const auto& key : {"skylake", "haswell", "cascadelake"}) fs::copy_file(report(key), dir / (std::string(key) + ".json"));
+    { std::ofstream(dir / "notes.json") << "{\"not\": \"a report\"}\n"; }
+    const auto fleet = run_tool({"fleet", "--baseline", "--json", "-", dir.string()});
+    const auto compare = run_tool({"compare", "--baseline", report("skylake"), report("haswell"), report("cascadelake"), "--format", "json"});
+    ASSERT_EQ(fleet.exit_code, 0) << fleet.err;
+    ASSERT_EQ(compare.exit_code, 0) << compare.err;
+    auto a = parse(fleet.out), b = parse(compare.out);
+    EXPECT_EQ(a.at("features"), b.at("features"));
+    EXPECT_EQ(a.at("x86_64_level"), b.at("x86_64_level"));
+    EXPECT_EQ(a.at("model"), b.at("model"));
+    EXPECT_EQ(a.at("hosts").size(), 3u);
+    EXPECT_NE(fleet.out.find("notes.json"), std::string::npos) << "the foreign file is not listed:\n" << fleet.out;
+}
+
 TEST_F(CompareCorpus, BadInputHasItsExitCode) {
     TempDir d("kvmready-compare-bad");
     const auto junk = (d.path / "junk.json").string();
@@ -173,7 +195,15 @@ TEST_F(CompareCorpus, BadInputHasItsExitCode) {
     EXPECT_NE(r.err.find("junk.json"), std::string::npos);
     r = run_tool({"compare", report("haswell"), foreign});
     EXPECT_EQ(r.exit_code, 65) << r.err;
-    EXPECT_NE(r.err.find("no cpu section"), std::string::npos);
+    EXPECT_NE(r.err.find("foreign.json"), std::string::npos) << r.err;
+    // A kvmready report without a cpu section (made by an older kvmready).
+    auto old_report = nlohmann::json::parse(std::ifstream(report("haswell")));
+    old_report.erase("cpu");
+    const auto no_cpu = (d.path / "old.json").string();
+    std::ofstream(no_cpu) << old_report.dump();
+    r = run_tool({"compare", report("haswell"), no_cpu});
+    EXPECT_EQ(r.exit_code, 65) << r.err;
+    EXPECT_NE(r.err.find("no cpu section"), std::string::npos) << r.err;
     EXPECT_TRUE(r.out.empty());
     r = run_tool({"compare", report("haswell")});
     EXPECT_EQ(r.exit_code, 64);

@@ -36,7 +36,7 @@ struct CompareOptions {
 std::vector<fleet::HostCpu> load_hosts(const std::vector<std::string>& paths) {
     std::vector<fleet::HostCpu> hosts;
     for (const auto& r : fleet::load_reports(paths)) {
-        if (!r.report) input_failed(r.path, r.error);
+        if (!r.report) input_failed(r.path, r.path + ": " + r.error);
         std::string why;
         auto h = fleet::host_cpu_from_report(*r.report, r.path, why);
         if (!h) throw DataError(r.path + ": " + why);

@@ -8,6 +8,7 @@
 
 #include "cli/cli.hpp"
 #include "core/errors.hpp"
+#include "fleet/baseline.hpp"
 #include "fleet/inventory.hpp"
 #include "fleet/load.hpp"
 #include "fleet/model.hpp"
@@ -23,6 +24,7 @@ struct FleetOptions {
     std::vector<std::string> reports;
     std::string inventory, html, json, stale_after = "24h";
     bool json_given = false;  // --json seen, with or without FILE
+    bool baseline = false;
 };
 
 // "24h", "30m", "7d", "1w", "1d12h", "90s" or plain seconds.
@@ -88,7 +90,22 @@ void refuse_clobbering_a_report(const std::string& path, const std::string& opti
         throw UsageError(fmt::format("{} {} would overwrite a host report; write {}=OUT after the reports, or `--json -` for stdout", option, path, option));
 }
 
+// `fleet --baseline`: the CPU every host can give its guests (src/fleet/
+// baseline.hpp), over the same inputs (directories, bundles) as the page.
+int run_baseline(const FleetOptions& o) {
+    if (!o.html.empty() || !o.inventory.empty()) throw UsageError("fleet --baseline: -o and --inventory belong to the fleet page, not the baseline");
+    if (o.json_given && !o.json.empty() && o.json != "-") throw UsageError("fleet --baseline --json prints to stdout; redirect it");
+    const fleet::BaselineRun run = fleet::baseline_of_reports(fleet::load_reports(o.reports));
+    if (run.hosts.empty()) {
+        for (const auto& p : run.problems) std::cerr << printable(p) << "\n";
+        throw NoInputError("fleet --baseline: no report with a cpu section among the inputs");
+    }
+    std::cout << util::escape_bytes(o.json_given ? util::dump_json(fleet::baseline_json(run), 2) + "\n" : fleet::baseline_text(run));
+    return run.result.usable() ? kExitReady : kExitNotReady;
+}
+
 int run_fleet(const FleetOptions& o) {
+    if (o.baseline) return run_baseline(o);
     const int64_t stale_after = parse_duration(o.stale_after);
     const bool json_to_stdout = o.json_given && (o.json.empty() || o.json == "-");
     std::vector<std::pair<std::string, std::string>> outs;  // path, option
@@ -143,6 +160,9 @@ Action setup_fleet(CLI::App& app) {
         ->expected(0, 1)
         ->type_name("[FILE]");
     sub->add_option("--stale-after", o->stale_after, "A report older than this is stale (default 24h; s, m, h, d, w)")->type_name("DURATION");
+    sub->add_flag("--baseline", o->baseline,
+                  "Print instead the CPU every host can give its guests: common features, x86-64 level, the named model "
+                  "and its libvirt/nova/Proxmox/KubeVirt forms (text, or JSON with --json); exit 1 when no common model exists");
     return [o, sub] {
         if (sub->get_option("--json")->count() > 0) o->json_given = true;
         return run_fleet(*o);

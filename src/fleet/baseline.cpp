@@ -56,7 +56,7 @@ BaselineRun baseline_of_reports(const std::vector<LoadedReport>& reports) {
     BaselineRun run;
     for (const auto& r : reports) {
         if (!r.report) {
-            run.problems.push_back(r.error);
+            run.problems.push_back(r.path + ": " + r.error);
             continue;
         }
         std::string why;
