@@ -16,7 +16,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 # CPack's DEB generator needs dpkg-shlibdeps (dpkg-dev); lintian judges the result.
 package_pkgs=(dpkg-dev lintian man-db adduser util-linux)
-build_pkgs=(cmake g++ make pkg-config libcli11-dev nlohmann-json3-dev libfmt-dev libacl1-dev libarchive-dev libxml2-dev libvirt-dev)
+build_pkgs=(cmake g++ make pkg-config libcli11-dev nlohmann-json3-dev libfmt-dev libacl1-dev libarchive-dev libxml2-dev libvirt-dev libudev-dev)
 # Real components the tests start themselves: libvirtd/virtlogd, QEMU, network namespaces.
 # kmod: the guest initramfs packs /usr/bin/kmod (modprobe, rmmod); virtinst: the seed workflow's virt-install.
 # python3: the build composes the fixture trees (tests/support/fixture_overlay.py).

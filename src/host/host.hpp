@@ -15,6 +15,7 @@
 #include "host/kvm_probe.hpp"
 #include "host/libvirt.hpp"
 #include "host/process.hpp"
+#include "host/udev_enum.hpp"
 
 namespace kvmready::host {
 
@@ -169,6 +170,9 @@ public:
     // The kernel log's lines about virtualization (bounded, never blocks);
     // offline: as recorded.
     [[nodiscard]] virtual KernelLog kernel_log() const = 0;
+    // PCI, block and net devices (host/udev_enum.hpp): libudev live, as
+    // recorded offline; a tree recorded without them, from its sysfs files.
+    [[nodiscard]] virtual UdevSnapshot udev_devices() const { return enumerate_sysfs(*this); }
 };
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(InterfaceAddress, ifname, family, local, prefixlen, scope)

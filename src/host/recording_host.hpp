@@ -38,6 +38,7 @@ public:
     [[nodiscard]] InterfaceAddresses interface_addresses(const std::string& kind) const override;
     [[nodiscard]] NftRuleset nftables() const override;
     [[nodiscard]] KernelLog kernel_log() const override;
+    [[nodiscard]] UdevSnapshot udev_devices() const override;
 
     // Writes the tree into `dir`, which must not exist or be empty. Files are
     // created exclusively, never through symlinks. Throws ExitError.
@@ -66,6 +67,7 @@ private:
     mutable std::optional<InterfaceAddresses> interface_addresses_;
     mutable std::optional<NftRuleset> nftables_;
     mutable std::optional<KernelLog> kernel_log_;
+    mutable std::optional<UdevSnapshot> udev_;
     mutable bool need_user_db_ = false;
 };
 

@@ -77,6 +77,12 @@ struct GuestSpec {
     // (kvmready.unlink=): e.g. /dev/kvm, to leave KVM registered without a node.
     std::vector<std::string> unlink;
     bool dmesg = false;                   // print the whole kernel log at the end (kvmready.dmesg=1)
+    // The machine and its devices: -machine MACHINE ("" QEMU's default),
+    // extra QEMU arguments after the defaults (-device ...), and extra words
+    // on the guest kernel's command line (intel_iommu=on).
+    std::string machine;
+    std::vector<std::string> qemu_args;
+    std::string kernel_args;
     // kvmready's arguments, one list per command, run in order in one boot.
     std::vector<std::vector<std::string>> commands;
 };
