@@ -32,15 +32,18 @@ json check(const std::vector<std::string>& args, int* exit_code = nullptr) {
     }
 }
 
+// Both helpers return pointers into their argument: value(key, default)
+// would iterate a copy that dies before the caller reads it.
 const json* passthrough(const json& report) {
-    for (const auto& c : report.value("checks", json::array()))
+    if (!report.is_object() || !report.contains("checks")) return nullptr;
+    for (const auto& c : report["checks"])
         if (c.value("id", "") == "devices.passthrough") return &c;
     return nullptr;
 }
 
 const json* device(const json* c, const std::string& id) {
-    if (!c) return nullptr;
-    for (const auto& d : (*c)["evidence"].value("devices", json::array()))
+    if (!c || !c->contains("evidence") || !(*c)["evidence"].contains("devices")) return nullptr;
+    for (const auto& d : (*c)["evidence"]["devices"])
         if (d.value("id", "") == id) return &d;
     return nullptr;
 }
