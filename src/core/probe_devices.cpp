@@ -70,10 +70,16 @@ void read_pci(const host::Host& h, const host::UdevDevice& u, const std::map<std
     d.driver_override = read_trimmed(h, base + "/driver_override").value_or("");
     if (d.driver_override == "(null)") d.driver_override.clear();
     if (auto it = groups.find(d.bdf); it != groups.end()) d.iommu_group = it->second;
-    if (auto cfg = h.read_file(base + "/config")) {
-        const PciConfig c = parse_pci_config(*cfg);
-        d.is_pcie = c.is_pcie;
-        d.acs = c.acs;
+    // Only PCI-to-PCI bridges (root and switch ports; is_pcie and acs stay
+    // unset on the others): the verdicts read ACS on the ports above a
+    // device, nothing else from the config space. As root each read is 4 KiB
+    // of config cycles (1-3 ms a device, and it wakes runtime-suspended ones).
+    if (d.class_code.rfind("0604", 0) == 0) {
+        if (auto cfg = h.read_file(base + "/config")) {
+            const PciConfig c = parse_pci_config(*cfg);
+            d.is_pcie = c.is_pcie;
+            d.acs = c.acs;
+        }
     }
     d.reset_method = read_trimmed(h, base + "/reset_method");
     d.reset_file = h.stat(base + "/reset").exists;
