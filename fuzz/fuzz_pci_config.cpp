@@ -1,7 +1,7 @@
 // The PCI config space parser: whatever a recorded tree's sysfs `config`
 // file holds (truncated, looping capability lists, all ones), decoded as the
 // devices probe does. Seeds: the config spaces of a q35 guest's ports and
-// devices (tests/fixtures/devices-q35-iommu).
+// devices, the sysfs config files in tests/bundles/devices-q35-iommu.tar.gz.
 #include <cstdint>
 #include <string_view>
 
