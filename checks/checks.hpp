@@ -19,6 +19,7 @@ void register_memory(std::vector<CheckSpec>& r);        // memory.*
 void register_cgroups(std::vector<CheckSpec>& r);       // kernel.cgroups
 void register_confidential(std::vector<CheckSpec>& r);  // confidential.*
 void register_security(std::vector<CheckSpec>& r);      // security.*
+void register_devices(std::vector<CheckSpec>& r);       // devices.passthrough
 void register_smoke(std::vector<CheckSpec>& r);     // smoke.boot (kvmready check --full)
 
 }  // namespace kvmready::checks

@@ -24,6 +24,7 @@ const std::vector<CheckSpec>& registry() {
         add(checks::register_cgroups, kAreaSystem);
         add(checks::register_confidential, kAreaSystem);
         add(checks::register_security, kAreaSystem);
+        add(checks::register_devices, kAreaSystem | kAreaDevices);
         add(checks::register_smoke, 0);
         return v;
     }();

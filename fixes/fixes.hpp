@@ -22,6 +22,8 @@ FixSpec fix_libvirt_network_default();
 FixSpec fix_storage_pool_default();
 // fixes/bridge.cpp
 FixSpec fix_net_bridge();
+// fixes/vfio_bind.cpp
+FixSpec fix_devices_vfio_bind();
 
 // Ops: fixes/ops_file.cpp (file.write, file.remove, proc.write, command, node.perms)
 void register_file_ops();
@@ -31,5 +33,7 @@ void register_libvirt_ops();
 void register_bridge_ops();
 // Ops: fixes/ops_packages.cpp (packages.install)
 void register_package_ops();
+// Ops: fixes/vfio_ops.cpp (pci.driver)
+void register_vfio_ops();
 
 }  // namespace kvmready::fix

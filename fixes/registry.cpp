@@ -26,6 +26,7 @@ const std::vector<FixSpec>& registry() {
         fix_libvirt_network_default(),
         fix_storage_pool_default(),
         needing(fix_net_bridge(), "--bridge"),
+        needing(fix_devices_vfio_bind(), "--device"),
     };
     return list;
 }
@@ -48,6 +49,7 @@ void register_builtin_ops() {
         register_libvirt_ops();
         register_bridge_ops();
         register_package_ops();
+        register_vfio_ops();
     });
 }
 

@@ -153,6 +153,9 @@ Action setup_check(CLI::App& app) {
         ->check(CLI::IsMember({"auto", "always", "never"}));
     sub->add_flag("--strict", o->strict, "Exit 1 on warnings too");
     add_probe_options(sub, o->probe, true);
+    sub->add_option("--device", o->probe.options.device,
+                    "Ask check devices.passthrough about this PCI device only: BDF (0000:01:00.0) or VENDOR:DEVICE (10de:1db6)")
+        ->type_name("DEV");
     sub->add_option("--record", o->record, "Also save everything the probe read into this new directory, as a host tree for --root");
     sub->add_flag("--list", o->list, "List the checks with their level and exit");
     sub->add_flag("--full", o->full, "Also boot a throwaway guest through libvirt (check smoke.boot; takes seconds)");

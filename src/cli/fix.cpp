@@ -213,6 +213,10 @@ Action setup_fix(CLI::App& app) {
     sub->add_option("--pool-path", opt.pool_path, "Directory for the pool (default /var/lib/libvirt/images)");
     sub->add_option("--uplink", opt.uplink, "Enslave this interface to --bridge, moving its addresses and routes (rolls back on lost connectivity)");
     sub->add_option("--hugepages", opt.hugepages, "Reserve N default-size huge pages now and at boot");
+    sub->add_option("--device", opt.device,
+                    "Bind this PCI device to vfio-pci for passthrough (fix devices.vfio-bind): BDF or VENDOR:DEVICE, several "
+                    "comma-separated (a shared IOMMU group goes whole)")
+        ->type_name("DEV[,DEV...]");
     // Plan for a customer's host on this machine: the facts of a support bundle, read only.
     auto* from = sub->add_option("--from", o->probe.from,
                                  "Print the plan for the host recorded in a support bundle (kvmready report): FILE.tar.gz or its unpacked "

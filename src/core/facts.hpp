@@ -11,6 +11,7 @@
 
 #include "core/json_optional.hpp"
 #include "core/facts_config.hpp"
+#include "core/facts_devices.hpp"
 #include "core/facts_net.hpp"
 #include "core/facts_smoke.hpp"
 #include "core/facts_system.hpp"
@@ -154,13 +155,14 @@ struct Facts {
     VirtFacts virt;                   // QEMU, libvirt, storage
     NetFacts net;
     SystemFacts system;               // IOMMU, memory, cgroups, confidential, security
+    DevicesFacts devices;             // PCI devices for passthrough (check devices)
     SmokeFacts smoke;                 // `check --full` only: a guest booted through libvirt
     ConfigFacts config;               // what the fixes plan from (fix, report, --record only)
 };
 
 // source_note is not serialised: the bundle's manifest carries it.
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Facts, schema_version, source, kernel, identity, cpu, msr, modules, device, access, kvm, hypervisor,
-                                                kernel_log, request, virt, net, system, smoke, config)
+                                                kernel_log, request, virt, net, system, devices, smoke, config)
 
 // The serialisation above, by name (bundles, --record, tests).
 nlohmann::json facts_to_json(const Facts& f);

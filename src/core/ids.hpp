@@ -70,6 +70,7 @@ inline constexpr CheckId confidential_sev{"confidential.sev"};
 inline constexpr CheckId confidential_tdx{"confidential.tdx"};
 inline constexpr CheckId security_selinux{"security.selinux"};
 inline constexpr CheckId security_apparmor{"security.apparmor"};
+inline constexpr CheckId devices_passthrough{"devices.passthrough"};
 inline constexpr CheckId smoke_boot{"smoke.boot"};
 
 namespace fix {
@@ -88,6 +89,7 @@ inline constexpr FixId libvirt_daemon{"libvirt.daemon"};
 inline constexpr FixId libvirt_network_default{"libvirt.network-default"};
 inline constexpr FixId storage_pool_default{"storage.pool-default"};
 inline constexpr FixId net_bridge{"net.bridge"};
+inline constexpr FixId devices_vfio_bind{"devices.vfio-bind"};
 
 }  // namespace fix
 
@@ -133,6 +135,7 @@ inline constexpr CheckId kAllChecks[] = {
     confidential_tdx,
     security_selinux,
     security_apparmor,
+    devices_passthrough,
     smoke_boot,
 };
 inline constexpr FixId kAllFixes[] = {
@@ -147,6 +150,7 @@ inline constexpr FixId kAllFixes[] = {
     fix::libvirt_network_default,
     fix::storage_pool_default,
     fix::net_bridge,
+    fix::devices_vfio_bind,
 };
 
 }  // namespace ids

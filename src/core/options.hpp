@@ -23,9 +23,10 @@ struct Request {
     std::string pool = "default";     // --pool NAME
     bool pool_given = false;
     std::string bridge;               // --bridge NAME (judged: must exist; fixed: create it)
+    std::string device;               // --device BDF|VENDOR:DEVICE (check devices, fix devices.vfio-bind)
 };
 
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Request, user, connect_uri, network, network_given, pool, pool_given, bridge)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Request, user, connect_uri, network, network_given, pool, pool_given, bridge, device)
 
 // Everything `check`, `fix` and `report` take about the host: the request
 // plus where the host is and what `fix` may change.

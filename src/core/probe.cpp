@@ -270,6 +270,7 @@ Facts probe(const host::Host& h, const ProbeOptions& opt) {
         probe_hypervisor(h, f);
         if (opt.areas & kAreaNet) probe_net(h, opt, f);
         if (opt.areas & kAreaSystem) probe_system(h, opt, f);
+        if (opt.areas & kAreaDevices) probe_devices(h, opt, f);
     });
     if (opt.kvm_api) {
         f.kvm = h.probe_kvm("/dev/kvm");

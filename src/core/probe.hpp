@@ -14,7 +14,7 @@ namespace kvmready {
 // Facts areas beyond the core (CPU, MSRs, modules, /dev/kvm, the ioctl test),
 // which is always probed. `check kvm cpu` needs none of them, and skipping
 // libvirt and QEMU keeps it at the cost of the core alone.
-enum ProbeArea : unsigned { kAreaVirt = 1u, kAreaNet = 2u, kAreaSystem = 4u, kAreaAll = 7u };
+enum ProbeArea : unsigned { kAreaVirt = 1u, kAreaNet = 2u, kAreaSystem = 4u, kAreaDevices = 8u, kAreaAll = 15u };
 
 struct ProbeOptions {
     Request request;                       // what to judge (user, URI, network, pool, bridge)
@@ -46,9 +46,13 @@ Facts probe(const host::Host& h, const ProbeOptions& opt);
 void probe_virt(const host::Host& h, const ProbeOptions& opt, Facts& f);   // slow: libvirt; runs on its own thread
 void probe_net(const host::Host& h, const ProbeOptions& opt, Facts& f);
 void probe_system(const host::Host& h, const ProbeOptions& opt, Facts& f);
+void probe_devices(const host::Host& h, const ProbeOptions& opt, Facts& f);  // PCI devices (probe_devices.cpp)
 // ConfigFacts (probe_config.cpp); needs the virt facts (pools) probed first.
 void probe_config(const host::Host& h, const ProbeOptions& opt, Facts& f);
 
+
+// A file's content without surrounding whitespace; nullopt when unreadable.
+std::optional<std::string> read_trimmed(const host::Host& h, const std::string& path);
 
 // /proc/misc: registered misc devices, name -> minor; nullopt when unreadable.
 std::optional<std::map<std::string, unsigned>> read_misc_devices(const host::Host& h);

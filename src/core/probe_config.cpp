@@ -201,6 +201,7 @@ void collect_kernel(Collector& c) {
             if (n.size() > 5 && n.ends_with(".conf")) c.read(std::string(dir) + "/" + n);
     c.read("/etc/sysctl.conf");
     for (const char* p : {"/etc/sysctl.d/60-kvmready-ip-forward.conf", "/etc/sysctl.d/60-kvmready-hugepages.conf"}) c.target(p);
+    for (const char* p : {"/etc/udev/rules.d/61-kvmready-vfio.rules", "/etc/modprobe.d/kvmready-vfio.conf"}) c.target(p);
 }
 
 void collect_libvirt(Collector& c, const ProbeOptions& opt, const Facts& f) {

@@ -12,15 +12,15 @@
 
 namespace kvmready {
 
-namespace {
-
-using util::trim;
-
 std::optional<std::string> read_trimmed(const host::Host& h, const std::string& path) {
     auto v = h.read_file(path);
     if (!v) return std::nullopt;
-    return trim(*v);
+    return util::trim(*v);
 }
+
+namespace {
+
+using util::trim;
 
 std::optional<uint64_t> to_u64(std::string_view s) {
     while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);

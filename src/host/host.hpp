@@ -15,6 +15,7 @@
 #include "host/kvm_probe.hpp"
 #include "host/libvirt.hpp"
 #include "host/process.hpp"
+#include "host/udev_enum.hpp"
 
 namespace kvmready::host {
 
@@ -189,6 +190,9 @@ public:
     // /var/lib/dbus/machine-id, else the DMI product UUID, read through
     // read_file. A recording keeps only the result, never the id.
     [[nodiscard]] virtual HostIdentity identity() const;
+    // PCI, block and net devices (host/udev_enum.hpp): libudev live, as
+    // recorded offline; a tree recorded without them, from its sysfs files.
+    [[nodiscard]] virtual UdevSnapshot udev_devices() const { return enumerate_sysfs(*this); }
 };
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(InterfaceAddress, ifname, family, local, prefixlen, scope)

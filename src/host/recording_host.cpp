@@ -230,6 +230,13 @@ KernelLog RecordingHost::kernel_log() const {
     return r;
 }
 
+UdevSnapshot RecordingHost::udev_devices() const {
+    auto r = inner_.udev_devices();
+    std::lock_guard lock(mu_);
+    if (r.available) udev_ = r;
+    return r;
+}
+
 void RecordingHost::write(const std::string& final_dir, const std::string& description) const {
     // Build the tree in a sibling temporary directory and rename it into
     // place, so an interrupted or failed recording never leaves half a tree.
@@ -312,6 +319,7 @@ void RecordingHost::write_tree(const std::string& dir, const std::string& descri
     if (nftables_) j["nftables"] = *nftables_;
     if (kernel_log_) j["kernel_log"] = *kernel_log_;
     if (identity_) j["identity"] = *identity_;
+    if (udev_) j["udev"] = *udev_;
     if (!commands_.empty()) {
         nlohmann::json cmds = nlohmann::json::array();
         for (const auto& [argv, res] : commands_) cmds.push_back({{"argv", argv}, {"result", res}});

@@ -40,6 +40,7 @@ public:
     [[nodiscard]] KernelLog kernel_log() const override;
     // The inner host's answer, recorded as such: the id it came from is not.
     [[nodiscard]] HostIdentity identity() const override;
+    [[nodiscard]] UdevSnapshot udev_devices() const override;
 
     // Writes the tree into `dir`, which must not exist or be empty. Files are
     // created exclusively, never through symlinks. Throws ExitError.
@@ -69,6 +70,7 @@ private:
     mutable std::optional<NftRuleset> nftables_;
     mutable std::optional<KernelLog> kernel_log_;
     mutable std::optional<HostIdentity> identity_;
+    mutable std::optional<UdevSnapshot> udev_;
     mutable bool need_user_db_ = false;
 };
 

@@ -205,6 +205,13 @@ public:
         return r;
     }
 
+    [[nodiscard]] UdevSnapshot udev_devices() const override {
+        if (!udev_) return enumerate_sysfs(*this);
+        UdevSnapshot r = *udev_;
+        r.source = "recorded";
+        return r;
+    }
+
     [[nodiscard]] KernelLog kernel_log() const override {
         if (kernel_log_) return *kernel_log_;
         KernelLog r;
@@ -281,6 +288,7 @@ private:
             if (j.contains("nftables")) nftables_ = j["nftables"].get<NftRuleset>();
             if (j.contains("kernel_log")) kernel_log_ = j["kernel_log"].get<KernelLog>();
             if (j.contains("identity")) identity_ = j["identity"].get<HostIdentity>();
+            if (j.contains("udev")) udev_ = j["udev"].get<UdevSnapshot>();
             for (const auto& b : j.value("binary_strings", json::array())) {
                 BinaryString v;
                 if (b.contains("value") && !b["value"].is_null()) v.value = b["value"].get<std::string>();
@@ -337,6 +345,7 @@ private:
     std::optional<NftRuleset> nftables_;
     std::optional<KernelLog> kernel_log_;
     std::optional<HostIdentity> identity_;
+    std::optional<UdevSnapshot> udev_;
     cpuid::Dump cpuid_;
 };
 

@@ -220,6 +220,7 @@ GuestRun GuestVmTest::boot(const GuestSpec& spec) {
     }
     if (spec.dmesg) append += " kvmready.dmesg=1";
     if (!spec.late_wait.empty()) append += " kvmready.late_wait=" + spec.late_wait;
+    if (!spec.kernel_args.empty()) append += " " + spec.kernel_args;
     append += " --";
     for (size_t i = 0; i < spec.commands.size(); i++) {
         if (i) append += " ;;";
@@ -229,6 +230,8 @@ GuestRun GuestVmTest::boot(const GuestSpec& spec) {
     std::vector<std::string> q = {qemu_.string(), "-accel", "tcg", "-cpu", spec.cpu, "-m", "512", "-nographic", "-nodefaults",
                                   "-no-reboot", "-monitor", "none", "-serial", "file:" + console.string(), "-kernel",
                                   vmlinuz_.string(), "-initrd", initrd.string(), "-append", append};
+    if (!spec.machine.empty()) q.insert(q.end(), {"-machine", spec.machine});
+    q.insert(q.end(), spec.qemu_args.begin(), spec.qemu_args.end());
     ran_ = true;
     const auto limit = kQemuTimeout + kQemuPerCommand * (spec.commands.size() > 1 ? spec.commands.size() - 1 : 0);
     r = run_logged(q, qlog, limit);

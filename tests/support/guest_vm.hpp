@@ -81,6 +81,12 @@ struct GuestSpec {
     // loads the modules of /modules.late (put there with `adds`, packed with
     // `pack_only`), waits for the file to be replaced and SIGTERMs the command.
     std::string late_wait;
+    // The machine and its devices: -machine MACHINE ("" QEMU's default),
+    // extra QEMU arguments after the defaults (-device ...), and extra words
+    // on the guest kernel's command line (intel_iommu=on).
+    std::string machine;
+    std::vector<std::string> qemu_args;
+    std::string kernel_args;
     // kvmready's arguments, one list per command, run in order in one boot.
     std::vector<std::vector<std::string>> commands;
 };
