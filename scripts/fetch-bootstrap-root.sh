@@ -33,20 +33,16 @@ STACK="qemu-utils bridge-utils"
 PREINSTALLED=libnuma1
 CACHE=${1:-${KVMREADY_CACHE:-/var/cache/kvmready}/bootstrap-root}
 
-die() { echo "fetch-bootstrap-root: error: $*" >&2; exit 1; }
-log() { echo "fetch-bootstrap-root: $*" >&2; }
+PROG=fetch-bootstrap-root
+# shellcheck source=scripts/cache-common.sh
+. "$(dirname "$0")/cache-common.sh"
 
 [ "$(id -u)" -eq 0 ] || die "needs root (mmdebstrap --mode=root)"
 for tool in mmdebstrap dpkg-scanpackages chroot tar; do
   command -v "$tool" >/dev/null 2>&1 || die "'$tool' not found (apt-get install mmdebstrap dpkg-dev)"
 done
 
-mkdir -p "$CACHE" || die "cannot create cache directory $CACHE"
-CACHE=$(cd "$CACHE" && pwd -P)
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"$CACHE/.lock"
-  flock 9 || die "cannot lock $CACHE/.lock"
-fi
+open_cache "$CACHE"
 if [ "$(cat "$CACHE/.complete" 2>/dev/null)" = "$VERSION" ] && [ -f "$CACHE/root.tar" ]; then
   log "up to date: $CACHE/root.tar"
   exit 0

@@ -29,8 +29,9 @@ VERSION=4
 CACHE=${1:-${KVMREADY_CACHE:-/var/cache/kvmready}/fleet-guest}
 KERNEL=${KVMREADY_GUEST_KERNEL:-${KVMREADY_CACHE:-/var/cache/kvmready}/guest-kernel/current}
 
-die() { echo "fetch-fleet-guest-root: error: $*" >&2; exit 1; }
-log() { echo "fetch-fleet-guest-root: $*" >&2; }
+PROG=fetch-fleet-guest-root
+# shellcheck source=scripts/cache-common.sh
+. "$(dirname "$0")/cache-common.sh"
 
 for tool in mmdebstrap cpio depmod; do
   command -v "$tool" >/dev/null 2>&1 || die "'$tool' not found (apt-get install mmdebstrap cpio kmod)"
@@ -39,11 +40,7 @@ done
 rel=$(cat "$KERNEL/release")
 moddir="$KERNEL/lib/modules/$rel"
 
-mkdir -p "$CACHE" || die "cannot create $CACHE"
-CACHE=$(cd "$CACHE" && pwd -P)
-exec 9>"$CACHE/.lock"
-flock 9 || die "cannot lock $CACHE/.lock"
-rm -rf "$CACHE"/.tmp.*
+open_cache "$CACHE"
 
 name="$rel-v$VERSION"
 dest="$CACHE/$name"

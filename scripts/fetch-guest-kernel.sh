@@ -31,23 +31,15 @@ set -euo pipefail
 META=${KVMREADY_GUEST_KERNEL_META:-linux-image-cloud-amd64}
 CACHE=${1:-${KVMREADY_CACHE:-/var/cache/kvmready}/guest-kernel}
 
-die() { echo "fetch-guest-kernel: error: $*" >&2; exit 1; }
-log() { echo "fetch-guest-kernel: $*" >&2; }
+PROG=fetch-guest-kernel
+# shellcheck source=scripts/cache-common.sh
+. "$(dirname "$0")/cache-common.sh"
 
 for tool in apt-cache apt-get dpkg-deb; do
   command -v "$tool" >/dev/null 2>&1 || die "'$tool' not found: this script needs a Debian-based host"
 done
 
-mkdir -p "$CACHE" || die "cannot create cache directory $CACHE"
-CACHE=$(cd "$CACHE" && pwd -P)
-
-# One run at a time per cache; a run killed half-way leaves a .tmp.* behind,
-# which the next run (holding the lock) removes.
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"$CACHE/.lock"
-  flock 9 || die "cannot lock $CACHE/.lock"
-fi
-rm -rf "$CACHE"/.tmp.*
+open_cache "$CACHE"
 
 # Is the current link already valid? Used as a fallback when apt cannot
 # resolve anything (offline, no lists).
