@@ -278,8 +278,10 @@ TEST_F(AnsibleFleet, CheckFactsNameEachGuestsVerdict) {
 TEST_F(AnsibleFleet, FixCheckModeChangesNothing) {
     std::map<std::string, std::string> before;
     for (const char* h : {"ready", "nokvm", "noaccess"}) before[h] = snapshot(h);
+    // Confirmed: what the guests can really do. pkg.virt-stack (install QEMU
+    // and libvirt) is left out: the guests reach no package repository.
     const fs::path play = result_play("fix-check.yml", R"(    - kvmready.host.kvmready_fix:
-        confirm: [all]
+        confirm: [user.groups]
       become: true
       register: fix
 )",
@@ -298,7 +300,7 @@ TEST_F(AnsibleFleet, FixCheckModeChangesNothing) {
 
 TEST_F(AnsibleFleet, FixAppliesThenSecondRunChangesNothing) {
     const std::string tasks = R"(    - kvmready.host.kvmready_fix:
-        confirm: [all]
+        confirm: [user.groups]
       become: true
       register: fix
     - kvmready.host.kvmready_check:
