@@ -15,7 +15,7 @@ shift || true
 here=$(cd "$(dirname "$0")/.." && pwd)
 out=${KVMREADY_FUZZ_BUILD_DIR:-$here/build-fuzz}
 harnesses=("$@")
-[ ${#harnesses[@]} -eq 0 ] && harnesses=(cpuid xml bundle wire netlink nft journal)
+[ ${#harnesses[@]} -eq 0 ] && harnesses=(cpuid xml bundle wire netlink nft journal pci_config)
 
 t0=$(date +%s)
 CC=clang CXX=clang++ cmake -S "$here" -B "$out" -DKVMREADY_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -31,7 +31,7 @@ echo "fuzz: harnesses built in $(( $(date +%s) - t0 )) s" >&2
 
 seeds=$out/seeds
 rm -rf "$seeds"
-mkdir -p "$seeds"/{cpuid,xml,bundle,wire,netlink,nft,journal} "$out/findings"
+mkdir -p "$seeds"/{cpuid,xml,bundle,wire,netlink,nft,journal,pci_config} "$out/findings"
 corpus=$here/../shared/corpus/cpuid
 [ -d "$corpus" ] && find "$corpus" -maxdepth 2 -type f ! -name '*.md' ! -name '*.tsv' -size -1024k -exec cp --backup=numbered -t "$seeds/cpuid" {} + 2>/dev/null || true
 find "$here/tests/fixtures" -path '*/.kvmready/*cpuid*' -type f -exec cp --backup=numbered -t "$seeds/cpuid" {} + 2>/dev/null || true
@@ -63,6 +63,13 @@ while n < 64:
     if done: break
 PY
 cp "$here"/fuzz/corpus/nft/*.nl "$seeds/nft/"
+# PCI config spaces as the kernel shows them: this machine's (root reads all
+# 4 KiB of a PCIe device) and the q35 guest's recorded in the devices bundle.
+for c in /sys/bus/pci/devices/*/config; do
+    [ -r "$c" ] && cp "$c" "$seeds/pci_config/$(basename "$(dirname "$c")")" 2>/dev/null || true
+done
+tar -xzf "$here/tests/bundles/devices-q35-iommu.tar.gz" -C "$tmp" --wildcards '*/config' 2>/dev/null || true
+find "$tmp" -name config -path '*/devices/*' -type f -exec cp --backup=numbered -t "$seeds/pci_config" {} + 2>/dev/null || true
 KVMREADY_FUZZ_SEEDS="$seeds/wire" "$out/fuzz/fuzz_wire" -runs=0 >/dev/null 2>&1 || true
 cat > "$seeds/journal/run.jsonl" <<'J'
 {"type":"run","id":"20240101T000000.000000Z-1","created":"2024-01-01T00:00:00Z","argv":["kvmready","fix","--apply"],"root":"","connect_uri":"qemu:///system","user":"","time":"2024-01-01T00:00:00Z"}
