@@ -52,6 +52,7 @@ TEST(WatchUnit, EventsMapToTheChecksTheyCanChange) {
                           ev("misc", "add", "vfio")}) {
         const Impact d = impact_of(e);
         EXPECT_TRUE(d.areas & kvmready::kAreaSystem) << kvmready::host::describe(e);
+        EXPECT_TRUE(d.areas & kvmready::kAreaDevices) << kvmready::host::describe(e);
         EXPECT_TRUE(d.categories.count("iommu")) << kvmready::host::describe(e);
         EXPECT_FALSE(d.kvm);
     }
@@ -211,6 +212,32 @@ TEST(WatchUnit, JudgeReprobesOnlyWhatTheEventChangesAndLogsTheCause) {
         << rig.changes.str();
     EXPECT_EQ(judge.runs(), 3u);
     EXPECT_EQ(rig.published.size(), 3u) << "every run rewrites the outputs";
+}
+
+// What a run does not re-probe is the last run's: a kvm event must not leave
+// devices.passthrough judging an empty device list (it said "unknown").
+TEST(WatchUnit, JudgeKeepsTheDevicesAKvmEventDoesNotReprobe) {
+    JudgeRig rig;
+    kvmready::Facts full;
+    full.devices.probed = true;
+    full.devices.enumeration = "libudev";
+    kvmready::PciDevice nic;
+    nic.bdf = "0000:00:03.0";
+    nic.vendor = "1af4";
+    nic.device = "1000";
+    nic.class_code = "020000";
+    nic.driver = "virtio-pci";
+    full.devices.pci.push_back(nic);
+    rig.answers = {full, kvmready::Facts{}};  // the second probe reads no device area
+    auto judge = rig.make();
+    const auto cause = [](const std::string&) { return std::string("module add irqbypass"); };
+    judge.run(everything(), cause);
+    const std::string first = status_of(judge.report(), "devices.passthrough");
+    ASSERT_FALSE(first.empty());
+    judge.run(impact_of(ev("module", "add", "irqbypass")), cause);
+    EXPECT_FALSE(rig.asked[1].areas & kvmready::kAreaDevices);
+    EXPECT_EQ(status_of(judge.report(), "devices.passthrough"), first);
+    EXPECT_EQ(rig.changes.str().find("devices.passthrough"), std::string::npos) << rig.changes.str();
 }
 
 TEST(WatchUnit, JudgeKeepsGoingWhenAnOutputCannotBeWritten) {

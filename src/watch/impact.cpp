@@ -34,7 +34,8 @@ Impact net_impact() {
 
 Impact devices_impact() {
     Impact i;
-    i.areas = kAreaSystem;
+    // iommu.* reads the system facts, devices.passthrough the PCI devices.
+    i.areas = kAreaSystem | kAreaDevices;
     i.categories = {"iommu", "devices"};
     return i;
 }

@@ -18,6 +18,7 @@ Facts Judge::merged_probe(const Impact& impact) {
     if (!(opt.areas & kAreaVirt)) f.virt = facts_->virt;
     if (!(opt.areas & kAreaNet)) f.net = facts_->net;
     if (!(opt.areas & kAreaSystem)) f.system = facts_->system;
+    if (!(opt.areas & kAreaDevices)) f.devices = facts_->devices;
     if (!opt.kvm_api) {
         f.kvm = facts_->kvm;
         f.kernel_log = facts_->kernel_log;
