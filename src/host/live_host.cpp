@@ -306,7 +306,7 @@ public:
 
     [[nodiscard]] NftRuleset nftables() const override { return read_nftables(); }
     [[nodiscard]] KernelLog kernel_log() const override { return read_kernel_log(); }
-    [[nodiscard]] UdevSnapshot udev_devices() const override { return enumerate_udev(); }
+    [[nodiscard]] UdevSnapshot udev_devices() const override { return enumerate_live(); }
 };
 
 }  // namespace

@@ -1,16 +1,19 @@
 #include "host/udev_enum.hpp"
 
 #include <libudev.h>
-#include <sys/sysmacros.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <set>
 #include <sstream>
 
 #include <fmt/format.h>
 
+#include "host/bounded_read.hpp"
 #include "host/host.hpp"
 
 namespace kvmready::host {
@@ -23,27 +26,102 @@ bool volatile_property(const std::string& key) { return key == "USEC_INITIALIZED
 
 std::string or_empty(const char* s) { return s ? s : ""; }
 
-UdevDevice from_udev(udev_device* d, const std::string& subsystem) {
+UdevDevice from_udev(udev_device* d) {
     UdevDevice x;
-    x.subsystem = subsystem;
+    x.subsystem = "pci";
     x.sysname = or_empty(udev_device_get_sysname(d));
     x.syspath = or_empty(udev_device_get_syspath(d));
     x.devtype = or_empty(udev_device_get_devtype(d));
-    if (subsystem == "block") {
-        const dev_t n = udev_device_get_devnum(d);
-        x.devnum = fmt::format("{}:{}", major(n), minor(n));
-    }
-    if (subsystem == "pci") {
-        x.driver = or_empty(udev_device_get_driver(d));
-        udev_list_entry* e = nullptr;
-        udev_list_entry_foreach(e, udev_device_get_properties_list_entry(d)) {
-            const std::string key = or_empty(udev_list_entry_get_name(e));
-            if (!volatile_property(key)) x.properties[key] = or_empty(udev_list_entry_get_value(e));
-        }
+    x.driver = or_empty(udev_device_get_driver(d));
+    udev_list_entry* e = nullptr;
+    udev_list_entry_foreach(e, udev_device_get_properties_list_entry(d)) {
+        const std::string key = or_empty(udev_list_entry_get_name(e));
+        if (!volatile_property(key)) x.properties[key] = or_empty(udev_list_entry_get_value(e));
     }
     // The parent is owned by d: not unreferenced here.
     if (udev_device* p = udev_device_get_parent_with_subsystem_devtype(d, "pci", nullptr)) x.pci_parent = or_empty(udev_device_get_sysname(p));
     return x;
+}
+
+std::string file_text(const std::string& path) { return read_path_bounded(path, 64 * 1024).data.value_or(""); }
+
+std::string first_line(const std::string& path) {
+    std::string t = file_text(path);
+    return t.substr(0, t.find('\n'));
+}
+
+// A uevent file's KEY=value lines.
+void parse_uevent(const std::string& text, std::map<std::string, std::string>& out) {
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+        const auto eq = line.find('=');
+        if (eq != std::string::npos && eq != 0) out[line.substr(0, eq)] = line.substr(eq + 1);
+    }
+}
+
+// The PCI devices as libudev lists them where no udev database exists:
+// the uevent file's properties plus the two libudev adds from the path.
+void add_sysfs_pci(UdevSnapshot& s) {
+    namespace fs = std::filesystem;
+    const fs::path bus = "/sys/bus/pci/devices";
+    std::error_code ec;
+    fs::directory_iterator it(bus, ec);
+    if (ec) {
+        // No PCI bus (a microVM): libudev lists nothing either.
+        if (ec != std::errc::no_such_file_or_directory) s.error = fmt::format("listing {}: {}", bus.string(), ec.message());
+        return;
+    }
+    std::vector<UdevDevice> found;
+    for (const auto& entry : it) {
+        UdevDevice x;
+        x.sysname = entry.path().filename().string();
+        const fs::path target = fs::read_symlink(entry.path(), ec);
+        if (ec || !is_pci_address(x.sysname)) continue;  // removed since the listing
+        x.subsystem = "pci";
+        x.syspath = (bus / target).lexically_normal().string();
+        parse_uevent(file_text(x.syspath + "/uevent"), x.properties);
+        x.properties["DEVPATH"] = x.syspath.substr(4);  // without "/sys"
+        x.properties["SUBSYSTEM"] = "pci";
+        if (auto d = x.properties.find("DRIVER"); d != x.properties.end()) x.driver = d->second;
+        x.pci_parent = pci_device_in_path(x.syspath.substr(0, x.syspath.rfind('/')));
+        found.push_back(std::move(x));
+    }
+    std::sort(found.begin(), found.end(), [](const UdevDevice& a, const UdevDevice& b) { return a.syspath < b.syspath; });
+    for (auto& x : found) s.devices.push_back(std::move(x));
+}
+
+// /sys/class/SUBSYSTEM/NAME links to the device's place under /sys/devices.
+void add_class_devices(const std::string& subsystem, UdevSnapshot& s) {
+    namespace fs = std::filesystem;
+    const fs::path cls = "/sys/class/" + subsystem;
+    std::error_code ec;
+    fs::directory_iterator it(cls, ec);
+    if (ec) {
+        if (s.error.empty()) s.error = fmt::format("listing {}: {}", cls.string(), ec.message());
+        return;
+    }
+    std::vector<UdevDevice> found;
+    for (const auto& entry : it) {
+        const fs::path target = fs::read_symlink(entry.path(), ec);
+        if (ec) continue;  // removed since the listing
+        UdevDevice x;
+        x.subsystem = subsystem;
+        x.sysname = entry.path().filename().string();
+        x.syspath = (cls / target).lexically_normal().string();
+        x.pci_parent = pci_device_in_path(x.syspath);
+        if (subsystem == "block") {
+            // A partition's directory sits inside its disk's.
+            x.devtype = fs::exists(x.syspath + "/partition", ec) ? "partition" : "disk";
+            x.devnum = first_line(x.syspath + "/dev");
+        } else if (const std::string t = first_line(x.syspath + "/uevent"); t.rfind("DEVTYPE=", 0) == 0) {
+            x.devtype = t.substr(8);  // "bridge", "vlan", "wlan"; physical NICs have none
+        }
+        found.push_back(std::move(x));
+    }
+    // In libudev's order (by sysfs path), so a recording does not depend on
+    // the directory's.
+    std::sort(found.begin(), found.end(), [](const UdevDevice& a, const UdevDevice& b) { return a.syspath < b.syspath; });
+    for (auto& x : found) s.devices.push_back(std::move(x));
 }
 
 }  // namespace
@@ -57,23 +135,59 @@ UdevSnapshot enumerate_udev() {
         s.error = fmt::format("udev_new: {}", std::strerror(errno));
         return s;
     }
-    for (const char* subsystem : {"pci", "block", "net"}) {
-        udev_enumerate* e = udev_enumerate_new(u);
-        if (!e) continue;
-        udev_enumerate_add_match_subsystem(e, subsystem);
-        if (const int rc = udev_enumerate_scan_devices(e); rc < 0 && s.error.empty())
-            s.error = fmt::format("enumerating {} devices: {}", subsystem, std::strerror(-rc));
+    if (udev_enumerate* e = udev_enumerate_new(u)) {
+        udev_enumerate_add_match_subsystem(e, "pci");
+        if (const int rc = udev_enumerate_scan_devices(e); rc < 0)
+            s.error = fmt::format("enumerating pci devices: {}", std::strerror(-rc));
         udev_list_entry* entry = nullptr;
         udev_list_entry_foreach(entry, udev_enumerate_get_list_entry(e)) {
             udev_device* d = udev_device_new_from_syspath(u, udev_list_entry_get_name(entry));
             if (!d) continue;  // removed since the scan
-            s.devices.push_back(from_udev(d, subsystem));
+            s.devices.push_back(from_udev(d));
             udev_device_unref(d);
         }
         udev_enumerate_unref(e);
     }
     udev_unref(u);
+    // Block and network devices need no udev properties, only where they
+    // sit, which their class link says. libudev resolves every path one
+    // component at a time (~1,000 openat for 60 devices): 1.6 ms of a
+    // 7 ms check here, against 0.1 ms for one readlink each.
+    add_class_devices("block", s);
+    add_class_devices("net", s);
     return s;
+}
+
+UdevSnapshot enumerate_sysfs_live() {
+    UdevSnapshot s;
+    s.source = "sysfs";
+    add_sysfs_pci(s);
+    add_class_devices("block", s);
+    add_class_devices("net", s);
+    return s;
+}
+
+UdevSnapshot enumerate_live() {
+    // A udev daemon keeps its database here (hwdb names, rules' properties):
+    // only then does libudev know more than sysfs says. Without one it reads
+    // the same uevent files, resolving each path one component at a time:
+    // 1.3 ms of a 7 ms check on these machines against 0.5 ms
+    // (DevicesLive.SysfsEnumerationMatchesLibudev holds the two equal,
+    // BM_EnumeratePci measures them).
+    if (::access("/run/udev/data", F_OK) == 0) return enumerate_udev();
+    return enumerate_sysfs_live();
+}
+
+std::string pci_device_in_path(const std::string& path) {
+    std::string found;
+    size_t start = 0;
+    while (start < path.size()) {
+        size_t end = path.find('/', start);
+        if (end == std::string::npos) end = path.size();
+        if (std::string c = path.substr(start, end - start); is_pci_address(c)) found = std::move(c);
+        start = end + 1;
+    }
+    return found;
 }
 
 bool is_pci_address(const std::string& s) {
@@ -118,12 +232,7 @@ UdevSnapshot enumerate_sysfs(const Host& h) {
         d.subsystem = "pci";
         d.sysname = n;
         d.syspath = base + "/" + n;
-        std::istringstream in(h.read_file(base + "/" + n + "/uevent").value_or(""));
-        for (std::string line; std::getline(in, line);) {
-            const auto eq = line.find('=');
-            if (eq == std::string::npos || eq == 0) continue;
-            d.properties[line.substr(0, eq)] = line.substr(eq + 1);
-        }
+        parse_uevent(h.read_file(base + "/" + n + "/uevent").value_or(""), d.properties);
         if (auto it = d.properties.find("DRIVER"); it != d.properties.end()) d.driver = it->second;
         if (auto it = parent_of.find(n); it != parent_of.end()) d.pci_parent = it->second;
         s.devices.push_back(std::move(d));

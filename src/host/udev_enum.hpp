@@ -1,10 +1,11 @@
-// Device enumeration through libudev: the PCI devices with their udev
-// properties and their place in the PCI tree, and the block and network
-// devices with the PCI device they sit on (what a root filesystem or a
-// default route depends on). libudev reads sysfs (and the udev database
-// where a udev daemon keeps one), so it works on hosts without udevd too.
-// The snapshot is plain data: a recording keeps it, and a recorded tree
-// without one is enumerated from its sysfs files (enumerate_sysfs).
+// Device enumeration: the PCI devices with their udev properties and their
+// place in the PCI tree, and the block and network devices with the PCI
+// device they sit on (what a root filesystem or a default route depends
+// on). Through libudev where a udev daemon keeps its database; where none
+// does, libudev would only read sysfs, so sysfs is read directly, the same
+// data at less than half the cost. The snapshot is plain data: a
+// recording keeps it, and a recorded tree without one is enumerated from
+// its sysfs files (enumerate_sysfs).
 #pragma once
 
 #include <map>
@@ -42,8 +43,18 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(UdevSnapshot, available, source,
 
 // "0000:01:00.0": a PCI address as sysfs names devices (domain 4-8 hex digits).
 bool is_pci_address(const std::string& s);
+// The last component of a sysfs path that is a PCI address: the PCI device
+// a block or network device sits on, "" when none (a virtual device). Of a
+// PCI device's parent directory: its upstream bridge or port.
+std::string pci_device_in_path(const std::string& path);
+// The live system: through libudev where a udev database exists, else
+// from sysfs as libudev would read it (enumerate_sysfs_live).
+UdevSnapshot enumerate_live();
 // The live system through libudev.
 UdevSnapshot enumerate_udev();
+// The live system from sysfs: PCI devices with their uevent properties,
+// block and network devices with the PCI device they sit on.
+UdevSnapshot enumerate_sysfs_live();
 // From a host's sysfs files alone: /sys/bus/pci/devices/*/uevent and the
 // PCI functions each bridge's directory holds; no block or net devices.
 UdevSnapshot enumerate_sysfs(const Host& h);
