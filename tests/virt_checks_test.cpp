@@ -17,6 +17,7 @@
 
 #include <gtest/gtest.h>
 
+#include "core/mountinfo.hpp"
 #include "core/facts.hpp"
 #include "core/probe.hpp"
 #include "core/runner.hpp"
@@ -152,6 +153,29 @@ TEST(VirtParse, MountInfoLongestPrefixAndEscapes) {
     EXPECT_EQ(mp, "/");
     // Over-mounts: the later line for the same mount point wins.
     EXPECT_EQ(mount_fstype(mi + "43 27 0:60 / /var/lib rw - zfs pool rw\n", "/var/lib/x"), "zfs");
+}
+
+// The one mountinfo parser every probe shares (core/mountinfo.cpp).
+TEST(VirtParse, MountTableFieldsAndTheMountInEffect) {
+    const auto mounts = parse_mountinfo(
+        "22 1 8:1 / / rw - ext4 /dev/sda1 rw,errors=remount-ro\n"
+        "23 22 0:5 / /dev rw,nosuid shared:2 master:1 - devtmpfs udev rw,size=4096k\n"
+        "24 22 0:22 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n"
+        "garbage line\n"
+        "25 22 0:23 / /mnt/a\\134b rw - nfs4 srv:/x\\040y rw\n"
+        "26 22 253:2 / / rw - xfs /dev/mapper/root rw\n");
+    ASSERT_EQ(mounts.size(), 5u) << "the line without fields is skipped";
+    EXPECT_EQ(mounts[1].devnum, "0:5");
+    EXPECT_EQ(mounts[1].entry.fstype, "devtmpfs") << "optional fields (shared:, master:) come before the separator";
+    EXPECT_EQ(mounts[1].entry.source, "udev");
+    EXPECT_EQ(mounts[1].entry.super_options, "rw,size=4096k");
+    EXPECT_EQ(mounts[3].entry.mountpoint, "/mnt/a\\b");
+    EXPECT_EQ(mounts[3].entry.source, "srv:/x y");
+    const Mount* root = mount_covering(mounts, "/etc/passwd");
+    ASSERT_NE(root, nullptr);
+    EXPECT_EQ(root->devnum, "253:2") << "a later mount of / shadows the first";
+    EXPECT_EQ(mount_covering(mounts, "/sys/fs/cgroup/kvm")->entry.fstype, "cgroup2");
+    EXPECT_EQ(mount_covering({}, "/"), nullptr);
 }
 
 TEST(VirtParse, QemuVersionLine) {

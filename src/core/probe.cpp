@@ -1,3 +1,4 @@
+#include "core/mountinfo.hpp"
 #include "core/probe.hpp"
 #include "util/text.hpp"
 
@@ -155,7 +156,7 @@ void probe_access(const host::Host& h, const ProbeOptions& opt, Facts& f) {
     }
 }
 
-void probe_hypervisor(const host::Host& h, Facts& f) {
+void probe_hypervisor(const host::Host& h, const MountTable& mounts, Facts& f) {
     auto& v = f.hypervisor;
     for (const char* key : {"sys_vendor", "product_name", "product_version", "bios_vendor", "board_vendor", "chassis_vendor"}) {
         auto val = trimmed_or_empty(h, std::string("/sys/class/dmi/id/") + key);
@@ -175,17 +176,10 @@ void probe_hypervisor(const host::Host& h, Facts& f) {
     v.containerenv_file = h.stat("/run/.containerenv").exists;
     v.dockerenv_file = h.stat("/.dockerenv").exists;
     v.pid1_cgroup = trim(h.read_file("/proc/1/cgroup").value_or(""));
-    if (auto mi = h.read_file("/proc/self/mountinfo")) {
-        // Fields: id parent maj:min root mountpoint opts [optional...] - fstype source superopts
-        // The last mount of a path is the one in effect.
-        std::istringstream in(*mi);
-        for (std::string line; std::getline(in, line);) {
-            auto w = words(line);
-            if (w.size() < 7 || (w[4] != "/" && w[4] != "/dev")) continue;
-            auto dash = std::find(w.begin(), w.end(), "-");
-            if (dash == w.end() || dash + 1 == w.end()) continue;
-            (w[4] == "/" ? v.root_fstype : f.device.dev_fstype) = *(dash + 1);
-        }
+    // The last mount of a path is the one in effect.
+    for (const auto& m : mounts.mounts) {
+        if (m.entry.mountpoint == "/") v.root_fstype = m.entry.fstype;
+        if (m.entry.mountpoint == "/dev") f.device.dev_fstype = m.entry.fstype;
     }
     std::string lower = f.kernel.release;
     std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
@@ -245,8 +239,12 @@ void parse_cpuinfo(const std::string& text, CpuFacts& out) {
     }
 }
 
-Facts probe(const host::Host& h, const ProbeOptions& opt) {
+Facts probe(const host::Host& h, const ProbeOptions& options) {
     Facts f;
+    // Four areas ask mountinfo; the kernel formats it anew for each read.
+    const MountTable mounts = read_mount_table(h);
+    ProbeOptions opt = options;
+    opt.mounts = &mounts;
     f.source = h.source();
     f.request = opt.request;
     // libvirt answers in milliseconds, or never (a hung daemon): beside the rest.
@@ -267,7 +265,7 @@ Facts probe(const host::Host& h, const ProbeOptions& opt) {
         probe_modules(h, f);
         probe_device(h, f);
         probe_access(h, opt, f);
-        probe_hypervisor(h, f);
+        probe_hypervisor(h, mounts, f);
         if (opt.areas & kAreaNet) probe_net(h, opt, f);
         if (opt.areas & kAreaSystem) probe_system(h, opt, f);
         if (opt.areas & kAreaDevices) probe_devices(h, opt, f);

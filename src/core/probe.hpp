@@ -16,6 +16,8 @@ namespace kvmready {
 // libvirt and QEMU keeps it at the cost of the core alone.
 enum ProbeArea : unsigned { kAreaVirt = 1u, kAreaNet = 2u, kAreaSystem = 4u, kAreaDevices = 8u, kAreaAll = 15u };
 
+struct MountTable;  // core/mountinfo.hpp
+
 struct ProbeOptions {
     Request request;                       // what to judge (user, URI, network, pool, bridge)
     int libvirt_timeout_ms = 3000;
@@ -35,6 +37,9 @@ struct ProbeOptions {
     // overlap them): only for `fix` on the host itself. They identify the
     // host, so bundles and --record trees leave them out.
     bool config_addresses = false;
+    // The host's mounts, read once by probe() for all areas; unset, an area
+    // probed on its own reads them itself.
+    const MountTable* mounts = nullptr;
 };
 
 // Why the kernel log must be read for these facts ("" when no finding needs it).

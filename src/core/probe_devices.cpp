@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/pci_config.hpp"
+#include "core/mountinfo.hpp"
 #include "core/probe.hpp"
 #include "util/text.hpp"
 
@@ -88,14 +89,11 @@ void read_pci(const host::Host& h, const host::UdevDevice& u, const std::map<std
     d.boot_vga = read_trimmed(h, base + "/boot_vga").value_or("") == "1";
 }
 
-// "/" in /proc/self/mountinfo: its device number (the last mount of / wins).
-std::string root_devnum(const host::Host& h) {
+// The device number of the filesystem mounted at "/" (the last mount of / wins).
+std::string root_devnum(const MountTable& table) {
     std::string devnum;
-    std::istringstream in(h.read_file("/proc/self/mountinfo").value_or(""));
-    for (std::string line; std::getline(in, line);) {
-        auto w = util::words(line);
-        if (w.size() >= 5 && w[4] == "/") devnum = w[2];
-    }
+    for (const auto& m : table.mounts)
+        if (m.entry.mountpoint == "/") devnum = m.devnum;
     return devnum;
 }
 
@@ -177,10 +175,10 @@ std::optional<bool> interrupt_remapping(const host::Host& h) {
     return std::nullopt;
 }
 
-void mark_host_devices(const host::Host& h, const host::UdevSnapshot& snap, DevicesFacts& d) {
+void mark_host_devices(const host::Host& h, const MountTable& mounts, const host::UdevSnapshot& snap, DevicesFacts& d) {
     std::map<std::string, PciDevice*> by_bdf;
     for (auto& p : d.pci) by_bdf[p.bdf] = &p;
-    const std::string root = root_devnum(h);
+    const std::string root = root_devnum(mounts);
     std::set<std::string> root_chain;
     for (const auto& u : snap.devices)
         if (u.subsystem == "block" && !root.empty() && u.devnum == root) d.root_device = u.sysname;
@@ -203,7 +201,7 @@ void mark_host_devices(const host::Host& h, const host::UdevSnapshot& snap, Devi
 
 }  // namespace
 
-void probe_devices(const host::Host& h, const ProbeOptions&, Facts& f) {
+void probe_devices(const host::Host& h, const ProbeOptions& opt, Facts& f) {
     auto& d = f.devices;
     d.probed = true;
     const host::UdevSnapshot snap = h.udev_devices();
@@ -217,7 +215,8 @@ void probe_devices(const host::Host& h, const ProbeOptions&, Facts& f) {
         d.pci.push_back(std::move(p));
     }
     std::sort(d.pci.begin(), d.pci.end(), [](const PciDevice& a, const PciDevice& b) { return a.bdf < b.bdf; });
-    mark_host_devices(h, snap, d);
+    MountTable own;
+    mark_host_devices(h, given_or_read(opt.mounts, h, own), snap, d);
     probe_vfio_modules(h, f, d);
     d.interrupt_remapping = interrupt_remapping(h);
 }

@@ -7,6 +7,7 @@
 #include <charconv>
 #include <sstream>
 
+#include "core/mountinfo.hpp"
 #include "core/probe.hpp"
 #include "util/text.hpp"
 
@@ -43,60 +44,16 @@ std::vector<std::string> split_ws(const std::string& s) {
     return out;
 }
 
-// mountinfo escapes space, tab, newline and backslash as \ooo.
-std::string unescape_mount(const std::string& s) {
-    auto octal = [](char c) { return c >= '0' && c <= '7'; };
-    std::string out;
-    for (size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '\\' && i + 3 < s.size() && octal(s[i + 1]) && octal(s[i + 2]) && octal(s[i + 3])) {
-            out.push_back(static_cast<char>(((s[i + 1] - '0') << 6) | ((s[i + 2] - '0') << 3) | (s[i + 3] - '0')));
-            i += 3;
-        } else {
-            out.push_back(s[i]);
-        }
-    }
-    return out;
-}
-
-// Every mount, in mountinfo order (later mounts shadow earlier ones).
-std::vector<MountEntry> parse_mountinfo(const std::string& text) {
-    std::vector<MountEntry> out;
-    std::istringstream in(text);
-    for (std::string line; std::getline(in, line);) {
-        auto w = split_ws(line);
-        auto dash = std::find(w.begin(), w.end(), "-");
-        if (w.size() < 7 || dash == w.end() || dash + 3 > w.end()) continue;
-        MountEntry m;
-        m.mountpoint = unescape_mount(w[4]);
-        m.fstype = *(dash + 1);
-        m.source = unescape_mount(*(dash + 2));
-        if (dash + 3 < w.end()) m.super_options = *(dash + 3);
-        out.push_back(std::move(m));
-    }
-    return out;
-}
-
-bool path_under(const std::string& path, const std::string& mp) {
-    if (mp == "/") return true;
-    return path == mp || (path.rfind(mp, 0) == 0 && path.size() > mp.size() && path[mp.size()] == '/');
-}
-
-void probe_mounts(const host::Host& h, SystemFacts& s) {
-    auto text = h.read_file("/proc/self/mountinfo");
-    if (!text) return;
+void probe_mounts(const MountTable& table, SystemFacts& s) {
+    if (!table.read) return;
     s.mountinfo_read = true;
-    const auto all = parse_mountinfo(*text);
-    for (const auto& m : all)
-        if (m.fstype == "cgroup" || m.fstype == "cgroup2" || m.fstype == "hugetlbfs" || m.fstype == "securityfs" ||
-            m.fstype == "selinuxfs")
-            s.mounts.push_back(m);
+    for (const auto& m : table.mounts) {
+        const std::string& t = m.entry.fstype;
+        if (t == "cgroup" || t == "cgroup2" || t == "hugetlbfs" || t == "securityfs" || t == "selinuxfs") s.mounts.push_back(m.entry);
+    }
     // The deepest mount holding libvirt's default image directory decides
     // which filesystem (NFS, CIFS, ...) its images live on.
-    const std::string images = "/var/lib/libvirt/images";
-    const MountEntry* best = nullptr;
-    for (const auto& m : all)
-        if (path_under(images, m.mountpoint) && (!best || m.mountpoint.size() >= best->mountpoint.size())) best = &m;
-    if (best) s.security.images_mount = *best;
+    if (const Mount* m = mount_covering(table.mounts, "/var/lib/libvirt/images")) s.security.images_mount = m->entry;
 }
 
 void probe_iommu(const host::Host& h, IommuFacts& io) {
@@ -308,10 +265,11 @@ void probe_security(const host::Host& h, SecurityFacts& sec) {
 
 }  // namespace
 
-void probe_system(const host::Host& h, const ProbeOptions&, Facts& f) {
+void probe_system(const host::Host& h, const ProbeOptions& opt, Facts& f) {
     auto& s = f.system;
     s.probed = true;
-    probe_mounts(h, s);
+    MountTable own;
+    probe_mounts(given_or_read(opt.mounts, h, own), s);
     probe_iommu(h, s.iommu);
     probe_boot(h, s.boot);
     probe_memory(h, s.memory);

@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "core/mountinfo.hpp"
 #include "core/probe.hpp"
 #include "core/xml.hpp"
 #include "util/text.hpp"
@@ -79,7 +80,7 @@ std::vector<std::string> ancestors(const std::string& path) {
     return out;
 }
 
-void probe_dir(const host::Host& h, const std::string& path, const std::string& why, const std::string& mountinfo,
+void probe_dir(const host::Host& h, const std::string& path, const std::string& why, const MountTable& mounts,
                StorageDirFacts& out) {
     out.path = path;
     out.why = why;
@@ -88,7 +89,10 @@ void probe_dir(const host::Host& h, const std::string& path, const std::string& 
     if (!out.chain.back().exists) return;
     out.usage = h.fs_usage(path);
     out.usage_read = out.usage.ok;
-    out.fstype = mount_fstype(mountinfo, path, &out.mount_point);
+    if (const Mount* m = mount_covering(mounts.mounts, path)) {
+        out.fstype = m->entry.fstype;
+        out.mount_point = m->entry.mountpoint;
+    }
 }
 
 void probe_qemu_user(const host::Host& h, QemuUserFacts& q) {
@@ -358,43 +362,10 @@ std::string parse_qemu_version(const std::string& output) {
 }
 
 std::string mount_fstype(const std::string& mountinfo, const std::string& path, std::string* mount_point) {
-    // Mount points escape space, tab, newline and backslash as \ooo.
-    auto unescape = [](const std::string& s) {
-        std::string o;
-        for (size_t i = 0; i < s.size(); ++i) {
-            const auto code = s[i] == '\\' && i + 3 < s.size() ? to_u32(s.substr(i + 1, 3), 8) : std::nullopt;
-            if (code && *code < 256) {
-                o += static_cast<char>(*code);
-                i += 3;
-            } else {
-                o += s[i];
-            }
-        }
-        return o;
-    };
-    std::string best_type, best_mp;
-    size_t best_len = 0;
-    bool found = false;
-    std::istringstream in(mountinfo);
-    for (std::string line; std::getline(in, line);) {
-        std::istringstream ls(line);
-        std::vector<std::string> w;
-        for (std::string x; ls >> x;) w.push_back(x);
-        if (w.size() < 7) continue;
-        const std::string mp = unescape(w[4]);
-        auto dash = std::find(w.begin() + 6, w.end(), "-");
-        if (dash == w.end() || dash + 1 == w.end()) continue;
-        const bool covers = mp == "/" || path == mp || (path.size() > mp.size() && path.compare(0, mp.size(), mp) == 0 && path[mp.size()] == '/');
-        if (!covers) continue;
-        if (!found || mp.size() >= best_len) {
-            found = true;
-            best_len = mp.size();
-            best_mp = mp;
-            best_type = *(dash + 1);
-        }
-    }
-    if (mount_point) *mount_point = best_mp;
-    return best_type;
+    const auto mounts = parse_mountinfo(mountinfo);
+    const Mount* m = mount_covering(mounts, path);
+    if (mount_point) *mount_point = m ? m->entry.mountpoint : "";
+    return m ? m->entry.fstype : "";
 }
 
 void probe_virt(const host::Host& h, const ProbeOptions& opt, Facts& f) {
@@ -451,7 +422,8 @@ void probe_virt(const host::Host& h, const ProbeOptions& opt, Facts& f) {
         });
     }
 
-    const std::string mountinfo = h.read_file("/proc/self/mountinfo").value_or("");
+    MountTable own;
+    const MountTable& mounts = given_or_read(opt.mounts, h, own);
     const std::string& net_name = opt.request.network;
     for (auto& n : v.libvirt.networks) {
         // An inactive network has no bridge; only an active one's can be missing.
@@ -462,11 +434,11 @@ void probe_virt(const host::Host& h, const ProbeOptions& opt, Facts& f) {
     std::string target;
     for (const auto& p : v.libvirt.pools)
         if (p.name == opt.request.pool) target = p.target;
-    if (!target.empty()) probe_dir(h, target, "target of pool " + opt.request.pool, mountinfo, v.pool_dir);
+    if (!target.empty()) probe_dir(h, target, "target of pool " + opt.request.pool, mounts, v.pool_dir);
     if (!target.empty()) {
         v.images_dir = v.pool_dir;
     } else {
-        probe_dir(h, "/var/lib/libvirt/images", "libvirt's default images directory", mountinfo, v.images_dir);
+        probe_dir(h, "/var/lib/libvirt/images", "libvirt's default images directory", mounts, v.images_dir);
     }
     if (version.joinable()) version.join();
 }
