@@ -99,7 +99,25 @@ void probe_mounts(const host::Host& h, SystemFacts& s) {
     if (best) s.security.images_mount = *best;
 }
 
-void probe_iommu(const host::Host& h, IommuFacts& io) {
+// The IOMMU options of the running kernel's build configuration. A line
+// missing from a whole config means its dependencies are off: not built.
+void probe_kernel_config(const host::Host& h, const std::string& release, IommuFacts& io) {
+    if (release.empty()) return;
+    const std::string path = "/boot/config-" + release;
+    auto text = h.read_file(path);
+    if (!text || text->find("CONFIG_") == std::string::npos) return;
+    io.kernel_config = path;
+    for (const char* key : {"CONFIG_INTEL_IOMMU", "CONFIG_AMD_IOMMU", "CONFIG_IRQ_REMAP"}) io.kernel_config_options[key] = "n";
+    std::istringstream in(*text);
+    for (std::string line; std::getline(in, line);) {
+        const auto eq = line.find('=');
+        if (line.rfind("CONFIG_", 0) != 0 || eq == std::string::npos) continue;
+        auto it = io.kernel_config_options.find(line.substr(0, eq));
+        if (it != io.kernel_config_options.end()) it->second = trim(line.substr(eq + 1));
+    }
+}
+
+void probe_iommu(const host::Host& h, const std::string& release, IommuFacts& io) {
     const std::string tables = "/sys/firmware/acpi/tables";
     if (h.stat(tables).exists) {
         io.acpi_tables_read = true;
@@ -129,6 +147,7 @@ void probe_iommu(const host::Host& h, IommuFacts& io) {
         io.domain_types[type ? *type : "unknown"]++;
     }
     io.vfio = h.stat("/dev/vfio/vfio").exists;
+    if ((io.dmar || io.ivrs) && io.groups == 0) probe_kernel_config(h, release, io);
 }
 
 // Value of KEY="..." (or KEY=...) in a shell-style file such as /etc/default/grub.
@@ -312,7 +331,7 @@ void probe_system(const host::Host& h, const ProbeOptions&, Facts& f) {
     auto& s = f.system;
     s.probed = true;
     probe_mounts(h, s);
-    probe_iommu(h, s.iommu);
+    probe_iommu(h, f.kernel.release, s.iommu);
     probe_boot(h, s.boot);
     probe_memory(h, s.memory);
     probe_cgroups(h, s);
