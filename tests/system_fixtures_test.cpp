@@ -227,7 +227,7 @@ TEST(SystemFixtureAmdIommu, RealIvrsWithoutDriverAppArmorLibvirtCgroupDisabled) 
 // /boot/config-RELEASE (as Debian installs it; the recording predates
 // kvmready reading it): "not set" or a missing line means no driver, "=y"
 // means AMD-Vi failed to come up, a file that is no kernel config changes
-// nothing.
+// nothing. A bundle made of the tree replays the diagnosis.
 TEST(SystemFixtureAmdIommu, KernelConfigTellsNoDriverFromFailedInit) {
     namespace fs = std::filesystem;
     kvmready::testsupport::TempDir tmp;
@@ -248,6 +248,14 @@ TEST(SystemFixtureAmdIommu, KernelConfigTellsNoDriverFromFailedInit) {
     EXPECT_TRUE(contains(message(io), release + " is built without CONFIG_AMD_IOMMU (/boot/config-" + release + ")")) << message(io);
     EXPECT_EQ(io["evidence"]["kernel_config"]["CONFIG_AMD_IOMMU"], "n");
     EXPECT_EQ(io["evidence"]["kernel_config"]["CONFIG_INTEL_IOMMU"], "y");
+    // A support bundle carries the file: check --from judges alike.
+    const std::string bundle = (tmp.path / "bundle.tar.gz").string();
+    const auto rep = run_kvmready({"report", "--root", tree.string(), "-o", bundle});
+    ASSERT_EQ(rep.exit_code, 0) << rep.out << rep.err;
+    const json replay = json::parse(run_kvmready({"check", "--from", bundle, "--json", "iommu"}).out, nullptr, false);
+    ASSERT_FALSE(replay.is_discarded());
+    EXPECT_EQ(replay.at("checks").at(0)["message"], io["message"]);
+    EXPECT_EQ(replay.at("checks").at(0)["evidence"], io["evidence"]);
     io = iommu_with("CONFIG_X86=y\n");
     EXPECT_TRUE(contains(message(io), "is built without CONFIG_AMD_IOMMU")) << "a missing line: its dependencies are off: " << message(io);
     io = iommu_with("CONFIG_X86=y\nCONFIG_AMD_IOMMU=y\n");
