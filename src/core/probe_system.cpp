@@ -102,7 +102,8 @@ void probe_mounts(const host::Host& h, SystemFacts& s) {
 // The IOMMU options of the running kernel's build configuration. A line
 // missing from a whole config means its dependencies are off: not built.
 void probe_kernel_config(const host::Host& h, const std::string& release, IommuFacts& io) {
-    if (release.empty()) return;
+    // A recorded tree's osrelease is a stranger's text: one path component.
+    if (release.empty() || release.find('/') != std::string::npos || release == "..") return;
     const std::string path = "/boot/config-" + release;
     auto text = h.read_file(path);
     if (!text || text->find("CONFIG_") == std::string::npos) return;
