@@ -35,12 +35,48 @@ Json device_json(const DeviceVerdict& v) {
     return j;
 }
 
-// The "no IOMMU" diagnosis is iommu.enabled's (kernel arguments per vendor):
-// asked of that check's function, so both say the same.
-void no_iommu(const Facts& f, const Results& r, Finding& out) {
+void no_such_device(const std::string& sel, Finding& out) {
+    set(out, Status::Fail, fmt::format("no PCI device matches --device {} (give a BDF such as 0000:01:00.0 or VENDOR:DEVICE)", sel));
+    remedy(out, "List the PCI devices with their addresses and IDs.", {"lspci -nn"}, ids::fix::none, "manual", false);
+}
+
+// iommu.enabled's finding: its "no IOMMU" diagnosis (kernel arguments and
+// drivers per vendor) is the one both checks give. The runner has judged it
+// first (devices.passthrough depends on it); asked of its function otherwise.
+Finding iommu_finding(const Facts& f, const Results& r) {
+    if (const Finding* done = r.find(ids::iommu_enabled.text)) return *done;
     Finding io;
     if (const CheckSpec* spec = find_check(ids::iommu_enabled.text)) spec->run(f, r, io);
-    set(out, Status::Warn, "no PCI device can be assigned to a guest: no IOMMU groups (" + io.message + ")");
+    return io;
+}
+
+// No IOMMU at all: the ACPI tables were read and describe none (no DMAR,
+// IVRS, VIOT or IORT table) and the kernel registered no IOMMU unit. Then
+// device assignment is not a question for this host, and iommu.enabled
+// already says why and what to do.
+bool no_iommu_at_all(const IommuFacts& io) {
+    const auto has = [&](const char* t) { return std::find(io.acpi_tables.begin(), io.acpi_tables.end(), t) != io.acpi_tables.end(); };
+    return io.acpi_tables_read && !io.dmar && !io.ivrs && !has("VIOT") && !has("IORT") && io.units.empty();
+}
+
+void no_iommu(const Facts& f, const Results& r, const std::vector<DeviceVerdict>& vs, Finding& out) {
+    const std::string sel = f.request.device;
+    if (!sel.empty() && vs.empty()) return no_such_device(sel, out);
+    if (sel.empty() && no_iommu_at_all(f.system.iommu)) {
+        set(out, Status::Skip,
+            fmt::format("not applicable: this host has no IOMMU, so none of its {} PCI device{} can be assigned to a guest "
+                        "(iommu.enabled says why and what to do)",
+                        vs.size(), vs.size() == 1 ? "" : "s"));
+        return;
+    }
+    const Finding io = iommu_finding(f, r);
+    std::string subject = "no PCI device can";
+    if (!sel.empty()) {
+        std::vector<std::string> names;
+        for (const auto& v : vs) names.push_back(fmt::format("{} ({})", v.device->bdf, vendor_device(*v.device)));
+        subject = util::join(names, ", ") + " cannot";
+    }
+    set(out, Status::Warn, subject + " be assigned to a guest: no IOMMU groups (" + io.message + ")");
     out.remediation = io.remediation;
     if (out.remediation.text.empty())
         remedy(out, "Enable the IOMMU (VT-d or AMD-Vi) in the firmware and the kernel.", {}, ids::fix::none, "manual", true);
@@ -48,11 +84,7 @@ void no_iommu(const Facts& f, const Results& r, Finding& out) {
 
 void asked_device(const Facts& f, const std::vector<DeviceVerdict>& vs, Finding& out) {
     const std::string& sel = f.request.device;
-    if (vs.empty()) {
-        set(out, Status::Fail, fmt::format("no PCI device matches --device {} (give a BDF such as 0000:01:00.0 or VENDOR:DEVICE)", sel));
-        remedy(out, "List the PCI devices with their addresses and IDs.", {"lspci -nn"}, ids::fix::none, "manual", false);
-        return;
-    }
+    if (vs.empty()) return no_such_device(sel, out);
     std::vector<std::string> parts, todo;
     bool all = true, ready = true;
     for (const auto& v : vs) {
@@ -102,7 +134,7 @@ void passthrough_check(const Facts& f, const Results& r, Finding& out) {
     for (const auto& v : verdicts) list.push_back(device_json(v));
     ev["devices"] = list;
     if (f.system.iommu.groups == 0 && df.pci.end() == std::find_if(df.pci.begin(), df.pci.end(), [](const PciDevice& d) { return d.iommu_group.has_value(); }))
-        return no_iommu(f, r, out);
+        return no_iommu(f, r, verdicts, out);
     if (!f.request.device.empty()) return asked_device(f, verdicts, out);
     size_t assignable = 0, ready = 0;
     for (const auto& v : verdicts) {
@@ -123,7 +155,7 @@ void passthrough_check(const Facts& f, const Results& r, Finding& out) {
 }  // namespace
 
 void register_devices(std::vector<CheckSpec>& r) {
-    r.push_back({ids::devices_passthrough, "PCI devices that can be assigned to guests", Level::Optional, {},
+    r.push_back({ids::devices_passthrough, "PCI devices that can be assigned to guests", Level::Optional, {ids::iommu_enabled.text},
                  "PCI devices through libudev (/sys/bus/pci/devices: class, IDs, driver, driver_override, config space for ACS, "
                  "reset_method, sriov_totalvfs/numvfs, boot_vga), /sys/kernel/iommu_groups, /proc/interrupts (remapped IR- "
                  "chips), /sys/module and modules.builtin/modules.dep (vfio, vfio_pci, vfio_iommu_type1), the block devices "

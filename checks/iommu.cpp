@@ -31,6 +31,89 @@ std::string unit_kind(const std::vector<IommuUnit>& units) {
     return "IOMMU";
 }
 
+// How the running kernel was built for an IOMMU option: "y"/"m" built in
+// or as a module, "n" not built, "" unknown (no /boot/config-RELEASE).
+std::string built(const IommuFacts& io, const char* option) {
+    auto it = io.kernel_config_options.find(option);
+    return it == io.kernel_config_options.end() ? "" : it->second;
+}
+
+// The firmware describes an IOMMU, and the kernel's own build configuration
+// says it has no driver for it: no kernel argument helps, another kernel
+// does. Debian's cloud flavour leaves CONFIG_AMD_IOMMU out on purpose.
+void kernel_without_driver(const Facts& f, bool amd, Finding& out) {
+    const auto& io = f.system.iommu;
+    const char* option = amd ? "CONFIG_AMD_IOMMU" : "CONFIG_INTEL_IOMMU";
+    set(out, Status::Warn,
+        fmt::format("the firmware describes {} (ACPI {} table) but the running kernel has no driver for it: {} is built without "
+                    "{} ({}), so there are no IOMMU groups",
+                    amd ? "AMD-Vi" : "Intel VT-d", amd ? "IVRS" : "DMAR", f.kernel.release, option, io.kernel_config));
+    const bool cloud = f.kernel.release.find("-cloud") != std::string::npos;
+    std::string text = fmt::format("Boot a kernel built with {}: {}, then reboot into it.", option,
+                                   cloud ? "Debian's generic linux-image-amd64 rather than this -cloud flavour, which leaves it out"
+                                         : "Debian's linux-image-amd64 has it");
+    std::vector<std::string> commands = {package_install(f, {"linux-image-amd64", "kernel-modules", "kernel-default", "linux"})};
+    if (amd) {
+        text += " AMD-Vi is on by default there (no amd_iommu= argument needed); iommu=pt optionally keeps host-owned devices "
+                "untranslated while assigned ones stay isolated.";
+    } else if (!util::has_word(arg_value(kernel_args(f.kernel.cmdline), "intel_iommu").value_or(""), "on", ',')) {
+        CmdlinePlan p = add_kernel_arg(f.system.boot, "intel_iommu=on");
+        text += " It also needs intel_iommu=on: " + p.text + " iommu=pt as well keeps host-owned devices untranslated.";
+        commands.insert(commands.end(), p.commands.begin(), p.commands.end());
+    }
+    remedy(out, text, commands, "", "manual", true);
+}
+
+// DMAR or IVRS without groups: the kernel lacks the driver, has not enabled
+// VT-d, or the IOMMU failed to initialise. False when neither table exists.
+bool firmware_iommu_without_groups(const Facts& f, const std::vector<KernelArg>& args, CpuClass cls, Finding& out) {
+    const auto& io = f.system.iommu;
+    if (io.dmar && cls != CpuClass::Amd) {
+        if (built(io, "CONFIG_INTEL_IOMMU") == "n") {
+            kernel_without_driver(f, false, out);
+            return true;
+        }
+        auto v = arg_value(args, "intel_iommu");
+        if (v && util::has_word(*v, "on", ',')) {
+            set(out, Status::Warn,
+                built(io, "CONFIG_INTEL_IOMMU").empty()
+                    ? "intel_iommu=on is set and the firmware has a DMAR table, yet the kernel created no IOMMU groups: it lacks "
+                      "CONFIG_INTEL_IOMMU or VT-d failed to initialise"
+                    : "intel_iommu=on is set, the firmware has a DMAR table and the kernel has CONFIG_INTEL_IOMMU, yet it created no "
+                      "IOMMU groups: VT-d failed to initialise");
+            remedy(out, "The kernel log says why VT-d did not come up.", {"dmesg | grep -i -e DMAR -e IOMMU"}, "", "manual", true);
+            return true;
+        }
+        set(out, Status::Warn,
+            "the firmware describes Intel VT-d (ACPI DMAR table) but the kernel has not enabled it: add intel_iommu=on to "
+            "assign devices to guests");
+        CmdlinePlan p = add_kernel_arg(f.system.boot, "intel_iommu=on");
+        p.text += " iommu=pt as well keeps host-owned devices untranslated (faster) while assigned devices stay isolated.";
+        remedy(out, p.text, p.commands, "", "manual", true);
+        return true;
+    }
+    if (!io.ivrs) return false;
+    const std::string amd = built(io, "CONFIG_AMD_IOMMU");
+    if (amd == "n") {
+        kernel_without_driver(f, true, out);
+        return true;
+    }
+    if (!amd.empty()) {
+        set(out, Status::Warn,
+            "the firmware describes AMD-Vi (ACPI IVRS table) and the kernel has CONFIG_AMD_IOMMU, yet it created no IOMMU groups: "
+            "AMD-Vi failed to initialise");
+        remedy(out, "The kernel log says why AMD-Vi did not come up.", {"dmesg | grep -i -e AMD-Vi -e IOMMU"}, "", "manual", true);
+        return true;
+    }
+    set(out, Status::Warn,
+        "the firmware describes AMD-Vi (ACPI IVRS table) but the kernel created no IOMMU groups: AMD's IOMMU is on by "
+        "default, so this kernel lacks CONFIG_AMD_IOMMU or AMD-Vi failed to initialise");
+    remedy(out, "Boot a kernel built with CONFIG_AMD_IOMMU (Debian's linux-image-amd64 has it); the kernel log says why AMD-Vi did not come up.",
+           {"dmesg | grep -i -e AMD-Vi -e IOMMU", package_install(f, {"linux-image-amd64", "kernel-modules", "kernel-default", "linux"})}, "",
+           "manual", true);
+    return true;
+}
+
 void iommu(const Facts& f, const Results&, Finding& out) {
     const auto& io = f.system.iommu;
     auto& ev = out.evidence;
@@ -54,6 +137,11 @@ void iommu(const Facts& f, const Results&, Finding& out) {
         if (auto v = arg_value(args, k)) cmd[k] = *v;
     ev["cmdline"] = cmd;
     ev["vfio"] = io.vfio;
+    if (!io.kernel_config.empty()) {
+        Json kc = {{"file", io.kernel_config}};
+        for (const auto& [k, v] : io.kernel_config_options) kc[k] = v;
+        ev["kernel_config"] = kc;
+    }
 
     CpuClass cls = vendor_class(f);
     if (cls == CpuClass::Unknown) cls = io.dmar ? CpuClass::Intel : io.ivrs ? CpuClass::Amd : CpuClass::Unknown;
@@ -84,31 +172,7 @@ void iommu(const Facts& f, const Results&, Finding& out) {
         remedy(out, p.text, p.commands, "", "manual", true);
         return;
     }
-    if (io.dmar && cls != CpuClass::Amd) {
-        auto v = arg_value(args, "intel_iommu");
-        if (v && util::has_word(*v, "on", ',')) {
-            set(out, Status::Warn,
-                "intel_iommu=on is set and the firmware has a DMAR table, yet the kernel created no IOMMU groups: it lacks "
-                "CONFIG_INTEL_IOMMU or VT-d failed to initialise");
-            remedy(out, "The kernel log says why VT-d did not come up.", {"dmesg | grep -i -e DMAR -e IOMMU"}, "", "manual", true);
-            return;
-        }
-        set(out, Status::Warn,
-            "the firmware describes Intel VT-d (ACPI DMAR table) but the kernel has not enabled it: add intel_iommu=on to "
-            "assign devices to guests");
-        CmdlinePlan p = add_kernel_arg(f.system.boot, "intel_iommu=on");
-        p.text += " iommu=pt as well keeps host-owned devices untranslated (faster) while assigned devices stay isolated.";
-        remedy(out, p.text, p.commands, "", "manual", true);
-        return;
-    }
-    if (io.ivrs) {
-        set(out, Status::Warn,
-            "the firmware describes AMD-Vi (ACPI IVRS table) but the kernel created no IOMMU groups: AMD's IOMMU is on by "
-            "default, so this kernel lacks CONFIG_AMD_IOMMU or AMD-Vi failed to initialise");
-        remedy(out, "Boot a kernel built with CONFIG_AMD_IOMMU (Debian's linux-image-amd64 has it); the kernel log says why AMD-Vi did not come up.",
-               {"dmesg | grep -i -e AMD-Vi -e IOMMU", package_install(f, {"linux-image-amd64", "kernel-modules", "kernel-default", "linux"})}, "", "manual", true);
-        return;
-    }
+    if (firmware_iommu_without_groups(f, args, cls, out)) return;
     const bool vm = in_vm(f);
     const char* table = cls == CpuClass::Amd ? "IVRS" : cls == CpuClass::Intel ? "DMAR" : "DMAR/IVRS";
     if (vm) {
@@ -147,12 +211,14 @@ void register_iommu(std::vector<CheckSpec>& r) {
     r.push_back({ids::iommu_enabled, "IOMMU for device assignment", Level::Optional, {},
                  "ACPI tables in /sys/firmware/acpi/tables (DMAR: Intel VT-d, IVRS: AMD-Vi), /sys/class/iommu/*, "
                  "/sys/kernel/iommu_groups/* and each group's type, /dev/vfio/vfio, /proc/cmdline (intel_iommu=, amd_iommu=, "
-                 "iommu=, iommu.passthrough=), /etc/default/grub, and CPUID for the vendor.",
+                 "iommu=, iommu.passthrough=), /etc/default/grub, CPUID for the vendor, and, when DMAR/IVRS exist but no group does, "
+                 "/boot/config-RELEASE (CONFIG_INTEL_IOMMU, CONFIG_AMD_IOMMU: whether the kernel has the driver at all).",
                  "Assigning a PCI device (GPU, NIC, NVMe, SR-IOV VF) to a guest with VFIO needs an IOMMU to confine the device's "
                  "DMA to that guest's memory. Ordinary guests with virtio devices do not need one, so a host without it is still "
                  "ready: this check is optional.",
-                 "Enable VT-d/AMD-Vi in the firmware setup; on Intel add intel_iommu=on to the kernel command line (AMD's is on "
-                 "by default); iommu=pt optionally keeps host-owned devices untranslated.",
+                 "Enable VT-d/AMD-Vi in the firmware setup; boot a kernel built with the vendor's driver (CONFIG_INTEL_IOMMU, "
+                 "CONFIG_AMD_IOMMU: not Debian's -cloud flavour); on Intel add intel_iommu=on to the kernel command line (AMD's "
+                 "is on by default); iommu=pt optionally keeps host-owned devices untranslated.",
                  iommu});
 }
 

@@ -7,10 +7,19 @@
 // The kernel's own word on the groups (its "Adding to iommu group N" log
 // lines) is compared with kvmready's evidence; the real vfio-pci module takes
 // the NVMe controller (fix --apply), gives it back (fix --undo), and refuses
-// half a group. A second boot without a virtual IOMMU gets the "no IOMMU"
-// diagnosis. Three short boots (init gets at most 31 words of commands).
+// half a group. A boot without a virtual IOMMU gets the "no IOMMU" diagnosis
+// from iommu.enabled, and devices.passthrough says it is not applicable. A
+// fourth boot, `-cpu EPYC` with AMD's virtual IOMMU, checks the diagnosis of
+// an IOMMU the firmware describes (ACPI IVRS) and the kernel cannot drive
+// (Debian's cloud kernel is built without CONFIG_AMD_IOMMU). Every boot packs
+// the kernel's build configuration at /boot/config-RELEASE, as a Debian host
+// has it. Four short boots (init gets at most 31 words of commands).
+#include <cctype>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <regex>
+#include <sstream>
 
 #include "support/guest_vm.hpp"
 
@@ -49,8 +58,26 @@ std::map<std::string, int> kernel_groups(const std::string& console) {
     return out;
 }
 
+std::string file_text(const std::filesystem::path& p) {
+    std::ifstream in(p);
+    std::ostringstream out;
+    out << in.rdbuf();
+    return out.str();
+}
+
 class DevicesGuest : public GuestVmTest {
 protected:
+    std::string release_;
+    std::filesystem::path config_;  // the guest kernel's /boot/config-RELEASE, on this host
+
+    void SetUp() override {
+        GuestVmTest::SetUp();
+        if (IsSkipped() || HasFatalFailure()) return;
+        release_ = file_text(kernel_dir_ / "release");
+        while (!release_.empty() && std::isspace(static_cast<unsigned char>(release_.back()))) release_.pop_back();
+        config_ = kernel_dir_ / "boot" / ("config-" + release_);
+        if (!std::filesystem::exists(config_)) GTEST_SKIP() << config_ << " is missing: re-run scripts/fetch-guest-kernel.sh";
+    }
     GuestSpec q35(bool iommu) {
         GuestSpec s;
         s.cpu = "Skylake-Server";
@@ -61,7 +88,15 @@ protected:
             s.kernel_args = "intel_iommu=on";
         }
         s.modules = kModules;
+        s.adds = {config_.string() + "=/boot/config-" + release_};
         return s;
+    }
+    // How the guest kernel was built: "y", "m", or "n" (not set).
+    std::string guest_config(const std::string& option) {
+        std::smatch m;
+        const std::string text = file_text(config_);
+        if (std::regex_search(text, m, std::regex("\n" + option + "=(\\w+)"))) return m[1];
+        return "n";
     }
     const json* passthrough(const json& report) { return find_check(report, "devices.passthrough"); }
 };
@@ -168,28 +203,125 @@ TEST_F(DevicesGuest, TheBindFixMovesTheNvmeToVfioAndBack) {
     EXPECT_EQ(restored->value("driver", ""), "nvme") << restored->dump(2);
 }
 
+// Without any IOMMU, iommu.enabled says why and what to do, once:
+// devices.passthrough is not applicable (its device list stays), unless
+// asked about a device; selected alone it still counts as a warning.
 TEST_F(DevicesGuest, WithoutAVirtualIommuTheNoIommuDiagnosis) {
     GuestSpec spec = q35(false);
-    spec.commands = {{"check", "devices", "--json"}, {"fix", "--device", kNvme, "--json"}};
+    spec.commands = {{"check", "iommu", "devices", "--json"},
+                     {"check", "devices", "--device", kNvme, "--json"},
+                     {"check", "devices", "--json"},
+                     {"fix", "--device", kNvme, "--json"}};
     GuestRun g = boot(spec);
-    ASSERT_EQ(g.commands.size(), 2u);
+    ASSERT_EQ(g.commands.size(), spec.commands.size());
     const json r = parse_json(g.commands[0]);
+    const json* io = find_check(r, "iommu.enabled");
     const json* c = passthrough(r);
-    ASSERT_NE(c, nullptr);
-    report_text_ = c->dump(2);
-    EXPECT_EQ(status_of(c), "warn");
-    const std::string msg = c->value("message", "");
-    EXPECT_NE(msg.find("no IOMMU groups"), std::string::npos) << msg;
+    ASSERT_TRUE(io && c) << r.dump(2);
+    report_text_ = r.dump(2);
+    EXPECT_EQ(status_of(io), "warn");
+    const std::string msg = io->value("message", "");
+    EXPECT_NE(msg.find("no virtual IOMMU"), std::string::npos) << msg;
     EXPECT_NE(msg.find("DMAR"), std::string::npos) << "an Intel guest without VT-d: no DMAR table: " << msg;
-    EXPECT_NE(c->dump().find("intel-iommu"), std::string::npos) << "the remedy names the virtual IOMMU to add";
+    EXPECT_NE(io->dump().find("intel-iommu"), std::string::npos) << "the remedy names the virtual IOMMU to add";
+    EXPECT_EQ(status_of(c), "skip") << c->dump(2);
+    const std::string skip = c->value("message", "");
+    EXPECT_NE(skip.find("not applicable: this host has no IOMMU"), std::string::npos) << skip;
+    EXPECT_NE(skip.find("iommu.enabled"), std::string::npos) << skip;
     const json* nvme = device_with_id(c, kNvme);
     ASSERT_NE(nvme, nullptr);
     EXPECT_EQ(nvme->value("assignable", true), false);
     EXPECT_TRUE((*nvme)["iommu_group"].is_null());
+
+    // Asked about the NVMe controller: the answer is about it, with the remedy.
+    const json one = parse_json(g.commands[1]);
+    const json* oc = passthrough(one);
+    ASSERT_NE(oc, nullptr);
+    EXPECT_EQ(status_of(oc), "warn");
+    const std::string om = oc->value("message", "");
+    EXPECT_NE(om.find("(1b36:0010) cannot be assigned to a guest: no IOMMU groups"), std::string::npos) << om;
+    EXPECT_NE(om.find("DMAR"), std::string::npos) << om;
+    EXPECT_NE(oc->dump().find("intel-iommu"), std::string::npos);
+
+    // Selected alone, the skip carries iommu.enabled's warning into the verdict.
+    const json alone = parse_json(g.commands[2]);
+    EXPECT_EQ(status_of(passthrough(alone)), "skip");
+    EXPECT_EQ(alone.value("verdict", ""), "passed_with_warnings") << alone.dump(2);
+
     // And the fix refuses: VFIO cannot take a device without a group.
-    EXPECT_NE(g.commands[1].exit_code, 0);
-    EXPECT_NE((g.commands[1].stdout_text + g.commands[1].stderr_text).find("no IOMMU"), std::string::npos)
-        << g.commands[1].stdout_text << g.commands[1].stderr_text;
+    EXPECT_NE(g.commands[3].exit_code, 0);
+    EXPECT_NE((g.commands[3].stdout_text + g.commands[3].stderr_text).find("no IOMMU"), std::string::npos)
+        << g.commands[3].stdout_text << g.commands[3].stderr_text;
+}
+
+// AMD's virtual IOMMU (QEMU's amd-iommu: an ACPI IVRS table) under a kernel
+// built without CONFIG_AMD_IOMMU: the firmware describes an IOMMU, the
+// kernel has no driver for it, so there are no groups. The advice is another
+// kernel, not the firmware setup; recorded and replayed, it reads the same.
+TEST_F(DevicesGuest, AmdIommuTheKernelCannotDrive) {
+    GuestSpec spec = q35(false);
+    spec.cpu = "EPYC";
+    spec.qemu_args.insert(spec.qemu_args.begin(), {"-device", "amd-iommu,intremap=on"});
+    spec.dmesg = true;
+    spec.commands = {{"check", "iommu", "devices", "--json", "--record", "/tmp/rec"},
+                     {"check", "iommu", "devices", "--json", "--root", "/tmp/rec"}};
+    GuestRun g = boot(spec);
+    ASSERT_EQ(g.commands.size(), spec.commands.size()) << g.qemu_log;
+    // The kernel's own word: it mapped an IVRS table.
+    EXPECT_NE(g.console.find("ACPI: IVRS"), std::string::npos) << "QEMU's amd-iommu gave no IVRS table";
+    const json r = parse_json(g.commands[0]);
+    const json* io = find_check(r, "iommu.enabled");
+    const json* c = passthrough(r);
+    ASSERT_TRUE(io && c) << r.dump(2);
+    report_text_ = r.dump(2);
+    EXPECT_EQ((*io)["evidence"]["acpi_ivrs"], true);
+
+    if (guest_config("CONFIG_AMD_IOMMU") != "n") {
+        // A kernel with the driver: AMD-Vi comes up, groups exist.
+        EXPECT_EQ(status_of(io), "pass") << io->dump(2);
+        EXPECT_NE(io->value("message", "").find("AMD-Vi is on"), std::string::npos);
+        return;
+    }
+    EXPECT_EQ(kernel_groups(g.console).size(), 0u) << "no driver, yet the kernel made groups";
+    EXPECT_EQ(status_of(io), "warn");
+    const std::string msg = io->value("message", "");
+    EXPECT_NE(msg.find("the firmware describes AMD-Vi (ACPI IVRS table) but the running kernel has no driver for it"), std::string::npos)
+        << msg;
+    EXPECT_NE(msg.find(release_ + " is built without CONFIG_AMD_IOMMU (/boot/config-" + release_ + ")"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("so there are no IOMMU groups"), std::string::npos) << msg;
+    EXPECT_EQ((*io)["evidence"]["iommu_groups"], 0);
+    EXPECT_EQ((*io)["evidence"]["kernel_config"]["CONFIG_AMD_IOMMU"], "n");
+    const json& rem = (*io)["remediation"];
+    const std::string advice = rem.value("text", "");
+    EXPECT_NE(advice.find("Boot a kernel built with CONFIG_AMD_IOMMU"), std::string::npos) << advice;
+    if (release_.find("-cloud") != std::string::npos) {
+        EXPECT_NE(advice.find("linux-image-amd64 rather than this -cloud flavour"), std::string::npos) << advice;
+    }
+    EXPECT_EQ(advice.find("firmware"), std::string::npos) << "no firmware setting helps: " << advice;
+    EXPECT_EQ(advice.find("BIOS"), std::string::npos) << advice;
+    EXPECT_NE(rem.dump().find("linux-image-amd64"), std::string::npos) << rem.dump();
+
+    // devices.passthrough: an IOMMU exists, so this is no "not applicable".
+    EXPECT_EQ(status_of(c), "warn") << c->dump(2);
+    EXPECT_NE(c->value("message", "").find("no PCI device can be assigned to a guest: no IOMMU groups (the firmware describes AMD-Vi"),
+              std::string::npos)
+        << c->value("message", "");
+    EXPECT_EQ((*c)["remediation"], rem);
+    const json* nvme = device_with_id(c, kNvme);
+    ASSERT_NE(nvme, nullptr) << c->dump(2);
+    EXPECT_TRUE((*nvme)["iommu_group"].is_null());
+    EXPECT_EQ(nvme->value("driver", ""), "nvme");
+
+    // The recording carries the kernel configuration: the replay says the same.
+    const json replay = parse_json(g.commands[1]);
+    for (const char* id : {"iommu.enabled", "devices.passthrough"}) {
+        const json* live = find_check(r, id);
+        const json* again = find_check(replay, id);
+        ASSERT_TRUE(live && again) << id;
+        EXPECT_EQ(live->value("message", ""), again->value("message", "")) << id;
+        EXPECT_EQ((*live)["remediation"], (*again)["remediation"]) << id;
+    }
+    EXPECT_EQ((*find_check(replay, "iommu.enabled"))["evidence"], (*io)["evidence"]);
 }
 
 }  // namespace

@@ -211,6 +211,76 @@ TEST(DevicesUnit, BindPlannerIsIdempotent) {
     EXPECT_FALSE(plan(f, "0000:03:00.0").has_value());
 }
 
+// A VM without any IOMMU: iommu.enabled carries the diagnosis, and
+// devices.passthrough is not applicable (unless asked about a device), with
+// its device list kept as evidence.
+Facts without_iommu() {
+    Facts f = facts_with(host_with_devices());
+    f.system.iommu = {};
+    f.system.iommu.acpi_tables_read = true;
+    f.system.iommu.acpi_tables = {"APIC", "FACP", "DSDT"};
+    for (auto& d : f.devices.pci) d.iommu_group.reset();
+    return f;
+}
+
+const Finding* finding(const Report& r, const std::string& id) {
+    for (const auto& f : r.findings)
+        if (f.id == id) return &f;
+    return nullptr;
+}
+
+TEST(DevicesUnit, NoIommuAtAllIsIommuEnabledsFindingNotAPassthroughWarning) {
+    Facts f = without_iommu();
+    const Report both = run_checks(f, {"iommu", "devices"});
+    const Finding* io = finding(both, "iommu.enabled");
+    const Finding* dev = finding(both, "devices.passthrough");
+    ASSERT_TRUE(io && dev);
+    EXPECT_EQ(io->status, Status::Warn);
+    EXPECT_EQ(dev->status, Status::Skip) << dev->message;
+    EXPECT_TRUE(has(dev->message, "not applicable: this host has no IOMMU")) << dev->message;
+    EXPECT_TRUE(has(dev->message, "iommu.enabled")) << dev->message;
+    EXPECT_TRUE(dev->remediation.text.empty()) << "the advice is iommu.enabled's, once";
+    ASSERT_TRUE(dev->evidence.contains("devices"));
+    EXPECT_EQ(dev->evidence["devices"].size(), 5u) << dev->evidence.dump(2);
+    for (const auto& d : dev->evidence["devices"]) {
+        EXPECT_TRUE(d["iommu_group"].is_null());
+        EXPECT_FALSE(d["assignable"].get<bool>());
+    }
+    EXPECT_EQ(both.verdict, Verdict::PassedWithWarnings);
+
+    // Selected alone, the skip still counts iommu.enabled's warning (outside
+    // the selection), and the next step is its command.
+    const Report alone = run_checks(f, {"devices"});
+    ASSERT_EQ(alone.findings.size(), 1u);
+    EXPECT_EQ(alone.findings[0].status, Status::Skip);
+    EXPECT_EQ(alone.verdict, Verdict::PassedWithWarnings) << alone.verdict_text;
+
+    // Asked about one device, the answer is about that device.
+    f.request.device = "0000:03:00.0";
+    const Report one = run_checks(f, {"devices"});
+    ASSERT_EQ(one.findings.size(), 1u);
+    EXPECT_EQ(one.findings[0].status, Status::Warn);
+    EXPECT_TRUE(has(one.findings[0].message, "0000:03:00.0 (")) << one.findings[0].message;
+    EXPECT_TRUE(has(one.findings[0].message, "cannot be assigned to a guest: no IOMMU groups (")) << one.findings[0].message;
+    EXPECT_EQ(one.findings[0].remediation.text, io->remediation.text);
+    f.request.device = "0000:0f:00.0";
+    EXPECT_EQ(run_checks(f, {"devices"}).findings[0].status, Status::Fail) << "no such device";
+}
+
+// The firmware describes an IOMMU the kernel does not drive: that is no
+// "not applicable", both checks say what to do.
+TEST(DevicesUnit, AnIommuWithoutGroupsStillWarns) {
+    Facts f = without_iommu();
+    f.system.iommu.ivrs = true;
+    f.system.iommu.acpi_tables.push_back("IVRS");
+    const Report r = run_checks(f, {"devices"});
+    ASSERT_EQ(r.findings.size(), 1u);
+    EXPECT_EQ(r.findings[0].status, Status::Warn);
+    EXPECT_TRUE(has(r.findings[0].message, "no PCI device can be assigned to a guest: no IOMMU groups (the firmware describes AMD-Vi"))
+        << r.findings[0].message;
+    EXPECT_FALSE(r.findings[0].remediation.text.empty());
+}
+
 void write(const std::filesystem::path& p, const std::string& text) {
     std::filesystem::create_directories(p.parent_path());
     std::ofstream(p) << text;

@@ -129,6 +129,49 @@ TEST(SystemChecksIommu, BareMetalWithoutTablePointsAtFirmware) {
     EXPECT_EQ(r.remediation.applicability, "manual");
 }
 
+// The kernel's build configuration (/boot/config-RELEASE) tells a kernel
+// without the driver from one that has not enabled it or failed: the former
+// needs another kernel, and no kernel argument or firmware setting helps.
+TEST(SystemChecksIommu, KernelConfigWithoutTheDriverNamesAnotherKernel) {
+    Facts f = base("AuthenticAMD");
+    f.kernel.release = "6.1.0-57-cloud-amd64";
+    f.system.iommu.ivrs = true;
+    f.system.iommu.kernel_config = "/boot/config-6.1.0-57-cloud-amd64";
+    f.system.iommu.kernel_config_options = {{"CONFIG_AMD_IOMMU", "n"}, {"CONFIG_INTEL_IOMMU", "y"}, {"CONFIG_IRQ_REMAP", "y"}};
+    Finding r = run(f, "iommu.enabled");
+    EXPECT_EQ(r.status, Status::Warn);
+    EXPECT_TRUE(has(r.message, "the firmware describes AMD-Vi (ACPI IVRS table) but the running kernel has no driver for it: "
+                               "6.1.0-57-cloud-amd64 is built without CONFIG_AMD_IOMMU (/boot/config-6.1.0-57-cloud-amd64)"))
+        << r.message;
+    EXPECT_TRUE(has(r.remediation.text, "linux-image-amd64 rather than this -cloud flavour")) << r.remediation.text;
+    EXPECT_TRUE(has(r.remediation.text, "no amd_iommu= argument needed")) << r.remediation.text;
+    EXPECT_FALSE(has(r.remediation.text, "firmware")) << r.remediation.text;
+    EXPECT_EQ(r.remediation.commands, std::vector<std::string>{"apt-get install linux-image-amd64"});
+    EXPECT_EQ(r.evidence["kernel_config"]["CONFIG_AMD_IOMMU"], "n");
+    EXPECT_EQ(r.evidence["kernel_config"]["file"], "/boot/config-6.1.0-57-cloud-amd64");
+
+    // Built in, yet no groups: it failed to come up, and the log says why.
+    f.system.iommu.kernel_config_options["CONFIG_AMD_IOMMU"] = "y";
+    r = run(f, "iommu.enabled");
+    EXPECT_TRUE(has(r.message, "has CONFIG_AMD_IOMMU, yet it created no IOMMU groups: AMD-Vi failed to initialise")) << r.message;
+    EXPECT_EQ(r.remediation.commands, std::vector<std::string>{"dmesg | grep -i -e AMD-Vi -e IOMMU"});
+
+    // Intel without the driver: another kernel, and then intel_iommu=on.
+    Facts i = base();
+    i.system.iommu.dmar = true;
+    i.system.iommu.kernel_config = "/boot/config-6.1.0-50-amd64";
+    i.system.iommu.kernel_config_options = {{"CONFIG_AMD_IOMMU", "y"}, {"CONFIG_INTEL_IOMMU", "n"}};
+    r = run(i, "iommu.enabled");
+    EXPECT_TRUE(has(r.message, "describes Intel VT-d (ACPI DMAR table) but the running kernel has no driver for it")) << r.message;
+    EXPECT_TRUE(has(r.remediation.text, "Debian's linux-image-amd64 has it")) << r.remediation.text;
+    EXPECT_EQ(r.remediation.commands, (std::vector<std::string>{"apt-get install linux-image-amd64",
+                                                                "sed -i 's/^GRUB_CMDLINE_LINUX=\"/&intel_iommu=on /' /etc/default/grub",
+                                                                "update-grub"}));
+    // With the driver, the argument is what is missing (as without a config).
+    i.system.iommu.kernel_config_options["CONFIG_INTEL_IOMMU"] = "y";
+    EXPECT_TRUE(has(run(i, "iommu.enabled").message, "add intel_iommu=on"));
+}
+
 TEST(SystemChecksMemory, NumaHugepagesRequestAndOddSizes) {
     Facts f = base();
     f.kernel.cmdline += " hugepagesz=1G hugepages=0:2,1:2";

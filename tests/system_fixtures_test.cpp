@@ -15,6 +15,8 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -22,6 +24,7 @@
 
 #include "core/check.hpp"
 #include "support/spawn.hpp"
+#include "support/temp_dir.hpp"
 #include <nlohmann/json.hpp>
 
 extern char** environ;
@@ -218,6 +221,48 @@ TEST(SystemFixtureAmdIommu, RealIvrsWithoutDriverAppArmorLibvirtCgroupDisabled) 
     EXPECT_EQ(status(c["confidential.sev"]), "skip");
     EXPECT_TRUE(contains(message(c["confidential.sev"]), "no CPUID leaf 8000001Fh"));
     EXPECT_EQ(status(c["confidential.tdx"]), "skip");
+}
+
+// The same recorded guest with its kernel's build configuration at
+// /boot/config-RELEASE (as Debian installs it; the recording predates
+// kvmready reading it): "not set" or a missing line means no driver, "=y"
+// means AMD-Vi failed to come up, a file that is no kernel config changes
+// nothing. A bundle made of the tree replays the diagnosis.
+TEST(SystemFixtureAmdIommu, KernelConfigTellsNoDriverFromFailedInit) {
+    namespace fs = std::filesystem;
+    kvmready::testsupport::TempDir tmp;
+    const fs::path tree = tmp.path / "tree";
+    fs::copy(kFixtures + "/system-amd-iommu", tree, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+    std::string release;
+    std::ifstream(tree / "proc/sys/kernel/osrelease") >> release;
+    ASSERT_FALSE(release.empty());
+    fs::create_directories(tree / "boot");
+    const auto iommu_with = [&](const std::string& config) {
+        std::ofstream(tree / "boot" / ("config-" + release), std::ios::trunc) << config;
+        const auto r = run_kvmready({"check", "--root", tree.string(), "--json", "iommu"});
+        const json j = json::parse(r.out, nullptr, false);
+        EXPECT_FALSE(j.is_discarded()) << r.out << r.err;
+        return j.is_discarded() ? json() : j.at("checks").at(0);
+    };
+    json io = iommu_with("CONFIG_X86=y\n# CONFIG_AMD_IOMMU is not set\nCONFIG_INTEL_IOMMU=y\n");
+    EXPECT_TRUE(contains(message(io), release + " is built without CONFIG_AMD_IOMMU (/boot/config-" + release + ")")) << message(io);
+    EXPECT_EQ(io["evidence"]["kernel_config"]["CONFIG_AMD_IOMMU"], "n");
+    EXPECT_EQ(io["evidence"]["kernel_config"]["CONFIG_INTEL_IOMMU"], "y");
+    // A support bundle carries the file: check --from judges alike.
+    const std::string bundle = (tmp.path / "bundle.tar.gz").string();
+    const auto rep = run_kvmready({"report", "--root", tree.string(), "-o", bundle});
+    ASSERT_EQ(rep.exit_code, 0) << rep.out << rep.err;
+    const json replay = json::parse(run_kvmready({"check", "--from", bundle, "--json", "iommu"}).out, nullptr, false);
+    ASSERT_FALSE(replay.is_discarded());
+    EXPECT_EQ(replay.at("checks").at(0)["message"], io["message"]);
+    EXPECT_EQ(replay.at("checks").at(0)["evidence"], io["evidence"]);
+    io = iommu_with("CONFIG_X86=y\n");
+    EXPECT_TRUE(contains(message(io), "is built without CONFIG_AMD_IOMMU")) << "a missing line: its dependencies are off: " << message(io);
+    io = iommu_with("CONFIG_X86=y\nCONFIG_AMD_IOMMU=y\n");
+    EXPECT_TRUE(contains(message(io), "has CONFIG_AMD_IOMMU, yet it created no IOMMU groups: AMD-Vi failed to initialise")) << message(io);
+    io = iommu_with("not a kernel configuration\n");
+    EXPECT_TRUE(contains(message(io), "this kernel lacks CONFIG_AMD_IOMMU or AMD-Vi failed to initialise")) << message(io);
+    EXPECT_FALSE(io["evidence"].contains("kernel_config"));
 }
 
 TEST(SystemFixtureSelinux, RealPolicyPermissiveAndEnforcing) {

@@ -40,6 +40,13 @@ struct IommuFacts {
     int groups = 0;                         // /sys/kernel/iommu_groups/* (devices isolated by an IOMMU)
     std::map<std::string, int> domain_types;  // groups per default domain type ("DMA-FQ", "identity", ...)
     bool vfio = false;                      // /dev/vfio/vfio (vfio loaded)
+    // Whether the running kernel can drive the IOMMU the firmware describes:
+    // its build options from /boot/config-RELEASE, read only when DMAR/IVRS
+    // exist and no group does (a kernel without the driver looks exactly like
+    // one that has not enabled it). Keys CONFIG_INTEL_IOMMU, CONFIG_AMD_IOMMU,
+    // CONFIG_IRQ_REMAP: "y", "m" or "n" (not set, or absent from the file).
+    std::string kernel_config;              // the file read; "" when none was
+    std::map<std::string, std::string> kernel_config_options;
 };
 
 // Where kernel arguments are configured, to name the exact commands.
@@ -136,7 +143,7 @@ struct SystemFacts {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MountEntry, mountpoint, fstype, source, super_options)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(IommuUnit, name, capability)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(IommuFacts, acpi_tables_read, acpi_tables, dmar, ivrs, units, groups_dir,
-                                                groups, domain_types, vfio)
+                                                groups, domain_types, vfio, kernel_config, kernel_config_options)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(BootFacts, grub_default_read, grub_cmdline_linux, grub_cmdline_default,
                                                 update_grub, grubby, kernel_cmdline_file)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HugePagePool, size_kb, nr, free, resv, surplus)

@@ -56,7 +56,26 @@ void probe_mounts(const MountTable& table, SystemFacts& s) {
     if (const Mount* m = mount_covering(table.mounts, "/var/lib/libvirt/images")) s.security.images_mount = m->entry;
 }
 
-void probe_iommu(const host::Host& h, IommuFacts& io) {
+// The IOMMU options of the running kernel's build configuration. A line
+// missing from a whole config means its dependencies are off: not built.
+void probe_kernel_config(const host::Host& h, const std::string& release, IommuFacts& io) {
+    // A recorded tree's osrelease is a stranger's text: one path component.
+    if (release.empty() || release.find('/') != std::string::npos || release == "..") return;
+    const std::string path = "/boot/config-" + release;
+    auto text = h.read_file(path);
+    if (!text || text->find("CONFIG_") == std::string::npos) return;
+    io.kernel_config = path;
+    for (const char* key : {"CONFIG_INTEL_IOMMU", "CONFIG_AMD_IOMMU", "CONFIG_IRQ_REMAP"}) io.kernel_config_options[key] = "n";
+    std::istringstream in(*text);
+    for (std::string line; std::getline(in, line);) {
+        const auto eq = line.find('=');
+        if (line.rfind("CONFIG_", 0) != 0 || eq == std::string::npos) continue;
+        auto it = io.kernel_config_options.find(line.substr(0, eq));
+        if (it != io.kernel_config_options.end()) it->second = trim(line.substr(eq + 1));
+    }
+}
+
+void probe_iommu(const host::Host& h, const std::string& release, IommuFacts& io) {
     const std::string tables = "/sys/firmware/acpi/tables";
     if (h.stat(tables).exists) {
         io.acpi_tables_read = true;
@@ -86,6 +105,7 @@ void probe_iommu(const host::Host& h, IommuFacts& io) {
         io.domain_types[type ? *type : "unknown"]++;
     }
     io.vfio = h.stat("/dev/vfio/vfio").exists;
+    if ((io.dmar || io.ivrs) && io.groups == 0) probe_kernel_config(h, release, io);
 }
 
 // Value of KEY="..." (or KEY=...) in a shell-style file such as /etc/default/grub.
@@ -270,7 +290,7 @@ void probe_system(const host::Host& h, const ProbeOptions& opt, Facts& f) {
     s.probed = true;
     MountTable own;
     probe_mounts(given_or_read(opt.mounts, h, own), s);
-    probe_iommu(h, s.iommu);
+    probe_iommu(h, f.kernel.release, s.iommu);
     probe_boot(h, s.boot);
     probe_memory(h, s.memory);
     probe_cgroups(h, s);

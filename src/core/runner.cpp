@@ -201,6 +201,7 @@ void decide_selection(Report& r, const Results& results, const std::vector<Check
     const size_t n = r.findings.size();
     const Finding* lead = nullptr;       // a failed selected check, or the failed dependency behind a skipped one
     const Finding* undetermined = nullptr;
+    const Finding* warned_dependency = nullptr;  // of a skipped selected check, outside the selection
     int warnings = 0, unjudged = 0, judged = 0;
     for (const auto& f : r.findings) {
         if (f.status == Status::Fail && f.level != Level::Optional && !lead) lead = &f;
@@ -211,8 +212,18 @@ void decide_selection(Report& r, const Results& results, const std::vector<Check
             for (const auto& c : checks)
                 if (f.id == c.id) spec = &c;
             if (spec)
-                for (const char* dep : spec->depends_on)
-                    if (const Finding* d = results.find(dep); d && d->status == Status::Fail && !lead) lead = d;
+                for (const char* dep : spec->depends_on) {
+                    const Finding* d = results.find(dep);
+                    if (d && d->status == Status::Fail && !lead) lead = d;
+                    // Not applicable because of a dependency's warning (no
+                    // IOMMU: devices.passthrough): that warning, outside the
+                    // selection, is the selection's.
+                    const bool shown = std::any_of(r.findings.begin(), r.findings.end(), [&](const Finding& x) { return x.id == dep; });
+                    if (d && d->status == Status::Warn && !shown) {
+                        ++warnings;
+                        if (!warned_dependency) warned_dependency = d;
+                    }
+                }
         }
         // As for the whole host: an unjudged required check leaves the
         // answer open; unjudged recommended ones are counted in the sentence.
@@ -248,9 +259,13 @@ void decide_selection(Report& r, const Results& results, const std::vector<Check
         r.next_step = first_command(r.findings, ctx, pred_of(undetermined));
     } else if (warnings > 0) {
         r.verdict = Verdict::PassedWithWarnings;
-        r.verdict_text = fmt::format("The {} selected check{} ({}) passed with {} warning{}{}; {}.", n, n == 1 ? "" : "s", sel, warnings,
-                                     warnings == 1 ? "" : "s", unjudged_note(unjudged), kvm_clause);
-        r.next_step = first_command(r.findings, ctx, [](const Finding& f) { return f.status == Status::Warn; });
+        r.verdict_text = fmt::format("The {} selected check{} ({}) passed with {} warning{}{}{}; {}.", n, n == 1 ? "" : "s", sel, warnings,
+                                     warnings == 1 ? "" : "s",
+                                     warned_dependency ? fmt::format(" ({} warns, outside the selection)", warned_dependency->id) : "",
+                                     unjudged_note(unjudged), kvm_clause);
+        std::vector<Finding> pool = r.findings;
+        if (warned_dependency) pool.push_back(*warned_dependency);
+        r.next_step = first_command(pool, ctx, [](const Finding& f) { return f.status == Status::Warn; });
     } else {
         r.verdict = Verdict::Passed;
         r.verdict_text = fmt::format("The {} selected check{} ({}) passed{}; {}.", n, n == 1 ? "" : "s", sel, unjudged_note(unjudged), kvm_clause);
