@@ -24,7 +24,8 @@
 # runs sshd in the foreground.
 #
 # Layout left behind:
-#   CACHE/<kernel release>-v<N>/root.cpio     and .complete (written last)
+#   CACHE/<kernel release>-v<N>/root.cpio     and .complete (written last),
+#                                             release, version (N)
 #   CACHE/current -> <kernel release>-v<N>
 # Default CACHE is ${KVMREADY_CACHE:-/var/cache/kvmready}/fleet-guest; needs
 # scripts/fetch-guest-kernel.sh's cache first. Idempotent; needs root.
@@ -160,6 +161,8 @@ EOF
   (cd "$root" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 --reproducible) \
     > "$tmp/out/root.cpio" || die "cpio failed"
   echo "$rel" > "$tmp/out/release"
+  # What the tests check before booting it (tests/support/ssh_guest.cpp).
+  echo "$VERSION" > "$tmp/out/version"
   touch "$tmp/out/.complete"
   rm -rf "$dest"
   mv "$tmp/out" "$dest"
