@@ -4,28 +4,34 @@
 # Builds (with mmdebstrap, from Debian's mirror) the root file system of the
 # Ansible fleet test's guests (tests/ansible_fleet_test.cpp): a small Debian 12
 # with openssh-server, python3 (what Ansible's own modules -- setup, copy,
-# fetch -- need on a managed host), sudo, iproute2 and kmod, plus the guest
-# kernel's KVM and virtio-net modules, packed as one uncompressed newc cpio
-# the cloud kernel unpacks as its root (-initrd; no disk, no root mount).
+# fetch -- need on a managed host) and python3-apt (ansible.builtin.apt, the
+# role's .deb install), sudo, iproute2 and kmod, ifupdown with bridge-utils
+# (eth0 is configured from /etc/network/interfaces, as on a Debian server,
+# so the net.bridge fix has a real network configuration to edit), plus the
+# guest kernel's KVM, virtio-net and bridge modules, packed as one
+# uncompressed newc cpio the cloud kernel unpacks as its root (-initrd; no
+# disk, no root mount).
 # kvmready itself is NOT in it: the collection's role installs it; the
 # libraries its package Recommends (libarchive13 for bundles, libxml2) are,
 # as on a typical host (the guests have no package mirror).
 #
 # Its /init (below) is a tiny shell init: mounts, loads the modules named on
 # the kernel command line (kvmready.modules=kvm_amd:nested=1,...), brings up
-# eth0 for QEMU user networking, creates the user `ansible` (passwordless
+# eth0 for QEMU user networking with `ifup eth0` (its static stanza in
+# /etc/network/interfaces: QEMU's user network has no DHCP we rely on), creates the user `ansible` (passwordless
 # sudo; in group kvm only with kvmready.kvm_group=1) with the public key
 # given as kvmready.key=<base64 of an ssh-ed25519 key> (per test run), and
 # runs sshd in the foreground.
 #
 # Layout left behind:
-#   CACHE/<kernel release>-v<N>/root.cpio     and .complete (written last)
+#   CACHE/<kernel release>-v<N>/root.cpio     and .complete (written last),
+#                                             release, version (N)
 #   CACHE/current -> <kernel release>-v<N>
 # Default CACHE is ${KVMREADY_CACHE:-/var/cache/kvmready}/fleet-guest; needs
 # scripts/fetch-guest-kernel.sh's cache first. Idempotent; needs root.
 set -euo pipefail
 
-VERSION=4
+VERSION=5
 CACHE=${1:-${KVMREADY_CACHE:-/var/cache/kvmready}/fleet-guest}
 KERNEL=${KVMREADY_GUEST_KERNEL:-${KVMREADY_CACHE:-/var/cache/kvmready}/guest-kernel/current}
 
@@ -54,7 +60,7 @@ if [[ ! -f "$dest/.complete" ]]; then
   # dependency; adduser and debconf need only perl-base) and the iconv
   # modules go too.
   mmdebstrap --variant=minbase --quiet \
-    --include=openssh-server,python3,sudo,iproute2,kmod,adduser,libarchive13,libxml2 \
+    --include=openssh-server,python3,python3-apt,sudo,iproute2,kmod,adduser,libarchive13,libxml2,ifupdown,bridge-utils \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*' \
     --customize-hook='chroot "$1" groupadd --system kvm' \
@@ -62,14 +68,31 @@ if [[ ! -f "$dest/.complete" ]]; then
     --customize-hook='rm -rf "$1"/usr/lib/x86_64-linux-gnu/perl "$1"/usr/share/perl "$1"/usr/bin/perl5.*.* "$1"/usr/lib/x86_64-linux-gnu/libperl.so.* "$1"/usr/lib/x86_64-linux-gnu/gconv' \
     bookworm "$root" http://deb.debian.org/debian >&2 || die "mmdebstrap failed"
 
-  # The guest kernel's modules the guests load: KVM and virtio-net, with
+  # ifupdown's configuration, as Debian's installer writes it for a static
+  # address; the net.bridge fix moves eth0's stanza to a bridge and back.
+  cat > "$root/etc/network/interfaces" <<'EOF'
+# The loopback network interface
+auto lo
+iface lo inet loopback
+
+source /etc/network/interfaces.d/*
+
+# QEMU user networking (scripts/fetch-fleet-guest-root.sh)
+auto eth0
+iface eth0 inet static
+	address 10.0.2.15/24
+	gateway 10.0.2.2
+EOF
+
+  # The guest kernel's modules the guests load: KVM, virtio-net and the
+  # bridge (the net.bridge fix through Ansible), with
   # their dependencies (closure from modules.dep), decompressed.
   gmod="$root/usr/lib/modules/$rel"
   mkdir -p "$gmod"
   for f in modules.builtin modules.builtin.modinfo modules.order; do
     [[ -f "$moddir/$f" ]] && cp "$moddir/$f" "$gmod/"
   done
-  want=" kvm kvm_amd kvm_intel virtio_net virtio_pci virtio_pci_legacy_dev virtio_pci_modern_dev "
+  want=" kvm kvm_amd kvm_intel virtio_net virtio_pci virtio_pci_legacy_dev virtio_pci_modern_dev bridge "
   while IFS= read -r line; do
     p=${line%%:*}; n=${p##*/}; n=${n%%.ko*}; n=${n//-/_}
     [[ "$want" == *" $n "* ]] || continue
@@ -119,10 +142,10 @@ for m in $(echo "${mods:-}" | tr ',' ' '); do
 done
 # udev is not running: /dev/kvm as Debian's udev rules make it.
 [ -e /dev/kvm ] && chgrp kvm /dev/kvm && chmod 0660 /dev/kvm
-ip link set lo up
-ip link set eth0 up
-ip addr add 10.0.2.15/24 dev eth0
-ip route add default via 10.0.2.2
+# ifupdown's state lives in /run/network (a tmpfs here, as under systemd).
+mkdir -p /run/network
+ifup lo
+ifup eth0 || echo "fleet-guest: ifup eth0 failed"
 useradd -m -s /bin/bash ansible
 [ -n "${kvm_group:-}" ] && adduser ansible kvm >/dev/null
 echo 'ansible ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/ansible
@@ -138,6 +161,8 @@ EOF
   (cd "$root" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 --reproducible) \
     > "$tmp/out/root.cpio" || die "cpio failed"
   echo "$rel" > "$tmp/out/release"
+  # What the tests check before booting it (tests/support/ssh_guest.cpp).
+  echo "$VERSION" > "$tmp/out/version"
   touch "$tmp/out/.complete"
   rm -rf "$dest"
   mv "$tmp/out" "$dest"

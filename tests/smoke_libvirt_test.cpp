@@ -84,22 +84,7 @@ protected:
         fs::remove_all(tmp_, ec);
     }
 
-    static void ensure_network_and_pool() {
-        auto& d = *daemon_;
-        if (d.virsh({"net-info", "default"}).exit_code != 0) {
-            ASSERT_EQ(d.virsh({"net-define", "/usr/share/libvirt/networks/default.xml"}).exit_code, 0);
-        }
-        if (d.virsh({"net-info", "default"}).out.find("Active:         no") != std::string::npos) {
-            ASSERT_EQ(d.virsh({"net-start", "default"}).exit_code, 0);
-        }
-        if (d.virsh({"pool-info", "default"}).exit_code != 0) {
-            ASSERT_EQ(d.virsh({"pool-define-as", "default", "dir", "--target", "/var/lib/libvirt/images"}).exit_code, 0);
-            ASSERT_EQ(d.virsh({"pool-build", "default"}).exit_code, 0);
-        }
-        if (d.virsh({"pool-info", "default"}).out.find("running") == std::string::npos) {
-            ASSERT_EQ(d.virsh({"pool-start", "default"}).exit_code, 0);
-        }
-    }
+    static void ensure_network_and_pool() { ASSERT_EQ(daemon_->ensure_default_network_and_pool(), ""); }
 
     // Starts the real binary inside the daemon's namespaces (nsenter execs
     // it, so the PID is kvmready's own) with TMPDIR set to the test's directory.

@@ -93,15 +93,19 @@ nlohmann::json present(const Args& a) {
     if (ar.exit_code == 77) throw ParamError("kvmready fix needs root to apply: use become: true on this task");
     const nlohmann::json res = parse_json_output(ar, "kvmready fix --apply");
     bool changed = false;
-    for (const auto& st : res.value("steps", nlohmann::json::array()))
+    std::string why;  // the failed step and its error: what Ansible shows
+    for (const auto& st : res.value("steps", nlohmann::json::array())) {
         if (st.value("status", "") == "done") changed = true;
+        if (st.value("status", "") == "failed" && why.empty())
+            why = fmt::format("[{}] {}: {}", st.value("fix_id", ""), st.value("summary", ""), st.value("detail", ""));
+    }
     out["changed"] = changed;
     out["failed"] = !res.value("ok", false);
     out["run_id"] = res.value("run_id", nlohmann::json());
     out["result"] = res;
     out["rc"] = ar.exit_code;
     out["msg"] = res.value("ok", false) ? fmt::format("applied {} (run {})", util::join(sel.ids, ", "), res.value("run_id", std::string()))
-                                        : fmt::format("kvmready fix --apply failed: {}", util::trim(ar.err));
+                                        : fmt::format("kvmready fix --apply failed: {}", why.empty() ? util::trim(ar.err) : why);
     return out;
 }
 

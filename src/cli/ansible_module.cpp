@@ -23,7 +23,7 @@ const std::vector<std::string>& module_params(const std::string& module) {
     static const std::vector<std::string> check{"fail_on", "checks", "user"};
     static const std::vector<std::string> fix{"state",  "confirm", "only", "run_id",    "user",   "connect",  "network",
                                               "pool",   "bridge",  "subnet", "pool_path", "uplink", "hugepages"};
-    static const std::vector<std::string> smoke{"accel", "guest", "timeout"};
+    static const std::vector<std::string> smoke{"accel", "guest", "timeout", "connect", "network", "pool"};
     static const std::vector<std::string> bundle{"dest", "redact"};
     static const std::vector<std::string> none;
     if (module == "check") return check;
@@ -177,15 +177,17 @@ nlohmann::json module_smoke(const Args& a) {
     if (!accel.empty()) args.insert(args.end(), {"--accel", accel});
     if (!guest.empty()) args.insert(args.end(), {"--guest", guest});
     if (!timeout.empty()) args.insert(args.end(), {"--timeout", timeout});
+    // Which libvirt, network and pool the throwaway VM uses (kvmready smoke's defaults otherwise).
+    for (const auto& [param, flag] : std::vector<std::pair<std::string, std::string>>{{"connect", "--connect"}, {"network", "--network"}, {"pool", "--pool"}})
+        if (const std::string v = a.str(param, ""); !v.empty()) args.insert(args.end(), {flag, v});
     // The smoke test creates and removes its own throwaway domain: it leaves
     // nothing behind, so it is not a change, and check mode may run it too.
     const host::RunResult r = run_self(args, 900 * 1000);
     const nlohmann::json result = parse_json_output(r, "kvmready smoke");
-    return {{"changed", false},
-            {"failed", r.exit_code != 0},
-            {"rc", r.exit_code},
-            {"msg", r.exit_code == 0 ? std::string("the smoke test passed") : util::trim(r.err.empty() ? result.dump() : r.err)},
-            {"smoke", result}};
+    // msg: the run's own one-line verdict (which step failed and why).
+    std::string msg = result.contains("verdict") && result["verdict"].is_string() ? result["verdict"].get<std::string>() : "";
+    if (msg.empty()) msg = r.exit_code == 0 ? std::string("the smoke test passed") : util::trim(r.err.empty() ? result.dump() : r.err);
+    return {{"changed", false}, {"failed", r.exit_code != 0}, {"rc", r.exit_code}, {"msg", msg}, {"smoke", result}};
 }
 
 nlohmann::json module_bundle(const Args& a) {

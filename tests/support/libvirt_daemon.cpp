@@ -30,6 +30,9 @@
 #include <stdexcept>
 #include <thread>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 extern char** environ;
 
 namespace kvmready::testsupport {
@@ -517,6 +520,22 @@ host::RunResult LibvirtDaemon::virsh(const std::vector<std::string>& args, int t
     std::vector<std::string> argv = {"virsh", "-q", "-c", uri()};
     argv.insert(argv.end(), args.begin(), args.end());
     return host::run_process(argv, timeout_ms);
+}
+
+std::string LibvirtDaemon::ensure_default_network_and_pool() const {
+    auto must = [this](const std::vector<std::string>& args) {
+        const auto r = virsh(args);
+        return r.exit_code == 0 ? std::string() : fmt::format("virsh {} failed: {}{}", fmt::join(args, " "), r.err, r.error);
+    };
+    std::string e;
+    if (virsh({"net-info", "default"}).exit_code != 0 && !(e = must({"net-define", "/usr/share/libvirt/networks/default.xml"})).empty()) return e;
+    if (virsh({"net-info", "default"}).out.find("Active:         no") != std::string::npos && !(e = must({"net-start", "default"})).empty()) return e;
+    if (virsh({"pool-info", "default"}).exit_code != 0) {
+        if (!(e = must({"pool-define-as", "default", "dir", "--target", "/var/lib/libvirt/images"})).empty()) return e;
+        if (!(e = must({"pool-build", "default"})).empty()) return e;
+    }
+    if (virsh({"pool-info", "default"}).out.find("running") == std::string::npos) return must({"pool-start", "default"});
+    return "";
 }
 
 host::RunResult LibvirtDaemon::run_inside(const std::vector<std::string>& argv, int timeout_ms, const std::string& as_user,

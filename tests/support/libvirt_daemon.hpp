@@ -93,6 +93,10 @@ public:
 
     // `virsh -c uri() ARGS...`, from outside the namespaces.
     host::RunResult virsh(const std::vector<std::string>& args, int timeout_ms = 20000) const;
+    // The NAT network `default` and the dir pool `default` (at
+    // /var/lib/libvirt/images, private to the daemon), defined and started
+    // unless they are already: what `kvmready smoke` uses. "" or what failed.
+    std::string ensure_default_network_and_pool() const;
     // argv in the daemons' network and mount namespaces (PATH is searched).
     // as_user: run as that user (its primary group and supplementary groups,
     // plus extra_groups: a session that holds a group the database does not list).

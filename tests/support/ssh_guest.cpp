@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <thread>
 
 #include <fmt/format.h>
@@ -15,6 +16,9 @@
 namespace kvmready::testsupport {
 
 namespace fs = std::filesystem;
+
+// scripts/fetch-fleet-guest-root.sh's VERSION the tests need at least.
+constexpr int kFleetGuestRootVersion = 5;
 
 SshGuestEnv find_ssh_guest_env() {
     SshGuestEnv e;
@@ -30,6 +34,9 @@ SshGuestEnv find_ssh_guest_env() {
     // The root is built for one kernel release: its modules must match.
     else if (fs::exists(kdir / "release") && read_text(root / "release") != read_text(kdir / "release"))
         missing.emplace_back("a fleet guest root for the current guest kernel (run scripts/fetch-fleet-guest-root.sh)");
+    // Version 5 has what the bridge and .deb tests need (ifupdown, bridge-utils, python3-apt).
+    else if (std::atoi(read_text(root / "version").c_str()) < kFleetGuestRootVersion)
+        missing.push_back(fmt::format("a fleet guest root of version {} or later (run scripts/fetch-fleet-guest-root.sh)", kFleetGuestRootVersion));
     for (const char* tool : {"ssh", "ssh-keygen", "ansible-playbook"})
         if (!find_in_path(tool)) missing.push_back(fmt::format("{} (apt-get install openssh-client ansible-core)", tool));
     for (size_t i = 0; i < missing.size(); ++i) e.missing += (i ? "; " : "") + missing[i];
