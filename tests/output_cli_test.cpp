@@ -212,6 +212,21 @@ TEST(OutputCli, TextAndJsonStayByteIdentical) {
     EXPECT_EQ(run({"check", "--root", "intel-vtx", "--format", "yaml"}).exit_code, 64);
 }
 
+// A usage error names the tool and the subcommand, so a script's log says
+// which call was wrong.
+TEST(OutputCli, UsageErrorsNameTheSubcommand) {
+    const Proc fleet = run({"fleet"});
+    EXPECT_EQ(fleet.exit_code, 64);
+    EXPECT_EQ(fleet.out, "");
+    EXPECT_EQ(fleet.err.rfind("kvmready fleet: ", 0), 0u) << fleet.err;
+    EXPECT_NE(fleet.err.find("reports is required"), std::string::npos) << fleet.err;
+    EXPECT_NE(fleet.err.find("kvmready fleet --help"), std::string::npos) << fleet.err;
+    const Proc check = run({"check", "--bogus"});
+    EXPECT_EQ(check.exit_code, 64);
+    EXPECT_EQ(check.err.rfind("kvmready check: ", 0), 0u) << check.err;
+    EXPECT_NE(check.err.find("--bogus"), std::string::npos) << check.err;
+}
+
 // The packaged timer's own command line: several formats from one run, each
 // file whole, stdout only the chosen format.
 TEST(OutputCli, OneRunWritesEveryFormat) {

@@ -89,7 +89,11 @@ int run(int argc, char** argv) {
     } catch (const CLI::CallForVersion& e) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
-        app.exit(e);
+        // CLI11's own print names neither the tool nor the subcommand
+        // ("reports is required"): a script's log needs both.
+        std::string where = "kvmready";
+        for (const CLI::App* sub : app.get_subcommands()) where += " " + sub->get_name();
+        std::cerr << where << ": " << e.what() << "\nRun `" << where << " --help` for its options.\n";
         return kExitUsage;
     }
     try {
