@@ -173,7 +173,7 @@ UdevSnapshot enumerate_live() {
     // the same uevent files, resolving each path one component at a time:
     // 1.3 ms of a 7 ms check on these machines against 0.5 ms
     // (DevicesLive.SysfsEnumerationMatchesLibudev holds the two equal,
-    // BM_EnumeratePci measures them).
+    // BM_EnumerateDevices{Libudev,Sysfs} measure them).
     if (::access("/run/udev/data", F_OK) == 0) return enumerate_udev();
     return enumerate_sysfs_live();
 }
