@@ -316,6 +316,13 @@ std::unique_ptr<LibvirtPending> start(const std::string& uri, int timeout_ms, Li
     // The wire client's own deadline falls a little after this side's, so
     // the timeout is always decided here, with the calls still open named.
     const auto wire_deadline = start + std::chrono::milliseconds(timeout_ms) + std::chrono::milliseconds(50);
+    // No socket file: the query ends at its first connect (ENOENT) and can
+    // never hang, so it runs here; a thread would only compete for the CPUs
+    // the other probes use (check on a host with libvirt installed, stopped).
+    if (const std::string sock = libvirt_socket_for(uri, path_exists); !sock.empty() && !path_exists(sock)) {
+        Query(pending, client, wire_deadline).run(uri);
+        return std::make_unique<InFlight>(pending, start, timeout_ms);
+    }
     std::thread([pending, uri, client, wire_deadline] { Query(pending, client, wire_deadline).run(uri); }).detach();
     return std::make_unique<InFlight>(pending, start, timeout_ms);
 }
