@@ -156,7 +156,7 @@ void passthrough_check(const Facts& f, const Results& r, Finding& out) {
 
 void register_devices(std::vector<CheckSpec>& r) {
     r.push_back({ids::devices_passthrough, "PCI devices that can be assigned to guests", Level::Optional, {ids::iommu_enabled.text},
-                 "PCI devices through libudev (/sys/bus/pci/devices: class, IDs, driver, driver_override, config space for ACS, "
+                 "PCI devices through libudev, or sysfs where no udev database exists (/sys/bus/pci/devices: class, IDs, driver, driver_override, config space for ACS, "
                  "reset_method, sriov_totalvfs/numvfs, boot_vga), /sys/kernel/iommu_groups, /proc/interrupts (remapped IR- "
                  "chips), /sys/module and modules.builtin/modules.dep (vfio, vfio_pci, vfio_iommu_type1), the block devices "
                  "under / (/proc/self/mountinfo, slaves) and the default route's interfaces (/proc/net/route, ipv6_route).",

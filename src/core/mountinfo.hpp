@@ -1,8 +1,9 @@
 // /proc/self/mountinfo: one parser for every probe that asks which
 // filesystem holds a path (/, /dev, libvirt's images, a pool's target) or
-// which mounts exist (cgroups, hugetlbfs, securityfs). probe() reads it once
-// and hands the table to the areas it runs; an area probed on its own reads
-// its own (ProbeOptions::mounts unset).
+// which mounts exist (cgroups, hugetlbfs, securityfs). probe()'s file-reading
+// thread reads it once for the areas it runs; the virt area, on its own
+// thread, and an area probed on its own read their own (ProbeOptions::mounts
+// unset).
 #pragma once
 
 #include <string>

@@ -239,12 +239,8 @@ void parse_cpuinfo(const std::string& text, CpuFacts& out) {
     }
 }
 
-Facts probe(const host::Host& h, const ProbeOptions& options) {
+Facts probe(const host::Host& h, const ProbeOptions& opt) {
     Facts f;
-    // Four areas ask mountinfo; the kernel formats it anew for each read.
-    const MountTable mounts = read_mount_table(h);
-    ProbeOptions opt = options;
-    opt.mounts = &mounts;
     f.source = h.source();
     f.request = opt.request;
     // libvirt answers in milliseconds, or never (a hung daemon): beside the rest.
@@ -256,19 +252,25 @@ Facts probe(const host::Host& h, const ProbeOptions& options) {
     // delay, the critical path does not.
     f.kernel.release = trimmed_or_empty(h, "/proc/sys/kernel/osrelease");
     std::thread files([&] {
+        // Four of these areas ask mountinfo, which the kernel formats anew
+        // for each read: read once, here rather than before the threads
+        // start, where it would delay the ioctl test.
+        const MountTable mounts = read_mount_table(h);
+        ProbeOptions fopt = opt;
+        fopt.mounts = &mounts;
         f.kernel.cmdline = trimmed_or_empty(h, "/proc/cmdline");
         f.kernel.hostname = trimmed_or_empty(h, "/proc/sys/kernel/hostname");
         f.identity = h.identity();
         f.kernel.os_id = read_os_id(h);
-        probe_cpu(h, opt, f);
-        probe_msrs(h, opt, f);
+        probe_cpu(h, fopt, f);
+        probe_msrs(h, fopt, f);
         probe_modules(h, f);
         probe_device(h, f);
-        probe_access(h, opt, f);
+        probe_access(h, fopt, f);
         probe_hypervisor(h, mounts, f);
-        if (opt.areas & kAreaNet) probe_net(h, opt, f);
-        if (opt.areas & kAreaSystem) probe_system(h, opt, f);
-        if (opt.areas & kAreaDevices) probe_devices(h, opt, f);
+        if (opt.areas & kAreaNet) probe_net(h, fopt, f);
+        if (opt.areas & kAreaSystem) probe_system(h, fopt, f);
+        if (opt.areas & kAreaDevices) probe_devices(h, fopt, f);
     });
     if (opt.kvm_api) {
         f.kvm = h.probe_kvm("/dev/kvm");

@@ -37,8 +37,8 @@ struct ProbeOptions {
     // overlap them): only for `fix` on the host itself. They identify the
     // host, so bundles and --record trees leave them out.
     bool config_addresses = false;
-    // The host's mounts, read once by probe() for all areas; unset, an area
-    // probed on its own reads them itself.
+    // The host's mounts, read once by probe() for the areas of its
+    // file-reading thread; unset, an area reads them itself.
     const MountTable* mounts = nullptr;
 };
 
