@@ -116,7 +116,7 @@ TEST(VirtParse, XmlEntitiesCommentsAndErrors) {
     EXPECT_TRUE(parse_domcaps("<domainCapabilities><vcpu max='99999999999999'/></domainCapabilities>").present);
     VirtNetwork odd;
     EXPECT_NO_THROW(parse_network_xml("<network><ip address='10.0.0.1' netmask='255.x.0.999999999999'/></network>", odd));
-    EXPECT_NO_THROW(mount_fstype("1 0 0:1 / /a\\8xx rw - ext4 x rw\n", "/a"));
+    EXPECT_NO_THROW(mount_covering(parse_mountinfo("1 0 0:1 / /a\\8xx rw - ext4 x rw\n"), "/a"));
 }
 
 TEST(VirtParse, QemuConfUserAndGroup) {
@@ -136,6 +136,14 @@ TEST(VirtParse, QemuConfUserAndGroup) {
     QemuUserFacts examples;
     parse_qemu_conf("#       user = \"qemu\"   # A user named \"qemu\"\n#user = \"100\"  # example\n", examples);
     EXPECT_EQ(examples.user, "") << "indented or annotated examples are not defaults";
+}
+
+// The filesystem type at path and, in *mount_point, where it is mounted.
+std::string mount_fstype(const std::string& mountinfo, const std::string& path, std::string* mount_point = nullptr) {
+    const auto mounts = parse_mountinfo(mountinfo);
+    const Mount* m = mount_covering(mounts, path);
+    if (mount_point) *mount_point = m ? m->entry.mountpoint : "";
+    return m ? m->entry.fstype : "";
 }
 
 TEST(VirtParse, MountInfoLongestPrefixAndEscapes) {

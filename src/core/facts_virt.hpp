@@ -167,8 +167,5 @@ void parse_pool_xml(const std::string& xml, VirtPool& out);
 void parse_qemu_conf(const std::string& text, QemuUserFacts& out);
 // "QEMU emulator version 7.2.22 (Debian ...)" -> "7.2.22"
 std::string parse_qemu_version(const std::string& output);
-// The filesystem type and mount point holding path: the longest mount point
-// in /proc/self/mountinfo that is a prefix of path (later mounts win ties).
-std::string mount_fstype(const std::string& mountinfo, const std::string& path, std::string* mount_point = nullptr);
 
 }  // namespace kvmready

@@ -361,13 +361,6 @@ std::string parse_qemu_version(const std::string& output) {
     return output.substr(b, e - b);
 }
 
-std::string mount_fstype(const std::string& mountinfo, const std::string& path, std::string* mount_point) {
-    const auto mounts = parse_mountinfo(mountinfo);
-    const Mount* m = mount_covering(mounts, path);
-    if (mount_point) *mount_point = m ? m->entry.mountpoint : "";
-    return m ? m->entry.fstype : "";
-}
-
 void probe_virt(const host::Host& h, const ProbeOptions& opt, Facts& f) {
     VirtFacts& v = f.virt;
     v.probed = true;

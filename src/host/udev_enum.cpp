@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -59,69 +60,71 @@ void parse_uevent(const std::string& text, std::map<std::string, std::string>& o
     }
 }
 
+// The entries of a sysfs directory of links (/sys/bus/pci/devices,
+// /sys/class/net) with the device path each resolves to, in libudev's order
+// (by that path) so a recording does not depend on the directory's. An
+// entry removed since the listing is left out.
+std::vector<std::pair<std::string, std::string>> linked_devices(const std::string& dir, std::error_code& ec) {
+    namespace fs = std::filesystem;
+    std::vector<std::pair<std::string, std::string>> out;
+    fs::directory_iterator it(dir, ec);
+    if (ec) return out;
+    for (const auto& entry : it) {
+        std::error_code gone;
+        const fs::path target = fs::read_symlink(entry.path(), gone);
+        if (!gone) out.emplace_back(entry.path().filename().string(), (fs::path(dir) / target).lexically_normal().string());
+    }
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
+    return out;
+}
+
 // The PCI devices as libudev lists them where no udev database exists:
 // the uevent file's properties plus the two libudev adds from the path.
 void add_sysfs_pci(UdevSnapshot& s) {
-    namespace fs = std::filesystem;
-    const fs::path bus = "/sys/bus/pci/devices";
+    const std::string bus = "/sys/bus/pci/devices";
     std::error_code ec;
-    fs::directory_iterator it(bus, ec);
-    if (ec) {
-        // No PCI bus (a microVM): libudev lists nothing either.
-        if (ec != std::errc::no_such_file_or_directory) s.error = fmt::format("listing {}: {}", bus.string(), ec.message());
-        return;
-    }
-    std::vector<UdevDevice> found;
-    for (const auto& entry : it) {
+    const auto links = linked_devices(bus, ec);
+    // No PCI bus (a microVM): libudev lists nothing either.
+    if (ec && ec != std::errc::no_such_file_or_directory) s.error = fmt::format("listing {}: {}", bus, ec.message());
+    for (const auto& [name, syspath] : links) {
+        if (!is_pci_address(name)) continue;
         UdevDevice x;
-        x.sysname = entry.path().filename().string();
-        const fs::path target = fs::read_symlink(entry.path(), ec);
-        if (ec || !is_pci_address(x.sysname)) continue;  // removed since the listing
         x.subsystem = "pci";
-        x.syspath = (bus / target).lexically_normal().string();
-        parse_uevent(file_text(x.syspath + "/uevent"), x.properties);
-        x.properties["DEVPATH"] = x.syspath.substr(4);  // without "/sys"
+        x.sysname = name;
+        x.syspath = syspath;
+        parse_uevent(file_text(syspath + "/uevent"), x.properties);
+        x.properties["DEVPATH"] = syspath.substr(4);  // without "/sys"
         x.properties["SUBSYSTEM"] = "pci";
         if (auto d = x.properties.find("DRIVER"); d != x.properties.end()) x.driver = d->second;
-        x.pci_parent = pci_device_in_path(x.syspath.substr(0, x.syspath.rfind('/')));
-        found.push_back(std::move(x));
+        x.pci_parent = pci_device_in_path(syspath.substr(0, syspath.rfind('/')));
+        s.devices.push_back(std::move(x));
     }
-    std::sort(found.begin(), found.end(), [](const UdevDevice& a, const UdevDevice& b) { return a.syspath < b.syspath; });
-    for (auto& x : found) s.devices.push_back(std::move(x));
 }
 
 // /sys/class/SUBSYSTEM/NAME links to the device's place under /sys/devices.
 void add_class_devices(const std::string& subsystem, UdevSnapshot& s) {
-    namespace fs = std::filesystem;
-    const fs::path cls = "/sys/class/" + subsystem;
+    const std::string cls = "/sys/class/" + subsystem;
     std::error_code ec;
-    fs::directory_iterator it(cls, ec);
-    if (ec) {
-        if (s.error.empty()) s.error = fmt::format("listing {}: {}", cls.string(), ec.message());
-        return;
-    }
-    std::vector<UdevDevice> found;
-    for (const auto& entry : it) {
-        const fs::path target = fs::read_symlink(entry.path(), ec);
-        if (ec) continue;  // removed since the listing
+    const auto links = linked_devices(cls, ec);
+    if (ec && s.error.empty()) s.error = fmt::format("listing {}: {}", cls, ec.message());
+    for (const auto& [name, syspath] : links) {
         UdevDevice x;
         x.subsystem = subsystem;
-        x.sysname = entry.path().filename().string();
-        x.syspath = (cls / target).lexically_normal().string();
-        x.pci_parent = pci_device_in_path(x.syspath);
+        x.sysname = name;
+        x.syspath = syspath;
+        x.pci_parent = pci_device_in_path(syspath);
         if (subsystem == "block") {
             // A partition's directory sits inside its disk's.
-            x.devtype = fs::exists(x.syspath + "/partition", ec) ? "partition" : "disk";
-            x.devnum = first_line(x.syspath + "/dev");
-        } else if (const std::string t = first_line(x.syspath + "/uevent"); t.rfind("DEVTYPE=", 0) == 0) {
-            x.devtype = t.substr(8);  // "bridge", "vlan", "wlan"; physical NICs have none
+            std::error_code none;
+            x.devtype = std::filesystem::exists(syspath + "/partition", none) ? "partition" : "disk";
+            x.devnum = first_line(syspath + "/dev");
+        } else {
+            std::map<std::string, std::string> uevent;
+            parse_uevent(file_text(syspath + "/uevent"), uevent);
+            x.devtype = uevent["DEVTYPE"];  // "bridge", "vlan", "wlan"; physical NICs have none
         }
-        found.push_back(std::move(x));
+        s.devices.push_back(std::move(x));
     }
-    // In libudev's order (by sysfs path), so a recording does not depend on
-    // the directory's.
-    std::sort(found.begin(), found.end(), [](const UdevDevice& a, const UdevDevice& b) { return a.syspath < b.syspath; });
-    for (auto& x : found) s.devices.push_back(std::move(x));
 }
 
 }  // namespace
